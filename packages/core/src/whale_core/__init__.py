@@ -1,0 +1,27 @@
+"""Shared plumbing of whale-reid: typed configs, atomic writes, safe image loading, offline env.
+
+Every package of the monorepo depends on this one and on nothing else of the project
+(except the embedder, which also uses whale_retrieval for validation MAP@5).
+"""
+
+from whale_core.config import Config, ConfigError
+from whale_core.env import OFFLINE_ENV, configure_offline_env
+from whale_core.errors import InputError
+from whale_core.images import ImageLoadError, load_rgb, resolve_image_path
+from whale_core.io import atomic_path, atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+
+__all__ = [
+    "OFFLINE_ENV",
+    "Config",
+    "ConfigError",
+    "ImageLoadError",
+    "InputError",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_csv",
+    "atomic_write_json",
+    "atomic_write_text",
+    "configure_offline_env",
+    "load_rgb",
+    "resolve_image_path",
+]

@@ -1,0 +1,104 @@
+"""Safe image loading: every photo the project reads goes through `load_rgb`.
+
+Handles what real survey folders contain — EXIF-rotated JPEGs, grayscale, CMYK, palette and
+alpha PNGs, 16-bit PNGs, PNG bytes behind a .jpg name — and refuses what it must (corrupt or
+truncated files, text files, decompression bombs) with an `ImageLoadError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from whale_core.errors import InputError
+
+#: Largest photo accepted, in pixels (≈ 12k × 8k). Larger ones are refused before decoding.
+MAX_IMAGE_PIXELS = 100_000_000
+
+
+class ImageLoadError(InputError):
+    """A photo that cannot be used; the message starts with its path."""
+
+
+def resolve_image_path(images_dir: str | os.PathLike[str], name: str) -> Path:
+    """Join an image name from a CSV onto its folder, refusing names that escape the folder.
+
+    Args:
+        images_dir: the folder the CSV's names are relative to.
+        name: the image name as written in the CSV (may contain sub-folders).
+
+    Raises:
+        InputError: for empty, absolute or `..`-containing names.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"empty image name (images folder {images_dir})")
+    if name.startswith(("/", "\\")) or os.path.isabs(name) or (len(name) > 1 and name[1] == ":"):
+        raise InputError(f"image name {name!r} is an absolute path; names must be relative to {images_dir}")
+    parts = Path(name.replace("\\", "/")).parts
+    if ".." in parts:
+        raise InputError(f"image name {name!r} would escape the images folder {images_dir}")
+    return Path(images_dir) / name
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = arr.max() if arr.size else 0.0
+        scale = 255.0 / 65535.0 if hi > 255 else 1.0
+        img = Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), mode="L")
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGB", img.size, (0, 0, 0))
+        background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def load_rgb(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Open a photo as an upright 8-bit RGB image.
+
+    EXIF orientation is applied; alpha is composited on black; 16-bit channels are scaled to 8 bits.
+
+    Args:
+        path: the photo's path (format is sniffed from the bytes, not the name).
+        max_pixels: refuse photos with more pixels than this (decompression-bomb guard).
+
+    Raises:
+        ImageLoadError: missing, empty, not an image, truncated/corrupt, or too large; the message
+            starts with the path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"{path}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise ImageLoadError(
+                        f"{path}: {width}x{height} pixels is over the limit of {max_pixels:,} (decompression-bomb guard)"
+                    )
+                if width < 1 or height < 1:
+                    raise ImageLoadError(f"{path}: image has no pixels")
+                img.load()
+                img = ImageOps.exif_transpose(img) or img
+                return _to_rgb(img)
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{path}: not an image file (unrecognised format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(f"{path}: image is too large (decompression-bomb guard)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageLoadError(f"{path}: corrupt or truncated image ({err})") from None

@@ -1,0 +1,64 @@
+"""Atomic file writes: the one helper every writer in the project uses.
+
+A file is written to a hidden temporary name in the same folder, flushed to disk and renamed
+over the target only when complete, so a process killed at any moment leaves either the old
+file or none — never a half-written file that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`, on error removed.
+
+    Use it for writers that want a filename (torch.save, PIL's save, faiss.write_index, ...).
+    The temporary name keeps the target's suffix so format-sniffing writers behave the same.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to `path` atomically and return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write UTF-8 `text` to `path` atomically and return the path."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2) -> Path:
+    """Write `obj` as pretty, key-sorted JSON (NaN refused: JSON has no NaN) atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True, allow_nan=False) + "\n")
+
+
+def atomic_write_csv(path: str | os.PathLike[str], frame: pd.DataFrame, **to_csv_kwargs: Any) -> Path:
+    """Write a DataFrame as CSV (no index, '\\n' line endings) atomically."""
+    to_csv_kwargs.setdefault("index", False)
+    to_csv_kwargs.setdefault("lineterminator", "\n")
+    return atomic_write_text(path, frame.to_csv(**to_csv_kwargs))
