@@ -74,7 +74,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         key_tp, val_tp = get_args(tp) or (Any, Any)
         return types.MappingProxyType(
-            {_coerce(k, key_tp, f"{where}") : _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
+            {_coerce(k, key_tp, f"{where}"): _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()}
         )
     if origin is typing.Literal:
         if value not in get_args(tp):

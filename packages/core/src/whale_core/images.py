@@ -87,7 +87,7 @@ def load_rgb(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS
                 width, height = img.size
                 if width * height > max_pixels:
                     raise ImageLoadError(
-                        f"{path}: {width}x{height} pixels is over the limit of {max_pixels:,} (decompression-bomb guard)"
+                        f"{path}: {width}x{height} pixels is over the limit of {max_pixels:,} (bomb guard)"
                     )
                 if width < 1 or height < 1:
                     raise ImageLoadError(f"{path}: image has no pixels")

@@ -1,0 +1,73 @@
+"""MLflow set-up shared by the stages: tracking URI, reachability check, experiment, standard tags.
+
+Tracking URI: `MLFLOW_TRACKING_URI` if set, else params `tracking.uri`, else an embedded SQLite file
+`mlflow.db` at the repo root. An unreachable server fails within seconds, before any training, with
+the URI in the message — or, when `tracking.local_fallback` is true, the stage goes on with the local
+SQLite store and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+from whale_core import Config, InputError
+
+log = logging.getLogger(__name__)
+LOCAL_URI = "sqlite:///mlflow.db"
+
+
+@dataclass(frozen=True)
+class TrackingConfig(Config):
+    """params.yaml `tracking`: where runs go."""
+
+    SECTION = "tracking"
+    experiment: str = "whale-reid"
+    uri: str | None = None
+    local_fallback: bool = False
+    connect_timeout_s: float = 5.0
+
+
+def _reachable(uri: str, timeout_s: float) -> bool:
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return True
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "localhost", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def configure_tracking(cfg: TrackingConfig) -> str:
+    """Point MLflow at the configured store and experiment; return the tracking URI in use.
+
+    Raises:
+        InputError: the tracking server cannot be reached (and `local_fallback` is off).
+    """
+    import mlflow
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri or LOCAL_URI
+    if not _reachable(uri, cfg.connect_timeout_s):
+        if not cfg.local_fallback:
+            raise InputError(
+                f"MLflow tracking server {uri} is unreachable (set tracking.local_fallback: true to log to {LOCAL_URI})"
+            )
+        log.warning("MLflow tracking server %s is unreachable; logging to the local store %s instead", uri, LOCAL_URI)
+        uri = LOCAL_URI
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(cfg.experiment)
+    return uri
+
+
+def standard_tags(stage: str, digest: str, **extra: Any) -> dict[str, str]:
+    """Tags every run carries: stage, git sha, params digest (what `select` filters on) and extras."""
+    from pipelines._common import git_sha
+
+    return {"stage": stage, "git_sha": git_sha(), "params_digest": digest, **{k: str(v) for k, v in extra.items()}}
