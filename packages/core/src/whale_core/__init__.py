@@ -7,7 +7,7 @@ Every package of the monorepo depends on this one and on nothing else of the pro
 from whale_core.config import Config, ConfigError
 from whale_core.env import OFFLINE_ENV, configure_offline_env
 from whale_core.errors import InputError
-from whale_core.images import ImageLoadError, load_rgb, resolve_image_path
+from whale_core.images import ImageLoadError, load_rgb, resolve_image_path, verify_image
 from whale_core.io import atomic_path, atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "configure_offline_env",
     "load_rgb",
     "resolve_image_path",
+    "verify_image",
 ]

@@ -102,3 +102,36 @@ def load_rgb(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS
         raise ImageLoadError(f"{path}: image is too large (decompression-bomb guard)") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageLoadError(f"{path}: corrupt or truncated image ({err})") from None
+
+
+def verify_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """Check that a photo decodes, cheaply (JPEGs decode at 1/8 scale), and return its upright (width, height).
+
+    Raises:
+        ImageLoadError: as `load_rgb` would, naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"{path}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise ImageLoadError(f"{path}: {width}x{height} pixels is over the limit of {max_pixels:,}")
+                orientation = img.getexif().get(0x0112, 1)
+                if img.format == "JPEG":
+                    img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                img.load()
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{path}: not an image file (unrecognised format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(f"{path}: image is too large (decompression-bomb guard)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageLoadError(f"{path}: corrupt or truncated image ({err})") from None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)

@@ -1,0 +1,65 @@
+"""Helpers for running stage scripts for real, in a temporary working directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_stage(stage: str, cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `python -m pipelines.<stage>` in `cwd` as DVC would; returns the completed process."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", f"pipelines.{stage}", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write_params(cwd: Path, params: dict) -> None:
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def make_kaggle_layout(root: Path, n_train: int = 8, n_test: int = 3) -> Path:
+    """A minimal Kaggle-layout folder: noise JPEGs, 3 individuals, a species typo, a sample submission."""
+    raw = root / "raw"
+    (raw / "train_images").mkdir(parents=True)
+    (raw / "test_images").mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for i in range(n):
+            pixels = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(raw / f"{split}_images" / f"{split}{i:02d}.jpg")
+    species = ["bottlenose_dolpin", "beluga", "kiler_whale"]
+    pd.DataFrame(
+        {
+            "image": [f"train{i:02d}.jpg" for i in range(n_train)],
+            "species": [species[i % 3] for i in range(n_train)],
+            "individual_id": [f"id{i % 3}" for i in range(n_train)],
+        }
+    ).to_csv(raw / "train.csv", index=False)
+    pd.DataFrame(
+        {"image": [f"test{i:02d}.jpg" for i in range(n_test)], "predictions": ["new_individual"] * n_test}
+    ).to_csv(raw / "sample_submission.csv", index=False)
+    return raw
+
+
+@pytest.fixture
+def kaggle_workdir(tmp_path: Path) -> Path:
+    make_kaggle_layout(tmp_path)
+    write_params(tmp_path, {"data": {"raw_dir": "raw"}, "prepare": {"n_folds": 3, "seed": 1}})
+    return tmp_path
