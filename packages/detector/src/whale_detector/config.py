@@ -1,0 +1,116 @@
+"""Typed params sections of the detector package: `detector` (training) and `crop` (detection + cropping)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from whale_core import Config
+
+#: Detector classes, in YOLO class-id order (the `region` column of boxes tables).
+REGIONS: tuple[str, ...] = ("fullbody", "backfin")
+
+
+@dataclass(frozen=True)
+class DetectorConfig(Config):
+    """params.yaml `detector`: the YOLO model, its input size, schedule and augmentation.
+
+    Attributes:
+        model: an ultralytics model yaml (`yolo11n.yaml`, `yolov5x6u.yaml`, ...) built from scratch, or a path
+            to a LOCAL weights file to fine-tune. A bare `*.pt` name that is not a local file is refused
+            (ultralytics would download it).
+        imgsz: square training/inference input side in pixels.
+        val_fraction: share of photos (by image, hash-based so stable under reordering) held out for mAP.
+        max_train_images: train on at most this many of the training photos (None: all) — the CPU budget knob.
+        device: ultralytics device string: `cpu`, `0`, `0,1`, or `""` for the best available.
+        workers: dataloader worker processes.
+        threads: torch CPU threads (None: all cores; ultralytics alone would leave one core idle).
+        cache: keep decoded training images in RAM (fast for small data sets, too big for the full Kaggle set).
+        amp: mixed precision (GPU only; ultralytics then runs its AMP self-check, which needs a local yolo11n.pt).
+        optimizer: ultralytics optimizer name (`SGD`, `AdamW`, `auto`, ...).
+        lr0: initial learning rate.
+        warmup_epochs: ultralytics linear warm-up length in epochs.
+        close_mosaic: switch mosaic off for this many final epochs.
+        patience: early-stopping patience in epochs.
+        seed: split and training seed.
+        mosaic, mixup, fliplr, flipud, hsv_h, hsv_s, hsv_v, scale, translate, degrees: ultralytics augmentation
+            strengths (probabilities for mosaic/mixup/flips, fractions for the rest, degrees for rotation).
+    """
+
+    SECTION = "detector"
+    model: str = "yolo11n.yaml"
+    imgsz: int = 320
+    epochs: int = 20
+    batch: int = 16
+    val_fraction: float = 0.15
+    max_train_images: int | None = None
+    device: str = "cpu"
+    workers: int = 2
+    threads: int | None = None
+    cache: bool = True
+    amp: bool = False
+    optimizer: str = "auto"
+    lr0: float = 0.01
+    warmup_epochs: float = 1.0
+    close_mosaic: int = 2
+    patience: int = 100
+    seed: int = 0
+    mosaic: float = 1.0
+    mixup: float = 0.0
+    fliplr: float = 0.5
+    flipud: float = 0.0
+    hsv_h: float = 0.015
+    hsv_s: float = 0.7
+    hsv_v: float = 0.4
+    scale: float = 0.5
+    translate: float = 0.1
+    degrees: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.imgsz < 32 or self.epochs < 1 or self.batch < 1:
+            raise ValueError("imgsz must be >= 32, epochs and batch >= 1")
+
+
+@dataclass(frozen=True)
+class CropConfig(Config):
+    """params.yaml `crop`: where boxes come from and how crops are cut and stored.
+
+    Attributes:
+        box_source: `detector` (predict with the trained weights) or `boxes_csv` (use given boxes, no detector).
+        boxes_csv: the boxes file for `box_source: boxes_csv` (image,region,x1,y1,x2,y2[,conf]; pixels).
+        conf_threshold: boxes below this confidence are ignored (the photo then falls back to the whole image).
+        iou_nms: NMS IoU threshold of the detector.
+        margin_frac: grow each box by this fraction of its width/height on every side (clipped to the photo).
+        imgsz: detector input side for prediction (None: the size the detector was trained at).
+        batch: photos per prediction batch.
+        device: ultralytics device string for prediction.
+        max_side_px: crops larger than this on their longer side are downscaled (aspect ratio kept);
+            e.g. 2x the embedder's input so later stages read small files.
+        jpeg_quality: JPEG quality of stored crops.
+        workers: threads decoding/cropping/encoding photos in parallel.
+    """
+
+    SECTION = "crop"
+    box_source: Literal["detector", "boxes_csv"] = "detector"
+    boxes_csv: str | None = None
+    conf_threshold: float = 0.25
+    iou_nms: float = 0.7
+    margin_frac: float = 0.05
+    imgsz: int | None = None
+    batch: int = 16
+    device: str = "cpu"
+    max_side_px: int = 512
+    jpeg_quality: int = 95
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.conf_threshold <= 1.0:
+            raise ValueError(f"conf_threshold must be in [0, 1], got {self.conf_threshold}")
+        if self.margin_frac < 0.0:
+            raise ValueError(f"margin_frac must be >= 0, got {self.margin_frac}")
+        if self.box_source == "boxes_csv" and not self.boxes_csv:
+            raise ValueError("box_source 'boxes_csv' needs boxes_csv: <path>")
+        if self.max_side_px < 8 or not 1 <= self.jpeg_quality <= 100 or self.batch < 1 or self.workers < 1:
+            raise ValueError("max_side_px >= 8, jpeg_quality in [1, 100], batch >= 1 and workers >= 1 required")

@@ -1,0 +1,162 @@
+"""Train the fullbody/backfin YOLO detector with ultralytics, offline and without its side effects."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from whale_core import InputError
+from whale_detector.config import REGIONS, DetectorConfig
+from whale_detector.dataset import write_yolo_dataset
+from whale_detector.yolo_env import prepare_ultralytics
+
+log = logging.getLogger(__name__)
+
+EpochCallback = Callable[[dict[str, float], int], None]
+_AUGMENT_KEYS = ("mosaic", "mixup", "fliplr", "flipud", "hsv_h", "hsv_s", "hsv_v", "scale", "translate", "degrees")
+_SCHEDULE_KEYS = ("epochs", "batch", "imgsz", "device", "workers", "optimizer", "lr0", "warmup_epochs", "amp")
+
+
+@dataclass(frozen=True)
+class DetectorResult:
+    """Outcome of `train_detector`.
+
+    Attributes:
+        weights: the best checkpoint (by ultralytics' fitness 0.1*mAP50 + 0.9*mAP50-95 on val).
+        args_yaml: ultralytics' record of every training argument.
+        map50, map50_95: overall val mAP of the best checkpoint.
+        per_class: {region: {"map50": ..., "map50_95": ...}}; None where val has no box of that region.
+        history: one dict of losses/metrics per epoch, in order (the same dicts `on_epoch_end` received).
+    """
+
+    weights: Path
+    args_yaml: Path
+    map50: float
+    map50_95: float
+    per_class: dict[str, dict[str, float | None]]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float | None]:
+        """Flat metric dict (`map50`, `map50_95`, `<region>_map50`, `<region>_map50_95`) for JSON/MLflow."""
+        flat: dict[str, float | None] = {"map50": self.map50, "map50_95": self.map50_95}
+        for region, values in self.per_class.items():
+            flat.update({f"{region}_{key}": value for key, value in values.items()})
+        return flat
+
+
+def metric_name(key: str) -> str:
+    """Ultralytics metric key → a plain name MLflow accepts: `metrics/mAP50-95(B)` → `val_map50_95`."""
+    key = key.replace("metrics/", "val_").replace("(B)", "").replace("/", "_").replace("-", "_")
+    return re.sub(r"[^0-9a-zA-Z_]", "_", key).lower()
+
+
+def _check_model(model: str) -> None:
+    if model.endswith((".pt", ".pth", ".onnx")) and not Path(model).is_file():
+        raise InputError(
+            f"detector.model: weights file {model!r} not found (nothing is downloaded: use a local weights file "
+            "or a model yaml such as yolo11n.yaml)"
+        )
+
+
+def _epoch_callbacks(history: list[dict[str, float]], on_epoch_end: EpochCallback | None) -> dict[str, Callable]:
+    """Callbacks that record per-epoch losses + val metrics (skipping ultralytics' extra final-eval call)."""
+    finished: set[int] = set()
+
+    def on_train_epoch_end(trainer: Any) -> None:
+        finished.add(int(trainer.epoch))
+
+    def on_fit_epoch_end(trainer: Any) -> None:
+        epoch = int(trainer.epoch)
+        if epoch not in finished:  # final_eval re-fires this hook with epoch+1
+            return
+        finished.discard(epoch)
+        values = {**trainer.label_loss_items(trainer.tloss, prefix="train"), **(trainer.metrics or {})}
+        values.update({f"lr_pg{i}": lr for i, lr in enumerate(trainer.lr.values())} if trainer.lr else {})
+        metrics = {metric_name(k): float(v) for k, v in values.items() if math.isfinite(float(v))}
+        history.append(metrics)
+        if on_epoch_end is not None:
+            on_epoch_end(metrics, epoch + 1)
+
+    return {"on_train_epoch_end": on_train_epoch_end, "on_fit_epoch_end": on_fit_epoch_end}
+
+
+def _final_metrics(trainer: Any) -> tuple[float, float, dict[str, dict[str, float | None]]]:
+    box = trainer.validator.metrics.box
+    per_class: dict[str, dict[str, float | None]] = {r: {"map50": None, "map50_95": None} for r in REGIONS}
+    for i, cls in enumerate(box.ap_class_index):
+        per_class[REGIONS[int(cls)]] = {"map50": float(box.ap50[i]), "map50_95": float(box.ap[i])}
+    return float(box.map50), float(box.map), per_class
+
+
+def train_detector(
+    cfg: DetectorConfig,
+    boxes: pd.DataFrame,
+    images_dir: Path,
+    work_dir: Path,
+    *,
+    on_epoch_end: EpochCallback | None = None,
+) -> DetectorResult:
+    """Train YOLO on the boxes of `images_dir`'s photos; everything is written under `work_dir`.
+
+    `work_dir/dataset/` holds the ultralytics dataset (symlinks + labels + its caches) and
+    `work_dir/runs/train/` the run (weights/best.pt, args.yaml, results.csv). Nothing is downloaded and no
+    file is written elsewhere (ultralytics' settings/fonts live in `$YOLO_CONFIG_DIR`).
+
+    Args:
+        boxes: image, region, x1, y1, x2, y2 (pixels); photos without a row are not used.
+        on_epoch_end: called after each epoch with losses and val metrics (`train_box_loss`, `val_map50`,
+            `val_map50_95`, ...) and the 1-based epoch.
+
+    Raises:
+        InputError: bad boxes/photos (naming file and row) or a model weights file that does not exist.
+    """
+    _check_model(cfg.model)
+    prepare_ultralytics(cfg.threads)
+    from ultralytics import YOLO
+
+    work_dir = Path(work_dir)
+    dataset = write_yolo_dataset(
+        boxes,
+        images_dir,
+        work_dir / "dataset",
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+        max_train_images=cfg.max_train_images,
+    )
+    model = YOLO(cfg.model, task="detect")
+    history: list[dict[str, float]] = []
+    for event, callback in _epoch_callbacks(history, on_epoch_end).items():
+        model.add_callback(event, callback)
+    options = {key: getattr(cfg, key) for key in _AUGMENT_KEYS + _SCHEDULE_KEYS}
+    log.info("training %s on %d photos (%d val)", cfg.model, len(dataset.train_images), len(dataset.val_images))
+    model.train(
+        data=str(dataset.data_yaml),
+        project=str((work_dir / "runs").resolve()),
+        name="train",
+        exist_ok=True,
+        cache="ram" if cfg.cache else False,
+        close_mosaic=min(cfg.close_mosaic, cfg.epochs),
+        patience=cfg.patience,
+        seed=cfg.seed,
+        plots=False,
+        verbose=False,
+        **options,
+    )
+    trainer = model.trainer
+    map50, map50_95, per_class = _final_metrics(trainer)
+    log.info("detector val mAP50 %.3f, mAP50-95 %.3f (%s)", map50, map50_95, per_class)
+    return DetectorResult(
+        weights=Path(trainer.best),
+        args_yaml=Path(trainer.save_dir) / "args.yaml",
+        map50=map50,
+        map50_95=map50_95,
+        per_class=per_class,
+        history=history,
+    )

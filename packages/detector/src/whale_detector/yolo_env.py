@@ -1,0 +1,61 @@
+"""Make ultralytics behave offline and stay out of the caller's business.
+
+Out of the box, ultralytics (8.4) turns on its MLflow/DVC/ClearML/... callbacks whenever the library is
+installed (its MLflow callback creates `mlflow.db`/`mlruns/` in the working dir and ends the caller's run),
+sends usage events, downloads `Arial.ttf` when it builds a dataset, and pins torch to cpu_count-1 threads.
+`prepare_ultralytics()` undoes all that; every module of this package calls it before using YOLO.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from whale_core import configure_offline_env
+
+log = logging.getLogger(__name__)
+
+#: Integration switches of ultralytics' settings file; all off (the stage scripts log to MLflow themselves).
+_SETTINGS_OFF = ("sync", "mlflow", "dvc", "clearml", "comet", "raytune", "tensorboard", "wandb", "hub", "neptune")
+_FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
+
+
+def _install_fonts(config_dir: Path) -> None:
+    """Put a local TTF where ultralytics looks for Arial, so it never tries to download one."""
+    import matplotlib
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for name in _FONTS:
+        target = config_dir / name
+        if not target.exists() and source.is_file():
+            shutil.copyfile(source, target)
+
+
+def prepare_ultralytics(threads: int | None = None) -> None:
+    """Set ultralytics up for offline, side-effect-free use in this process (idempotent).
+
+    Sets the offline environment (settings under `$YOLO_CONFIG_DIR`, default `./.cache/ultralytics`) before
+    the first import of ultralytics, switches off every integration callback and usage event, provides the
+    fonts locally, and makes ultralytics' device selection use `threads` torch threads.
+
+    Args:
+        threads: torch CPU threads for training/prediction (None: all cores).
+    """
+    configure_offline_env()
+    import ultralytics.utils as ul_utils
+    import ultralytics.utils.torch_utils as ul_torch
+    from ultralytics import settings
+
+    known = {key: False for key in _SETTINGS_OFF if key in settings}
+    if any(settings.get(key) is not False for key in known):
+        settings.update(known)
+    _install_fonts(Path(ul_utils.USER_CONFIG_DIR))
+    n_threads = max(1, threads or os.cpu_count() or 1)
+    # select_device() calls torch.set_num_threads(NUM_THREADS) with its own module-level copy of the constant.
+    ul_torch.NUM_THREADS = n_threads
+    torch.set_num_threads(n_threads)
