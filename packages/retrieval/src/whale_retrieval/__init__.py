@@ -1,1 +1,46 @@
-"""placeholder"""
+"""Embeddings to five answers: MAP@5, exact kNN, `new_individual` post-processing, tuning, ensembles.
+
+Pure numpy + FAISS + scikit-learn + Optuna + pandas (no torch): usable by the embedder for
+validation MAP@5 and by the tune/predict stages.
+"""
+
+from whale_retrieval.config import KnnConfig, TuneConfig
+from whale_retrieval.knn import build_index, check_embeddings, knn_recall_at_k, knn_search
+from whale_retrieval.metrics import NEW_INDIVIDUAL, known_new_groups, map_at_5, map_at_5_by_group, map_at_5_per_image
+from whale_retrieval.predict import DEFAULT_K_NEIGHBORS, predict_top5
+from whale_retrieval.ranking import PAD_ID, PAD_SCORE, RankedIndividuals, most_frequent_ids, rank_individuals
+from whale_retrieval.thresholds import (
+    insert_new_individual,
+    map5_with_threshold,
+    query_species,
+    species_thresholds,
+    sweep_thresholds,
+    threshold_for_new_share,
+)
+
+__all__ = [
+    "DEFAULT_K_NEIGHBORS",
+    "NEW_INDIVIDUAL",
+    "PAD_ID",
+    "PAD_SCORE",
+    "KnnConfig",
+    "RankedIndividuals",
+    "TuneConfig",
+    "build_index",
+    "check_embeddings",
+    "insert_new_individual",
+    "knn_recall_at_k",
+    "knn_search",
+    "known_new_groups",
+    "map5_with_threshold",
+    "map_at_5",
+    "map_at_5_by_group",
+    "map_at_5_per_image",
+    "most_frequent_ids",
+    "predict_top5",
+    "query_species",
+    "rank_individuals",
+    "species_thresholds",
+    "sweep_thresholds",
+    "threshold_for_new_share",
+]

@@ -1,0 +1,64 @@
+"""Typed, frozen configs of the retrieval package (one params.yaml section each)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from whale_core import Config
+
+
+@dataclasses.dataclass(frozen=True)
+class KnnConfig(Config):
+    """How nearest neighbours are searched.
+
+    Attributes:
+        index: "flat" = exact inner product (default); "ivf" / "hnsw" = approximate FAISS indexes for
+            galleries of millions (check them with `knn_recall_at_k`).
+        memory_budget_mb: bounds the per-chunk working memory when `chunk_size` is not given.
+        ivf_nlist: IVF cells (trained on the gallery); `ivf_nprobe`: cells visited per query.
+        hnsw_m: HNSW graph degree; `hnsw_ef_search`: HNSW search breadth.
+        use_gpu: move the index to a GPU when faiss was built with GPU support (falls back to CPU
+            with a warning otherwise).
+        seed: seed of IVF training.
+    """
+
+    SECTION = "knn"
+
+    index: Literal["flat", "ivf", "hnsw"] = "flat"
+    memory_budget_mb: int = 256
+    ivf_nlist: int = 1024
+    ivf_nprobe: int = 32
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+    use_gpu: bool = False
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneConfig(Config):
+    """The post-processing search of `tune_postprocessing`.
+
+    Attributes:
+        n_trials: total Optuna trials wanted in the study (a resumed study only runs the missing ones).
+        seed: TPE sampler seed.
+        threshold_min, threshold_max, threshold_step: range and step of the global threshold (cosine
+            similarity), shared by the grid baseline and Optuna.
+        k_neighbors_min, k_neighbors_max: range of neighbours per query (tuned when min < max).
+        per_species: tune one threshold offset per species (needs species arrays).
+        species_offset_max: offsets are searched in [-max, +max] on `threshold_step`.
+        blend_weight_max: classifier blend weight range [0, max] (tuned only when logits are given).
+    """
+
+    SECTION = "tune"
+
+    n_trials: int = 60
+    seed: int = 42
+    threshold_min: float = 0.0
+    threshold_max: float = 1.0
+    threshold_step: float = 0.02
+    k_neighbors_min: int = 50
+    k_neighbors_max: int = 50
+    per_species: bool = False
+    species_offset_max: float = 0.2
+    blend_weight_max: float = 1.0
