@@ -1,0 +1,103 @@
+"""knn_search against a numpy brute force: values, order, ties (lowest gallery index first), errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from whale_core import InputError
+from whale_retrieval import KnnConfig, knn_recall_at_k, knn_search
+
+
+def brute_force(query: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Full cosine matrix sorted by (similarity desc, index asc)."""
+    q = query / np.linalg.norm(query, axis=1, keepdims=True)
+    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    sims = (q @ g.T).astype(np.float32)
+    gallery_index = np.broadcast_to(np.arange(len(gallery)), sims.shape)
+    order = np.lexsort((gallery_index, -sims), axis=1)[:, :k]
+    return np.take_along_axis(sims, order, axis=1), order
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1, 7, 64])
+def test_matches_brute_force_on_random_data(chunk_size: int | None) -> None:
+    rng = np.random.default_rng(0)
+    query, gallery = rng.normal(size=(101, 24)), rng.normal(size=(333, 24)) * 3.0
+    sims, idx = knn_search(query, gallery, 10, chunk_size=chunk_size)
+    want_sims, want_idx = brute_force(query, gallery, 10)
+    assert sims.dtype == np.float32 and idx.dtype == np.int64 and sims.shape == (101, 10)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_allclose(sims, want_sims, atol=1e-6)
+    assert (np.diff(sims, axis=1) <= 0).all()
+
+
+def exact_tie_vectors(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:
+    """Unit vectors with four entries of ±0.5: every dot product is a multiple of 1/4, exact in float32."""
+    out = np.zeros((n, dim), dtype=np.float32)
+    for row in out:
+        row[rng.choice(dim, size=4, replace=False)] = rng.choice([-0.5, 0.5], size=4)
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_ties_go_to_the_lowest_gallery_index_even_at_the_kth_place(k: int) -> None:
+    rng = np.random.default_rng(1)
+    query, gallery = exact_tie_vectors(rng, 40), exact_tie_vectors(rng, 300)
+    sims, idx = knn_search(query, gallery, k, chunk_size=13)
+    want_sims, want_idx = brute_force(query, gallery, k)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(sims, want_sims)
+
+
+def test_duplicate_gallery_rows_are_listed_in_index_order() -> None:
+    rng = np.random.default_rng(2)
+    gallery = rng.normal(size=(50, 8))
+    gallery[[7, 30, 44]] = gallery[3]
+    _, idx = knn_search(gallery[3:4], gallery, 4)
+    assert idx[0].tolist() == [3, 7, 30, 44]
+
+
+def test_k_is_capped_at_the_gallery_size() -> None:
+    rng = np.random.default_rng(3)
+    sims, idx = knn_search(rng.normal(size=(5, 4)), rng.normal(size=(3, 4)), 10)
+    assert sims.shape == (5, 3) and sorted(idx[0].tolist()) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("which", "bad_rows", "value", "message"),
+    [
+        ("query", [2, 9], np.nan, r"query embeddings: 2 row\(s\) contain NaN or inf \(rows 2, 9\)"),
+        ("gallery", [0], np.inf, r"gallery embeddings: 1 row\(s\) contain NaN or inf \(rows 0\)"),
+        ("gallery", [4, 5, 6, 7, 8, 11], 0.0, r"gallery embeddings: 6 row\(s\) have zero norm \(rows 4, 5, 6, 7, 8, "),
+    ],
+)
+def test_bad_rows_are_named(which: str, bad_rows: list[int], value: float, message: str) -> None:
+    rng = np.random.default_rng(4)
+    arrays = {"query": rng.normal(size=(12, 6)), "gallery": rng.normal(size=(20, 6))}
+    if value == 0.0:
+        arrays[which][bad_rows] = 0.0
+    else:
+        arrays[which][bad_rows, 1] = value
+    with pytest.raises(InputError, match=message):
+        knn_search(arrays["query"], arrays["gallery"], 3)
+
+
+def test_shape_errors() -> None:
+    with pytest.raises(InputError, match="dimension 4 differs from gallery dimension 5"):
+        knn_search(np.ones((2, 4)), np.ones((3, 5)), 1)
+    with pytest.raises(InputError, match="2-D"):
+        knn_search(np.ones(4), np.ones((3, 4)), 1)
+    with pytest.raises(InputError, match="k must be at least 1"):
+        knn_search(np.ones((2, 4)), np.ones((3, 4)), 0)
+
+
+@pytest.mark.parametrize("index", ["ivf", "hnsw"])
+def test_approximate_indexes_report_recall(index: str) -> None:
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(20, 32))
+    gallery = np.repeat(centres, 100, axis=0) + 0.3 * rng.normal(size=(2000, 32))
+    query = centres[rng.integers(0, 20, 50)] + 0.3 * rng.normal(size=(50, 32))
+    config = KnnConfig(index=index, ivf_nlist=16, ivf_nprobe=16, hnsw_ef_search=256)
+    # visiting every IVF cell is exhaustive, and HNSW with a wide beam on 2k points finds nearly all
+    recall = knn_recall_at_k(query, gallery, 10, config)
+    assert recall >= (1.0 if index == "ivf" else 0.95)
