@@ -1,0 +1,48 @@
+// Review page: keyboard navigation between queries, a decision per query, CSV export.
+(function () {
+  const data = JSON.parse(document.getElementById("review-data").textContent);
+  const sections = Array.from(document.querySelectorAll("section.query"));
+  let current = 0;
+  function show(i) {
+    if (!sections.length) return;
+    current = (i + sections.length) % sections.length;
+    sections.forEach((s, j) => s.classList.toggle("active", j === current));
+    document.getElementById("position").textContent = (current + 1) + " / " + sections.length;
+  }
+  function choose(i, value) {
+    const radio = sections[current].querySelector("input[type=radio][value='" + value + "']");
+    if (radio) { radio.checked = true; }
+  }
+  document.addEventListener("keydown", (e) => {
+    if (e.target.tagName === "INPUT" && e.target.type === "text") return;
+    if (e.key === "ArrowRight" || e.key === "j") show(current + 1);
+    else if (e.key === "ArrowLeft" || e.key === "k") show(current - 1);
+    else if (/^[1-5]$/.test(e.key)) choose(current, "c" + (Number(e.key) - 1));
+    else if (e.key === "n") { choose(current, "new"); sections[current].querySelector("input[type=text]").focus(); e.preventDefault(); }
+  });
+  function csvCell(v) { v = String(v); return /[",\n\r]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v; }
+  function decisionsCsv() {
+    const rows = [["photo", "decision", "individual_id"]];
+    sections.forEach((s, i) => {
+      const q = data.queries[i];
+      const picked = s.querySelector("input[type=radio]:checked");
+      if (!picked || picked.value === "skip") return;
+      if (picked.value === "new") {
+        const name = s.querySelector("input[type=text]").value.trim();
+        if (name) rows.push([q.photo, "new", name]);
+      } else {
+        rows.push([q.photo, "match", q.candidates[Number(picked.value.slice(1))]]);
+      }
+    });
+    return rows.map((r) => r.map(csvCell).join(",")).join("\n") + "\n";
+  }
+  window.decisionsCsv = decisionsCsv;
+  document.getElementById("export").addEventListener("click", () => {
+    const blob = new Blob([decisionsCsv()], { type: "text/csv" });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = "decisions.csv";
+    a.click();
+  });
+  show(0);
+})();

@@ -1,0 +1,85 @@
+"""Assemble the selected ensemble's embeddings from the `train_embedder` outputs.
+
+Layout read: `embeddings/<model>/fold<k>/{train,test}.npz` with arrays `image` (str) and `emb`
+(float32, L2-normalised) — every train and test photo embedded by that fold's best checkpoint.
+
+Out-of-fold retrieval without leaks: to score fold k, the queries are the train photos of fold k
+and the gallery the photos of the other folds, all embedded by the members trained *without*
+fold k — the selected checkpoints of fold k. So no embedding model has seen the queries it is
+tuned on (the reference tuned on a fold most of its ensemble had trained on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from whale_core import InputError
+from whale_retrieval import concat_embeddings
+
+EMBEDDINGS_DIR = Path("embeddings")
+
+
+def load_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(image ids, float32 embeddings) from an `.npz` written by train_embedder (no pickles)."""
+    if not path.is_file():
+        raise InputError(f"{path}: embeddings file not found (run the train_embedder stage)")
+    with np.load(path, allow_pickle=False) as data:
+        if "image" not in data or "emb" not in data:
+            raise InputError(f"{path}: expected arrays 'image' and 'emb', found {sorted(data.files)}")
+        ids, emb = data["image"].astype(str), data["emb"].astype(np.float32)
+    if len(ids) != len(emb):
+        raise InputError(f"{path}: {len(ids)} image ids but {len(emb)} embeddings")
+    return ids, emb
+
+
+def member_paths(members: pd.DataFrame, split: str, root: Path = EMBEDDINGS_DIR) -> list[Path]:
+    return [root / str(m) / f"fold{int(f)}" / f"{split}.npz" for m, f in zip(members["model"], members["fold"])]
+
+
+def ensemble_embeddings(
+    members: pd.DataFrame, split: str, images: pd.Series, root: Path = EMBEDDINGS_DIR
+) -> np.ndarray:
+    """The members' embeddings of `images` (in that order), each L2-normalised, concatenated, re-normalised."""
+    parts = []
+    for path in member_paths(members, split, root):
+        ids, emb = load_embeddings(path)
+        position = pd.Series(np.arange(len(ids)), index=ids)
+        missing = images[~images.isin(position.index)]
+        if len(missing):
+            raise InputError(f"{path}: no embedding for image {missing.iloc[0]!r}")
+        order = position.loc[images.to_numpy()].to_numpy()
+        parts.append((images.to_numpy().astype(str), emb[order]))
+    if not parts:
+        raise InputError("the selection has no members")
+    return concat_embeddings(parts)[1]
+
+
+@dataclass(frozen=True)
+class FoldSplit:
+    """One fold's out-of-fold retrieval problem."""
+
+    fold: int
+    query: pd.DataFrame
+    gallery: pd.DataFrame
+    query_emb: np.ndarray
+    gallery_emb: np.ndarray
+
+
+def oof_splits(members: pd.DataFrame, train: pd.DataFrame, root: Path = EMBEDDINGS_DIR) -> Iterator[FoldSplit]:
+    """For every fold that has selected members: queries = that fold, gallery = the rest."""
+    for fold in sorted(members["fold"].unique()):
+        fold_members = members[members["fold"] == fold]
+        emb = ensemble_embeddings(fold_members, "train", train["image"], root)
+        is_query = (train["fold"] == fold).to_numpy()
+        yield FoldSplit(
+            fold=int(fold),
+            query=train[is_query].reset_index(drop=True),
+            gallery=train[~is_query].reset_index(drop=True),
+            query_emb=emb[is_query],
+            gallery_emb=emb[~is_query],
+        )
