@@ -81,9 +81,7 @@ def check_images(frame: pd.DataFrame, images_dir: Path, csv_path: Path, workers:
             raise InputError(f"{csv_path} line {index + 2}: {err}") from None
     for index, path in zip(frame.index, paths):
         if not path.is_file():
-            raise InputError(
-                f"{csv_path} line {index + 2}: image {path.name!r} is listed but not in {images_dir}"
-            )
+            raise InputError(f"{csv_path} line {index + 2}: image {path.name!r} is listed but not in {images_dir}")
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(verify_image, paths))
 
