@@ -1,1 +1,30 @@
-"""placeholder"""
+"""Fullbody/backfin detection and cropping (step 1 of the recipe), on ultralytics YOLO.
+
+Public API: `DetectorConfig`/`CropConfig` (params sections `detector`/`crop`), `write_yolo_dataset`,
+`train_detector` → `DetectorResult`, `detect_boxes`, `given_boxes`, `crop_regions`, `box_iou`.
+Importing this package does not import ultralytics; the functions that need it set it up offline first.
+"""
+
+from whale_detector.boxes import box_iou, clip_boxes, expand_boxes, validate_boxes
+from whale_detector.config import REGIONS, CropConfig, DetectorConfig
+from whale_detector.crop import crop_regions, given_boxes
+from whale_detector.dataset import YoloDataset, write_yolo_dataset
+from whale_detector.detect import detect_boxes
+from whale_detector.train import DetectorResult, train_detector
+
+__all__ = [
+    "REGIONS",
+    "CropConfig",
+    "DetectorConfig",
+    "DetectorResult",
+    "YoloDataset",
+    "box_iou",
+    "clip_boxes",
+    "crop_regions",
+    "detect_boxes",
+    "expand_boxes",
+    "given_boxes",
+    "train_detector",
+    "validate_boxes",
+    "write_yolo_dataset",
+]

@@ -13,8 +13,6 @@ import os
 import shutil
 from pathlib import Path
 
-import torch
-
 from whale_core import configure_offline_env
 
 log = logging.getLogger(__name__)
@@ -47,6 +45,7 @@ def prepare_ultralytics(threads: int | None = None) -> None:
         threads: torch CPU threads for training/prediction (None: all cores).
     """
     configure_offline_env()
+    import torch
     import ultralytics.utils as ul_utils
     import ultralytics.utils.torch_utils as ul_torch
     from ultralytics import settings
