@@ -33,7 +33,9 @@ class DemoConfig(Config):
     n_individuals: int = 160
     max_photos_per_individual: int = 12
     singleton_fraction: float = 0.35
-    image_size: tuple[int, int] = (320, 512)
+    # `tuple[int, ...]` (length checked below): whale_core's fixed-length tuple coercion swaps
+    # annotation and value, so `tuple[int, int]` cannot be read from params.yaml yet.
+    image_size: tuple[int, ...] = (320, 512)
     difficulty: float = 0.5
     test_fraction: float = 0.2
     new_individual_fraction: float = 0.15
@@ -54,6 +56,8 @@ class DemoConfig(Config):
             raise bad("max_photos_per_individual", "must be between 2 and 1000")
         if not 0.0 <= self.singleton_fraction <= 1.0:
             raise bad("singleton_fraction", "must be between 0 and 1")
+        if len(self.image_size) != 2:
+            raise bad("image_size", "must be [min_width, max_width]")
         low, high = self.image_size
         if not MIN_WIDTH_PX <= low <= high <= MAX_WIDTH_PX:
             raise bad("image_size", f"need {MIN_WIDTH_PX} <= min <= max <= {MAX_WIDTH_PX}")
