@@ -5,6 +5,8 @@ validation MAP@5 and by the tune/predict stages.
 """
 
 from whale_retrieval.config import KnnConfig, TuneConfig
+from whale_retrieval.ensemble import concat_embeddings
+from whale_retrieval.gallery import GalleryIndex
 from whale_retrieval.knn import build_index, check_embeddings, knn_recall_at_k, knn_search
 from whale_retrieval.metrics import NEW_INDIVIDUAL, known_new_groups, map_at_5, map_at_5_by_group, map_at_5_per_image
 from whale_retrieval.predict import DEFAULT_K_NEIGHBORS, predict_top5
@@ -17,17 +19,21 @@ from whale_retrieval.thresholds import (
     sweep_thresholds,
     threshold_for_new_share,
 )
+from whale_retrieval.tuning import TuneResult, threshold_grid, tune_postprocessing
 
 __all__ = [
     "DEFAULT_K_NEIGHBORS",
     "NEW_INDIVIDUAL",
     "PAD_ID",
     "PAD_SCORE",
+    "GalleryIndex",
     "KnnConfig",
     "RankedIndividuals",
     "TuneConfig",
+    "TuneResult",
     "build_index",
     "check_embeddings",
+    "concat_embeddings",
     "insert_new_individual",
     "knn_recall_at_k",
     "knn_search",
@@ -43,4 +49,6 @@ __all__ = [
     "species_thresholds",
     "sweep_thresholds",
     "threshold_for_new_share",
+    "threshold_grid",
+    "tune_postprocessing",
 ]
