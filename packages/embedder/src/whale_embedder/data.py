@@ -73,7 +73,6 @@ class CropDataset(Dataset):
         train: augment (else resize + normalise only).
         class_index: label string → class number; rows get -1 without it.
         species_index: species string → number; -1 where absent.
-        flip: mirror every image horizontally (the flip-TTA pass).
     """
 
     def __init__(
@@ -85,7 +84,6 @@ class CropDataset(Dataset):
         train: bool,
         class_index: dict[str, int] | None = None,
         species_index: dict[str, int] | None = None,
-        flip: bool = False,
     ) -> None:
         regions = tuple(r for r, p in cfg.region_probs.items() if p > 0) if region == "mix" else (region,)
         if any(r not in REGIONS for r in regions):
@@ -98,7 +96,7 @@ class CropDataset(Dataset):
         self.labels = self._encode(df, "label", class_index)
         self.species = self._encode(df, "species", species_index)
         self.transform = build_transforms(cfg, train=train)
-        self.seed, self.epoch, self.flip = cfg.seed, 0, flip
+        self.seed, self.epoch = cfg.seed, 0
 
     @staticmethod
     def _encode(df: pd.DataFrame, column: str, index: dict[str, int] | None) -> np.ndarray:
@@ -117,8 +115,6 @@ class CropDataset(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, idx))
         region = self.regions[int(rng.choice(len(self.regions), p=self.region_p))] if len(self.regions) > 1 else None
         pixels = np.asarray(load_rgb(self.paths[region or self.regions[0]][idx]))
-        if self.flip:
-            pixels = np.ascontiguousarray(pixels[:, ::-1])
         self.transform.set_random_seed(int(rng.integers(2**31)))
         image = self.transform(image=pixels)["image"]
         return image, int(self.labels[idx]), int(self.species[idx])

@@ -1,0 +1,54 @@
+"""Training checkpoints: everything `resume` needs, loadable with `torch.load(weights_only=True)`.
+
+A checkpoint holds state dicts (model, optimizer, scheduler, grad scaler), RNG states, the epoch,
+the per-epoch history, the best score so far, the class and species names and the config as a
+plain dict — no pickled objects.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from whale_core import InputError, atomic_path
+from whale_embedder.config import EmbedderConfig
+from whale_embedder.model import EmbeddingModel
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Write `state` atomically (a killed run leaves the previous checkpoint intact)."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with `weights_only=True`.
+
+    Raises:
+        InputError: missing or unreadable file (the message names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise InputError(f"{path}: unreadable checkpoint ({str(err).splitlines()[0]})") from None
+
+
+def model_from_checkpoint(
+    path_or_state: str | os.PathLike[str] | dict[str, Any], map_location: str | torch.device = "cpu"
+) -> tuple[EmbeddingModel, EmbedderConfig]:
+    """Rebuild the trained `EmbeddingModel` (eval mode) and its config from a checkpoint."""
+    state = path_or_state if isinstance(path_or_state, dict) else load_checkpoint(path_or_state, map_location)
+    cfg = EmbedderConfig.from_dict(state["config"]).replace(pretrained=False, weights_file=None)
+    counts = state.get("class_counts")
+    model = EmbeddingModel(
+        cfg, len(state["classes"]), len(state.get("species", [])), None if counts is None else counts.numpy()
+    )
+    model.load_state_dict(state["model"])
+    return model.eval(), cfg

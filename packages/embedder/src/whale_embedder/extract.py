@@ -1,0 +1,87 @@
+"""Batched embedding extraction: L2-normalised float32 vectors in input order, optional flip-TTA."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from whale_embedder.config import EmbedderConfig
+from whale_embedder.data import CropDataset
+from whale_embedder.runtime import autocast, autocast_dtype, default_device
+
+log = logging.getLogger(__name__)
+
+
+def as_table(df_or_paths: pd.DataFrame | Sequence[str | os.PathLike[str]], region: str) -> pd.DataFrame:
+    """A crop table from either a table (returned as is) or a list of photo paths of `region`."""
+    if isinstance(df_or_paths, pd.DataFrame):
+        return df_or_paths
+    paths = [str(p) for p in df_or_paths]
+    return pd.DataFrame({"image": [os.path.basename(p) for p in paths], f"path_{region}": paths})
+
+
+@torch.inference_mode()
+def extract_embeddings(
+    model: torch.nn.Module,
+    df_or_paths: pd.DataFrame | Sequence[str | os.PathLike[str]],
+    cfg: EmbedderConfig,
+    *,
+    region: str | None = None,
+    flip_tta: bool | None = None,
+    device: torch.device | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Embed photos with `model.embed`, returning an (N, D) float32 array of unit rows in input order.
+
+    Args:
+        model: an `EmbeddingModel` (any module with `embed(images) -> (B, D)` works).
+        df_or_paths: a crop table with a `path_<region>` column, or a sequence of photo paths.
+        cfg: image size, batch size, workers, `amp` (bf16 autocast on CPUs with bf16 kernels).
+        region: crop column to read; defaults to `cfg.extract_region`.
+        flip_tta: also embed the horizontally mirrored image and average the two (then re-normalise);
+            defaults to `cfg.flip_tta`.
+        device: defaults to CUDA when available, else CPU.
+        progress: show a tqdm bar.
+
+    Raises:
+        FloatingPointError: the model produced non-finite embeddings.
+    """
+    region = region or cfg.extract_region
+    flip_tta = cfg.flip_tta if flip_tta is None else flip_tta
+    device = device or default_device()
+    table = as_table(df_or_paths, region)
+    if len(table) == 0:
+        return np.zeros((0, cfg.embedding_dim), dtype=np.float32)
+    loader = DataLoader(
+        CropDataset(table, cfg, region=region, train=False),
+        batch_size=cfg.eval_batch_size,
+        shuffle=False,
+        num_workers=cfg.num_workers,
+    )
+    dtype = autocast_dtype(cfg.amp, device, training=False)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    was_training = model.training
+    model.eval()
+    chunks = []
+    try:
+        for images, _, _ in tqdm(loader, desc="embed", disable=not progress, leave=False):
+            images = images.to(device, non_blocking=True).to(memory_format=memory_format)
+            with autocast(device, dtype):
+                emb = model.embed(images).float()
+                if flip_tta:
+                    emb = emb + model.embed(torch.flip(images, dims=[3])).float()
+            chunks.append(F.normalize(emb, dim=1).cpu())
+    finally:
+        model.train(was_training)
+    out = torch.cat(chunks).numpy().astype(np.float32, copy=False)
+    if not np.isfinite(out).all():
+        raise FloatingPointError(f"non-finite embeddings for {int((~np.isfinite(out).all(1)).sum())} photos")
+    return out

@@ -1,0 +1,248 @@
+"""Training of one CV fold: AdamW/Adam (×`head_lr_mult` head lr), warm-up + cosine, accumulation,
+autocast, a checkpoint every epoch, validation MAP@5 every epoch, exact resume.
+
+Resume is exact on the CPU path: data order is drawn from a generator seeded by (seed, epoch),
+augmentation by (seed, epoch, row), and model/optimizer/scheduler/RNG states are restored from
+`last.pt`, so an interrupted run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from timm.scheduler import CosineLRScheduler
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from tqdm.auto import tqdm
+
+from whale_core import InputError
+from whale_embedder import distributed as dist_utils
+from whale_embedder.checkpoint import load_checkpoint, save_checkpoint
+from whale_embedder.config import EmbedderConfig
+from whale_embedder.data import CropDataset
+from whale_embedder.evaluate import evaluate_model
+from whale_embedder.model import EmbeddingModel
+from whale_embedder.runtime import autocast, autocast_dtype, default_device, rng_states, seed_everything, set_rng_states
+
+log = logging.getLogger(__name__)
+EpochCallback = Callable[[dict[str, float], int], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldResult:
+    """Outcome of `train_fold`: the best epoch (by val MAP@5), its metrics and where the weights are."""
+
+    best_epoch: int
+    metrics: dict[str, float]
+    history: list[dict[str, float]]
+    best_path: Path
+    last_path: Path
+    classes: list[str]
+
+
+@dataclasses.dataclass
+class _Trainer:
+    """Everything one fold's training mutates (rebuilt identically on resume, then states loaded)."""
+
+    model: EmbeddingModel
+    optimizer: torch.optim.Optimizer
+    scheduler: CosineLRScheduler
+    scaler: torch.amp.GradScaler
+    dataset: CropDataset
+    classes: list[str]
+    species: list[str]
+    class_counts: np.ndarray
+    updates_per_epoch: int
+
+
+def _build(cfg: EmbedderConfig, train_df: pd.DataFrame, device: torch.device) -> _Trainer:
+    seed_everything(cfg.seed)
+    labels = train_df["label"].astype(str)
+    classes = sorted(labels.unique())
+    counts = labels.value_counts().reindex(classes).to_numpy()
+    species = sorted(train_df["species"].astype(str).unique()) if "species" in train_df.columns else []
+    dataset = CropDataset(
+        train_df,
+        cfg,
+        region=cfg.region,
+        train=True,
+        class_index={c: i for i, c in enumerate(classes)},
+        species_index={s: i for i, s in enumerate(species)},
+    )
+    model = EmbeddingModel(cfg, len(classes), len(species), counts).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    head_ids = {id(p) for p in model.head_parameters()}
+    groups = [
+        {"params": [p for p in model.parameters() if id(p) not in head_ids], "lr": cfg.lr},
+        {"params": model.head_parameters(), "lr": cfg.lr * cfg.head_lr_mult},
+    ]
+    opt_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_class(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    batches = len(dataset) // (cfg.batch_size * dist_utils.world_size())
+    if batches < 1:
+        raise InputError(f"train table: {len(dataset)} photos are fewer than one batch of {cfg.batch_size}")
+    updates_per_epoch = math.ceil(batches / cfg.grad_accum)
+    scheduler = CosineLRScheduler(
+        optimizer,
+        t_initial=cfg.epochs * updates_per_epoch,
+        lr_min=cfg.min_lr,
+        warmup_t=cfg.warmup_epochs * updates_per_epoch,
+        warmup_lr_init=cfg.lr * cfg.warmup_factor,
+        t_in_epochs=False,
+    )
+    dtype = autocast_dtype(cfg.amp, device, training=True)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    return _Trainer(model, optimizer, scheduler, scaler, dataset, classes, species, counts, updates_per_epoch)
+
+
+def _loader(cfg: EmbedderConfig, dataset: CropDataset, epoch: int) -> DataLoader:
+    dataset.set_epoch(epoch)
+    if dist_utils.is_distributed():
+        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+    else:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.num_workers)
+
+
+def _loss(model: torch.nn.Module, tr: _Trainer, cfg: EmbedderConfig, batch: tuple, device: torch.device):
+    images, labels, species = (t.to(device, non_blocking=True) for t in batch)
+    if cfg.channels_last:
+        images = images.to(memory_format=torch.channels_last)
+    emb = model(images)
+    loss = F.cross_entropy(tr.model.arcface(emb, labels), labels)
+    if tr.model.species_head is not None and (species >= 0).any():
+        loss = loss + cfg.species_loss_weight * F.cross_entropy(
+            tr.model.species_head(emb.float()), species, ignore_index=-1
+        )
+    return loss
+
+
+def _train_epoch(tr: _Trainer, cfg: EmbedderConfig, epoch: int, device: torch.device, progress: bool) -> dict:
+    model = DistributedDataParallel(tr.model) if dist_utils.is_distributed() else tr.model
+    model.train()
+    dtype = autocast_dtype(cfg.amp, device, training=True)
+    loader = _loader(cfg, tr.dataset, epoch)
+    total_loss, seen, start = 0.0, 0, time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch}", disable=not (progress and dist_utils.is_main_process()), leave=False)
+    tr.optimizer.zero_grad(set_to_none=True)
+    for i, batch in enumerate(bar):
+        with autocast(device, dtype):
+            loss = _loss(model, tr, cfg, batch, device)
+        tr.scaler.scale(loss / cfg.grad_accum).backward()
+        if (i + 1) % cfg.grad_accum == 0 or i + 1 == len(loader):
+            tr.scaler.step(tr.optimizer)
+            tr.scaler.update()
+            tr.optimizer.zero_grad(set_to_none=True)
+            tr.scheduler.step_update(epoch * tr.updates_per_epoch + (i // cfg.grad_accum) + 1)
+        total_loss += float(loss.detach()) * len(batch[0])
+        seen += len(batch[0])
+        speed = seen / max(time.perf_counter() - start, 1e-9)
+        lr = tr.optimizer.param_groups[0]["lr"]
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", lr=f"{lr:.2e}", img_s=f"{speed:.0f}")
+    train_loss = dist_utils.mean_over_ranks(total_loss / max(seen, 1), device)
+    return {"train_loss": train_loss, "lr": tr.optimizer.param_groups[0]["lr"], "images_per_s": speed}
+
+
+def _validate(tr: _Trainer, cfg: EmbedderConfig, train_df, val_df, device: torch.device) -> dict[str, float]:
+    if val_df is None or len(val_df) == 0:
+        return {}
+    metrics = None
+    if dist_utils.is_main_process():
+        scores = evaluate_model(tr.model, cfg, train_df, val_df, device=device)
+        metrics = {("val_threshold" if k == "threshold" else k): v for k, v in scores.items()}
+    return dist_utils.broadcast_object(metrics)
+
+
+def _state(tr: _Trainer, cfg: EmbedderConfig, epoch: int, history: list, best: dict | None) -> dict[str, Any]:
+    return {
+        "model": tr.model.state_dict(),
+        "optimizer": tr.optimizer.state_dict(),
+        "scheduler": tr.scheduler.state_dict(),
+        "scaler": tr.scaler.state_dict(),
+        "rng": rng_states(),
+        "epoch": epoch,
+        "history": history,
+        "best": best,
+        "config": cfg.to_dict(),
+        "classes": tr.classes,
+        "species": tr.species,
+        "class_counts": torch.from_numpy(tr.class_counts.astype(np.int64)),
+    }
+
+
+def _try_resume(tr: _Trainer, cfg: EmbedderConfig, last_path: Path) -> tuple[int, list, dict | None]:
+    state = load_checkpoint(last_path)
+    if state["config"] != cfg.to_dict() or state["classes"] != tr.classes:
+        log.warning("%s was trained with another config or class list; starting the fold afresh", last_path)
+        return 0, [], None
+    tr.model.load_state_dict(state["model"])
+    tr.optimizer.load_state_dict(state["optimizer"])
+    tr.scheduler.load_state_dict(state["scheduler"])
+    tr.scaler.load_state_dict(state["scaler"])
+    set_rng_states(state["rng"])
+    log.info("resuming %s after epoch %d", last_path, state["epoch"])
+    return state["epoch"] + 1, list(state["history"]), state["best"]
+
+
+def train_fold(
+    cfg: EmbedderConfig,
+    train_df: pd.DataFrame,
+    val_df: pd.DataFrame | None,
+    *,
+    out_dir: str | os.PathLike[str],
+    on_epoch_end: EpochCallback | None = None,
+    resume: bool = True,
+    device: torch.device | None = None,
+    progress: bool = True,
+) -> FoldResult:
+    """Train one fold, validating and checkpointing every epoch.
+
+    Args:
+        cfg: the model and recipe.
+        train_df: training crops (`image`, `label`, `path_<region>`, optional `species`).
+        val_df: held-out crops with labels (individuals absent from `train_df` count as
+            `new_individual`); None or empty skips validation and keeps the last epoch as best.
+        out_dir: receives `last.pt` (every epoch) and `best.pt` (best val MAP@5).
+        on_epoch_end: `callback(metrics, epoch)` with train_loss, lr, images_per_s and val_map5,
+            val_map5_known, val_map5_new, val_threshold; called after the epoch's checkpoint is written.
+        resume: continue from `out_dir/last.pt` when it exists and matches `cfg` and the classes.
+        device: defaults to CUDA when available, else CPU.
+        progress: tqdm bars.
+    """
+    device = device or default_device()
+    out_dir = Path(out_dir)
+    best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
+    tr = _build(cfg, train_df, device)
+    start_epoch, history, best = 0, [], None
+    if resume and last_path.is_file():
+        start_epoch, history, best = _try_resume(tr, cfg, last_path)
+    for epoch in range(start_epoch, cfg.epochs):
+        metrics = {**_train_epoch(tr, cfg, epoch, device, progress), **_validate(tr, cfg, train_df, val_df, device)}
+        history.append({"epoch": epoch, **metrics})
+        score = metrics.get("val_map5", float(epoch))
+        if best is None or score > best["score"]:
+            best = {"epoch": epoch, "score": score}
+            if dist_utils.is_main_process():
+                save_checkpoint(best_path, _state(tr, cfg, epoch, history, best))
+        if dist_utils.is_main_process():
+            save_checkpoint(last_path, _state(tr, cfg, epoch, history, best))
+        dist_utils.barrier()
+        log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        if on_epoch_end is not None:
+            on_epoch_end(metrics, epoch)
+    best_metrics = next(h for h in history if h["epoch"] == best["epoch"])
+    metrics = {k: v for k, v in best_metrics.items() if k.startswith("val_")}
+    return FoldResult(best["epoch"], metrics, history, best_path, last_path, tr.classes)
