@@ -50,7 +50,7 @@ def render_contact_sheet(raw_dir: Path, out_png: Path, n: int = 12, columns: int
         tile = image.resize((int(image.width * scale), int(image.height * scale)), Image.Resampling.LANCZOS)
         x0, y0 = (k % columns) * TILE_PX[0], (k // columns) * (TILE_PX[1] + CAPTION_PX)
         sheet.paste(tile, (x0, y0))
-        if k % 2 == 0:
+        if (k + k // columns) % 2 == 0:  # a checkerboard, so every column shows boxes somewhere
             for box in boxes[boxes["image"] == photo.image].itertuples():
                 corners = [x0 + box.x1 * scale, y0 + box.y1 * scale, x0 + box.x2 * scale, y0 + box.y2 * scale]
                 draw.rectangle(corners, outline=BOX_COLORS[box.region], width=2)
