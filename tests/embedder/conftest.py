@@ -60,3 +60,15 @@ def crops(tmp_path_factory) -> pd.DataFrame:
 @pytest.fixture()
 def tiny_cfg() -> EmbedderConfig:
     return EmbedderConfig.from_dict(TINY)
+
+
+@pytest.fixture()
+def crop_maker():
+    """`make_crops` for tests that lay out their own folders."""
+    return make_crops
+
+
+@pytest.fixture()
+def tiny_params() -> dict:
+    """The tiny config as a params-style dict."""
+    return dict(TINY)

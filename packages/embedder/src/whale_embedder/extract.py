@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from whale_core import atomic_path
 from whale_embedder.config import EmbedderConfig
 from whale_embedder.data import CropDataset
 from whale_embedder.runtime import autocast, autocast_dtype, default_device
@@ -85,3 +86,13 @@ def extract_embeddings(
     if not np.isfinite(out).all():
         raise FloatingPointError(f"non-finite embeddings for {int((~np.isfinite(out).all(1)).sum())} photos")
     return out
+
+
+def save_embeddings(path: str | os.PathLike[str], images: Sequence[str], emb: np.ndarray, **columns) -> None:
+    """Write an npz of `image` (unicode array), `emb` and extra aligned columns, loadable without pickle."""
+    arrays = {"image": np.asarray([str(i) for i in images], dtype=str), "emb": np.asarray(emb, dtype=np.float32)}
+    for name, values in columns.items():
+        values = np.asarray(values)
+        arrays[name] = values.astype(str) if values.dtype == object else values
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)

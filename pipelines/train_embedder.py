@@ -1,0 +1,145 @@
+"""Stage `train_embedder --model NAME`: train every configured CV fold of one zoo model, embed, log.
+
+Reads `data/prepared/{train,test}.csv` and `data/crops/<region>/<split>/<image>.jpg`; writes
+`models/embedder/<model>/fold<k>/{best,last}.pt`, `embeddings/<model>/{oof.npz, fold<k>/{train,test}.npz}`,
+`metrics/embedder/<model>.json` and `<model>_curves.csv`; MLflow parent run `embedder/<model>` with a
+child run `fold<k>` per fold. A finished fold (same params digest) is skipped; an interrupted one
+resumes from its last checkpoint and continues its MLflow run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines._common import load_params, params_digest, run_stage
+from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
+from whale_core import InputError, atomic_write_csv, atomic_write_json, atomic_write_text
+from whale_embedder import EmbedderConfig, extract_embeddings, model_from_checkpoint, save_embeddings, train_fold
+
+log = logging.getLogger("pipelines.train_embedder")
+PREPARED, CROPS = Path("data/prepared"), Path("data/crops")
+VAL_KEYS = ("val_map5", "val_map5_known", "val_map5_new")
+
+
+def model_config(section: dict, name: str) -> EmbedderConfig:
+    """`embedder.common` overridden by `embedder.zoo.<name>` (nested sections merged key by key)."""
+    zoo = section.get("zoo") or {}
+    if name not in zoo:
+        raise InputError(f"params embedder.zoo has no model '{name}' (known: {', '.join(sorted(zoo))})")
+    merged = dict(section.get("common") or {})
+    for key, value in (zoo[name] or {}).items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return EmbedderConfig.from_dict(merged, section=f"embedder.zoo.{name}")
+
+
+def crop_table(split: str, regions: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.read_csv(PREPARED / f"{split}.csv", dtype=str)
+    if "individual_id" in frame.columns:
+        frame = frame.rename(columns={"individual_id": "label"})
+    for region in regions:
+        frame[f"path_{region}"] = [str(CROPS / region / split / Path(i).with_suffix(".jpg")) for i in frame["image"]]
+    return frame
+
+
+def run_fold(cfg, name, k, train, test, digest, tags) -> dict:
+    import mlflow
+
+    fold_dir, emb_dir = Path(f"models/embedder/{name}/fold{k}"), Path(f"embeddings/{name}/fold{k}")
+    done = fold_dir / "fold.json"
+    if done.is_file() and json.loads(done.read_text())["params_digest"] == digest and (emb_dir / "test.npz").is_file():
+        log.info("fold %d of %s is up to date; skipped", k, name)
+        return json.loads(done.read_text())
+    id_file = fold_dir / "mlflow_run_id.txt"
+    run_id = id_file.read_text().strip() if id_file.is_file() else None
+    is_val = train["fold"].astype(int) == k
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"fold{k}", nested=True) as run:
+        atomic_write_text(id_file, run.info.run_id)
+        mlflow.set_tags({**tags, "fold": str(k)})
+        if run_id is None:
+            mlflow.log_params({"fold": k, **pd.json_normalize(cfg.to_dict()).iloc[0].astype(str).to_dict()})
+
+        def log_epoch(metrics: dict, epoch: int) -> None:
+            finite = {key: v for key, v in metrics.items() if not math.isnan(v)}
+            mlflow.log_metrics({key.replace("val_threshold", "threshold"): v for key, v in finite.items()}, step=epoch)
+
+        result = train_fold(cfg, train[~is_val], train[is_val], out_dir=fold_dir, on_epoch_end=log_epoch)
+        model, _ = model_from_checkpoint(result.best_path)
+        save_embeddings(emb_dir / "train.npz", train["image"], extract_embeddings(model, train, cfg))
+        save_embeddings(emb_dir / "test.npz", test["image"], extract_embeddings(model, test, cfg))
+        mlflow.log_metric("cv_map5", result.metrics["val_map5"])
+        summary = {
+            "cv_map5": result.metrics["val_map5"],
+            "val_map5_known": _finite(result.metrics["val_map5_known"]),
+            "val_map5_new": _finite(result.metrics["val_map5_new"]),
+            "threshold": result.metrics["val_threshold"],
+            "best_epoch": result.best_epoch,
+            "run_id": run.info.run_id,
+            "params_digest": digest,
+            "curves": [{key: h[key] for key in ("epoch", "train_loss", "lr", "val_map5")} for h in result.history],
+        }
+    atomic_write_json(done, summary)
+    return summary
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def main() -> None:
+    import mlflow
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, help="an entry of params embedder.zoo")
+    name = parser.parse_args().model
+    params = load_params()
+    section = params.get("embedder") or {}
+    cfg = model_config(section, name)
+    folds = [int(k) for k in section.get("folds", [0, 1, 2, 3, 4])]
+    digest = params_digest(cfg.to_dict(), name)
+    train, test = crop_table("train", cfg.regions_used()), crop_table("test", cfg.regions_used())
+    configure_tracking(TrackingConfig.from_dict(params.get("tracking")))
+    tags = standard_tags("train_embedder", digest, model=name)
+    parent_file = Path(f"models/embedder/{name}/mlflow_parent_run_id.txt")
+    parent_id = parent_file.read_text().strip() if parent_file.is_file() else None
+    with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else f"embedder/{name}") as parent:
+        atomic_write_text(parent_file, parent.info.run_id)
+        mlflow.set_tags(tags)
+        results = {k: run_fold(cfg, name, k, train, test, digest, tags) for k in folds}
+        cv = float(np.mean([r["cv_map5"] for r in results.values()]))
+        mlflow.log_metric("cv_map5", cv)
+    oof_parts = []
+    for k in folds:
+        emb = np.load(f"embeddings/{name}/fold{k}/train.npz", allow_pickle=False)["emb"]
+        rows = np.flatnonzero(train["fold"].astype(int).to_numpy() == k)
+        oof_parts.append((rows, emb[rows]))
+    rows = np.concatenate([r for r, _ in oof_parts])
+    save_embeddings(
+        f"embeddings/{name}/oof.npz",
+        train["image"].to_numpy()[rows],
+        np.concatenate([e for _, e in oof_parts]),
+        label=train["label"].to_numpy()[rows].astype(str),
+        fold=train["fold"].astype(int).to_numpy()[rows],
+    )
+    fold_metrics = {
+        str(k): {key: v for key, v in r.items() if key not in ("curves", "params_digest")} for k, r in results.items()
+    }
+    atomic_write_json(
+        f"metrics/embedder/{name}.json",
+        {"model": name, "cv_map5": cv, "folds": fold_metrics, "parent_run_id": parent.info.run_id},
+    )
+    curves = pd.DataFrame([{"model": name, "fold": k, **c} for k, r in results.items() for c in r["curves"]])
+    atomic_write_csv(
+        f"metrics/embedder/{name}_curves.csv", curves[["model", "fold", "epoch", "train_loss", "lr", "val_map5"]]
+    )
+    log.info("%s: cv_map5 %.4f over folds %s", name, cv, folds)
+
+
+if __name__ == "__main__":
+    run_stage(main)()
