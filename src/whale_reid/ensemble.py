@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from whale_core import InputError
-from whale_retrieval import concat_embeddings
+from whale_retrieval import KnnConfig, concat_embeddings
+from whale_retrieval.postprocess import RetrievalSplit, StackedNeighbours, stack_splits
 
 EMBEDDINGS_DIR = Path("embeddings")
 
@@ -83,3 +84,19 @@ def oof_splits(members: pd.DataFrame, train: pd.DataFrame, root: Path = EMBEDDIN
             query_emb=emb[is_query],
             gallery_emb=emb[~is_query],
         )
+
+
+def stack_oof(
+    members: pd.DataFrame, train: pd.DataFrame, k: int, knn_config: KnnConfig | None = None
+) -> tuple[StackedNeighbours, pd.DataFrame]:
+    """Every fold's OOF retrieval, stacked into one problem; also the query rows (with `fold`) in that order."""
+    splits, queries = [], []
+    for split in oof_splits(members, train):
+        splits.append(
+            RetrievalSplit(
+                split.query_emb, split.query["individual_id"], split.gallery_emb,
+                split.gallery["individual_id"], split.gallery["species"],
+            )
+        )  # fmt: skip
+        queries.append(split.query.assign(fold=split.fold))
+    return stack_splits(splits, k, knn_config), pd.concat(queries, ignore_index=True)

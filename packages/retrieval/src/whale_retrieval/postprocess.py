@@ -1,0 +1,118 @@
+"""Out-of-fold retrieval over several (query, gallery) splits, and applying tuned post-processing.
+
+Cross-validation gives one retrieval problem per fold — that fold's photos against the others,
+embedded by the checkpoints that never trained on that fold — so the galleries differ. `stack_splits`
+searches each split once and stacks the neighbours with gallery indices offset into one concatenated
+label array: everything downstream (ranking, thresholds, MAP@5, tuning) then sees a single problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from whale_core import InputError
+from whale_retrieval.config import KnnConfig
+from whale_retrieval.knn import knn_search
+from whale_retrieval.metrics import NEW_INDIVIDUAL
+from whale_retrieval.ranking import most_frequent_ids, rank_individuals
+from whale_retrieval.thresholds import insert_new_individual, query_species, species_thresholds
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalSplit:
+    """One retrieval problem: queries with their true ids against a labelled gallery."""
+
+    query_emb: np.ndarray
+    query_labels: Sequence[str]
+    gallery_emb: np.ndarray
+    gallery_labels: Sequence[str]
+    gallery_species: Sequence[str] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StackedNeighbours:
+    """Neighbours of every split's queries, indices into the concatenated gallery arrays.
+
+    Attributes:
+        truth: each query's id, or `new_individual` when absent from its own split's gallery.
+    """
+
+    sims: np.ndarray
+    idx: np.ndarray
+    gallery_labels: np.ndarray
+    gallery_species: np.ndarray | None
+    truth: list[str]
+
+
+def stack_splits(splits: Sequence[RetrievalSplit], k: int, knn_config: KnnConfig | None = None) -> StackedNeighbours:
+    """kNN per split (k capped by the smallest gallery), stacked with offset gallery indices."""
+    if not splits:
+        raise InputError("no retrieval splits to stack")
+    k = min(k, *(len(s.gallery_emb) for s in splits))
+    sims, idx, labels, species, truth = [], [], [], [], []
+    offset = 0
+    with_species = all(s.gallery_species is not None for s in splits)
+    for split in splits:
+        split_sims, split_idx = knn_search(split.query_emb, split.gallery_emb, k, config=knn_config)
+        sims.append(split_sims)
+        idx.append(split_idx + offset)
+        gallery_labels = [str(x) for x in split.gallery_labels]
+        labels.extend(gallery_labels)
+        if with_species:
+            species.extend(str(x) for x in split.gallery_species)
+        known = set(gallery_labels)
+        truth.extend(label if label in known else NEW_INDIVIDUAL for label in map(str, split.query_labels))
+        offset += len(split.gallery_emb)
+    return StackedNeighbours(
+        sims=np.concatenate(sims),
+        idx=np.concatenate(idx),
+        gallery_labels=np.asarray(labels, dtype=str),
+        gallery_species=np.asarray(species, dtype=str) if with_species else None,
+        truth=truth,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PostProcessing:
+    """Tuned knobs that turn neighbours into five answers (what `outputs/postprocess.json` stores).
+
+    Attributes:
+        threshold: global cosine-similarity threshold for `new_individual`.
+        k_neighbors: neighbours used for ranking.
+        species_offsets: per-species threshold offsets (query species = top-1 neighbour's species).
+    """
+
+    threshold: float
+    k_neighbors: int
+    species_offsets: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_best_params(cls, best_params: Mapping[str, Any], default_k: int) -> PostProcessing:
+        """From `TuneResult.best_params` (keys threshold, k_neighbors, offset_<species>)."""
+        offsets = {k.removeprefix("offset_"): float(v) for k, v in best_params.items() if k.startswith("offset_")}
+        return cls(float(best_params["threshold"]), int(best_params.get("k_neighbors", default_k)), offsets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "k_neighbors": self.k_neighbors,
+            "species_offsets": dict(self.species_offsets),
+        }
+
+    def thresholds(self, idx: np.ndarray, gallery_species: Sequence[str] | None) -> float | np.ndarray:
+        if not self.species_offsets or gallery_species is None:
+            return self.threshold
+        return species_thresholds(query_species(idx, gallery_species, 1), self.threshold, self.species_offsets)
+
+    def apply(
+        self, sims: np.ndarray, idx: np.ndarray, gallery_labels: Sequence[str], gallery_species: Sequence[str] | None
+    ) -> list[list[str]]:
+        """Five distinct answers per query; padding ids are the gallery's most frequent (batch-independent)."""
+        k = min(self.k_neighbors, sims.shape[1])
+        ranked = rank_individuals(sims[:, :k], idx[:, :k], gallery_labels, 5)
+        pad_ids = most_frequent_ids(list(map(str, gallery_labels)), 6)
+        return insert_new_individual(ranked, self.thresholds(idx, gallery_species), 5, pad_ids=pad_ids)

@@ -1,0 +1,89 @@
+"""Stage `predict`: the selected ensemble's test answers → `outputs/submission.csv`, the saved gallery
+(`models/gallery/`, what `whale-reid identify` queries) and `metrics/final.json`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines._common import load_params, params_digest, run_stage
+from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
+from whale_core import Config, atomic_write_csv, atomic_write_json
+from whale_reid.ensemble import ensemble_embeddings
+from whale_reid.submission import make_submission
+from whale_retrieval import GalleryIndex, KnnConfig, knn_search, known_new_groups, map_at_5, map_at_5_by_group
+from whale_retrieval.postprocess import PostProcessing
+
+log = logging.getLogger("pipelines.predict")
+GALLERY_DIR = Path("models/gallery")
+
+
+@dataclass(frozen=True)
+class PredictConfig(Config):
+    """params.yaml `predict`: how the test photos are searched against the gallery."""
+
+    SECTION = "predict"
+    knn: KnnConfig = KnnConfig()
+
+
+def read_csv(path: str) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def test_scores(raw_dir: Path, submission: pd.DataFrame) -> dict[str, float]:
+    """Test MAP@5 against `test_labels.csv` when the data has the truth (the demo does)."""
+    labels_path = raw_dir / "test_labels.csv"
+    if not labels_path.is_file() or submission.empty:
+        return {}
+    truth = read_csv(str(labels_path)).set_index("image")["individual_id"].loc[submission["image"]].tolist()
+    answers = submission["predictions"].str.split().tolist()
+    groups = map_at_5_by_group(answers, truth, known_new_groups(truth))
+    return {"test_map5": map_at_5(answers, truth), **{f"test_map5_{g}": v for g, v in groups.items()}}
+
+
+def main() -> None:
+    params = load_params()
+    cfg = PredictConfig.from_dict(params.get("predict"))
+    selection = json.loads(Path("outputs/selection.json").read_text())
+    members = pd.DataFrame(selection["members"])
+    post_json = json.loads(Path("outputs/postprocess.json").read_text())
+    post = PostProcessing(post_json["threshold"], post_json["k_neighbors"], post_json.get("species_offsets", {}))
+    train, test = read_csv("data/prepared/train.csv"), read_csv("data/prepared/test.csv")
+
+    gallery_emb = ensemble_embeddings(members, "train", train["image"])
+    gallery = GalleryIndex.build(
+        gallery_emb, train["image"], train["individual_id"], train["species"],
+        settings={**post.to_dict(), "knn": cfg.knn.to_dict(), "members": selection["members"]},
+    )  # fmt: skip
+    answers: list[list[str]] = []
+    if len(test):
+        query_emb = ensemble_embeddings(members, "test", test["image"])
+        sims, idx = knn_search(query_emb, gallery_emb, min(post.k_neighbors, len(train)), config=cfg.knn)
+        answers = post.apply(sims, idx, gallery.labels, gallery.species)
+    submission = make_submission(test["image"], answers)
+
+    final = {k: post_json[k] for k in ("oof_map5", "oof_map5_known", "oof_map5_new")}
+    final |= test_scores(Path(params["data"]["raw_dir"]), submission)
+    final |= {"ensemble_members": len(members), "embedding_dim": int(gallery_emb.shape[1])}
+    configure_tracking(TrackingConfig.from_dict(params.get("tracking")))
+    import mlflow
+
+    digest = params_digest(selection, post_json)
+    with mlflow.start_run(run_name="ensemble", tags=standard_tags("predict", digest)):
+        mlflow.log_params({"members": ", ".join(f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"]))})
+        mlflow.log_params({"threshold": post.threshold, "k_neighbors": post.k_neighbors})
+        mlflow.log_metrics({k: float(v) for k, v in final.items()})
+        mlflow.log_dict(selection, "selection.json")
+
+    gallery.save(GALLERY_DIR)
+    atomic_write_csv("outputs/submission.csv", submission)
+    atomic_write_json("metrics/final.json", final)
+    log.info("submission: %d test photos; %s", len(submission), {k: round(v, 4) for k, v in final.items()})
+
+
+if __name__ == "__main__":
+    run_stage(main)()
