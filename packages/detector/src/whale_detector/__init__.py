@@ -1,7 +1,7 @@
 """Fullbody/backfin detection and cropping (step 1 of the recipe), on ultralytics YOLO.
 
 Public API: `DetectorConfig`/`CropConfig` (params sections `detector`/`crop`), `write_yolo_dataset`,
-`train_detector` → `DetectorResult`, `detect_boxes`, `given_boxes`, `crop_regions`, `box_iou`.
+`train_detector` → `DetectorResult`, `detect_boxes`, `given_boxes`, `crop_regions`, `crop_quality`, `box_iou`.
 Importing this package does not import ultralytics; the functions that need it set it up offline first.
 """
 
@@ -10,6 +10,7 @@ from whale_detector.config import REGIONS, CropConfig, DetectorConfig
 from whale_detector.crop import crop_regions, given_boxes
 from whale_detector.dataset import YoloDataset, write_yolo_dataset
 from whale_detector.detect import detect_boxes
+from whale_detector.evaluate import crop_quality
 from whale_detector.train import DetectorResult, train_detector
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "YoloDataset",
     "box_iou",
     "clip_boxes",
+    "crop_quality",
     "crop_regions",
     "detect_boxes",
     "expand_boxes",

@@ -124,7 +124,7 @@ def crop_regions(
     photos = [row for _, row in images.iterrows()]
     with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
         jobs = pool.map(lambda p: _crop_one(p, found.get(str(p["image"]), {}), out_dir, cfg), photos)
-        rows = [r for rs in tqdm(jobs, total=len(photos), desc="crop", unit="photo") for r in rs]
+        rows = [r for rs in tqdm(jobs, total=len(photos), desc="crop", unit="photo", disable=None) for r in rs]
     table = pd.DataFrame(rows, columns=CROP_COLUMNS)
     fallback = float((table["source"] == "full_image").mean()) if len(table) else 0.0
     log.info(

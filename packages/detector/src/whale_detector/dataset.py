@@ -120,7 +120,7 @@ def write_yolo_dataset(
         shutil.rmtree(out_dir / kind, ignore_errors=True)  # removes the symlinks, never their targets
     by_image = dict(tuple(boxes.groupby(boxes["image"].astype(str), sort=False)))
     for split, names in (("train", train), ("val", val)):
-        for name in tqdm(names, desc=f"yolo dataset {split}", unit="photo", leave=False):
+        for name in tqdm(names, desc=f"yolo dataset {split}", unit="photo", leave=False, disable=None):
             src = resolve_image_path(images_dir, name)
             width, height = photo_size(src)
             labels = yolo_labels(by_image[name], width, height, source)

@@ -83,7 +83,7 @@ def detect_boxes(
     if len(names) != len(paths):
         raise ValueError(f"{len(names)} names for {len(paths)} photos")
     rows: list[tuple] = []
-    progress = tqdm(total=len(paths), desc="detect", unit="photo")
+    progress = tqdm(total=len(paths), desc="detect", unit="photo", disable=None)
     with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
         for offset, batch in zip(range(0, len(paths), cfg.batch), _batches(paths, cfg.batch, pool)):
             results = model.predict(

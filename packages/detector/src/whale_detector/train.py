@@ -33,6 +33,7 @@ class DetectorResult:
         args_yaml: ultralytics' record of every training argument.
         map50, map50_95: overall val mAP of the best checkpoint.
         per_class: {region: {"map50": ..., "map50_95": ...}}; None where val has no box of that region.
+        n_train_photos, n_val_photos: photos in each split.
         history: one dict of losses/metrics per epoch, in order (the same dicts `on_epoch_end` received).
     """
 
@@ -41,6 +42,8 @@ class DetectorResult:
     map50: float
     map50_95: float
     per_class: dict[str, dict[str, float | None]]
+    n_train_photos: int = 0
+    n_val_photos: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float | None]:
@@ -158,5 +161,7 @@ def train_detector(
         map50=map50,
         map50_95=map50_95,
         per_class=per_class,
+        n_train_photos=len(dataset.train_images),
+        n_val_photos=len(dataset.val_images),
         history=history,
     )

@@ -1,0 +1,73 @@
+"""Stage `crop`: cut the fullbody and backfin crops of every train and test photo.
+
+Reads `data/prepared/{train,test}.csv` (column image), the photos in `<data.raw_dir>/{train,test}_images/`
+and boxes from the detector (`models/detector/best.pt`) or, with `crop.box_source: boxes_csv`, from the
+given `crop.boxes_csv`. Writes `data/crops/<region>/<split>/<image>.jpg`, `data/crops/boxes.csv` and
+`metrics/crop.json` (fallback share; mean IoU against `<raw_dir>/boxes.csv` for the test photos it covers).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines._common import load_params, run_stage
+from whale_core import InputError, atomic_write_csv, atomic_write_json, resolve_image_path
+from whale_detector import CropConfig, crop_quality, crop_regions, detect_boxes, given_boxes
+from whale_detector.boxes import BOX_COLUMNS
+
+log = logging.getLogger("pipelines.crop")
+PREPARED_DIR = Path("data/prepared")
+WEIGHTS = Path("models/detector/best.pt")
+OUT_DIR = Path("data/crops")
+METRICS_FILE = Path("metrics/crop.json")
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A CSV as a DataFrame, or an InputError naming the file."""
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not a readable CSV ({err})") from None
+
+
+def read_images(raw_dir: Path) -> pd.DataFrame:
+    """image, split, path of every prepared train and test photo."""
+    frames = []
+    for split in ("train", "test"):
+        csv = PREPARED_DIR / f"{split}.csv"
+        table = read_csv(csv)
+        if "image" not in table.columns:
+            raise InputError(f"{csv}: missing column 'image'")
+        names = table["image"].astype(str)
+        paths = [resolve_image_path(raw_dir / f"{split}_images", name) for name in names]
+        frames.append(pd.DataFrame({"image": names, "split": split, "path": paths}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def main() -> None:
+    params = load_params()
+    raw_dir = Path(params["data"]["raw_dir"])
+    cfg = CropConfig.from_dict(params.get("crop"))
+    images = read_images(raw_dir)
+    if cfg.box_source == "detector":
+        boxes = detect_boxes(WEIGHTS, images["path"].tolist(), cfg, names=images["image"].tolist())
+    else:
+        boxes = given_boxes(read_csv(Path(cfg.boxes_csv)), images, cfg, source=str(cfg.boxes_csv))
+    table = crop_regions(images, boxes, OUT_DIR, cfg)
+    atomic_write_csv(OUT_DIR / "boxes.csv", table)
+    true_csv = raw_dir / "boxes.csv"  # true boxes: the demo has them for test photos too
+    truth = read_csv(true_csv) if true_csv.is_file() else pd.DataFrame(columns=list(BOX_COLUMNS))
+    truth = truth[truth["image"].astype(str).isin(set(images.loc[images["split"] == "test", "image"]))]
+    quality = crop_quality(table, truth, images, cfg.margin_frac)
+    summary = {**quality, "box_source": cfg.box_source, "n_photos": len(images)}
+    atomic_write_json(METRICS_FILE, summary)
+    log.info("crops in %s: %s", OUT_DIR, summary)
+
+
+if __name__ == "__main__":
+    run_stage(main)()
