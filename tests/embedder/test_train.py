@@ -43,7 +43,7 @@ class Interrupt(Exception):
 
 def test_resume_after_interruption_gives_identical_weights(crops, tiny_cfg, tmp_path):
     train_df, val_df = split(crops)
-    cfg = tiny_cfg.replace(epochs=3, arcface={"s": 16.0, "m": 0.2, "dynamic_margin": True}, species_head=True)
+    cfg = tiny_cfg.replace(epochs=2, arcface={"s": 16.0, "m": 0.2, "dynamic_margin": True}, species_head=True)
     cfg = cfg.replace(augment={"affine_p": 0.5, "color_p": 0.5, "dropout_p": 0.5}, region="mix", warmup_epochs=1)
     straight = train_fold(cfg, train_df, val_df, out_dir=tmp_path / "straight", progress=False)
 
@@ -54,7 +54,7 @@ def test_resume_after_interruption_gives_identical_weights(crops, tiny_cfg, tmp_
     with pytest.raises(Interrupt):
         train_fold(cfg, train_df, val_df, out_dir=tmp_path / "resumed", on_epoch_end=die_after_first_epoch)
     resumed = train_fold(cfg, train_df, val_df, out_dir=tmp_path / "resumed", progress=False)
-    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    assert [h["epoch"] for h in resumed.history] == [0, 1]
     a = load_checkpoint(straight.last_path)["model"]
     b = load_checkpoint(resumed.last_path)["model"]
     for name in a:
