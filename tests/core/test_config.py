@@ -59,3 +59,17 @@ def test_replace_validates():
     assert cfg.epochs == 9
     with pytest.raises(ConfigError):
         Outer().replace(epochs="nine")
+
+
+@dataclass(frozen=True)
+class Sized(Config):
+    SECTION = "sized"
+    image_size: tuple[int, int] = (320, 512)
+
+
+def test_fixed_length_tuple():
+    assert Sized.from_dict({"image_size": [100, 200]}).image_size == (100, 200)
+    with pytest.raises(ConfigError, match=r"sized\.image_size: expected 2 values"):
+        Sized.from_dict({"image_size": [1, 2, 3]})
+    with pytest.raises(ConfigError, match=r"sized\.image_size\[1\]: expected an integer"):
+        Sized.from_dict({"image_size": [1, "x"]})
