@@ -1,4 +1,7 @@
-"""Stage `demo_data`: render the synthetic whale and dolphin population into `data.raw_dir`.
+"""Stage `demo_data`: render the synthetic whale and dolphin population into `data/demo`.
+
+The folder is fixed (not `data.raw_dir`) so that pointing `data.raw_dir` at a real Kaggle download
+can never let this stage clear or overwrite it; the default `data.raw_dir` is `data/demo`.
 
 Reads the `data.demo` params section and writes the Kaggle layout (train.csv, train_images/,
 test_images/, sample_submission.csv) plus boxes.csv and test_labels.csv, then
@@ -18,6 +21,7 @@ from whale_reid.demo.writer import OUTPUT_NAMES
 
 log = logging.getLogger("pipelines.demo_data")
 METRICS_FILE = Path("metrics/demo_data.json")
+DEMO_DIR = Path("data/demo")
 
 
 def clear_outputs(raw_dir: Path) -> None:
@@ -32,7 +36,7 @@ def clear_outputs(raw_dir: Path) -> None:
 
 def main() -> None:
     params = load_params()
-    raw_dir = Path(params["data"]["raw_dir"])
+    raw_dir = DEMO_DIR
     cfg = DemoConfig.from_dict(params["data"].get("demo"), section="data.demo")
 
     clear_outputs(raw_dir)
