@@ -9,6 +9,7 @@ from whale_retrieval.ensemble import concat_embeddings
 from whale_retrieval.gallery import GalleryIndex
 from whale_retrieval.knn import build_index, check_embeddings, knn_recall_at_k, knn_search
 from whale_retrieval.metrics import NEW_INDIVIDUAL, known_new_groups, map_at_5, map_at_5_by_group, map_at_5_per_image
+from whale_retrieval.postprocess import PostProcessing, RetrievalSplit, StackedNeighbours, stack_splits
 from whale_retrieval.predict import DEFAULT_K_NEIGHBORS, predict_top5
 from whale_retrieval.ranking import PAD_ID, PAD_SCORE, RankedIndividuals, most_frequent_ids, rank_individuals
 from whale_retrieval.thresholds import (
@@ -19,7 +20,7 @@ from whale_retrieval.thresholds import (
     sweep_thresholds,
     threshold_for_new_share,
 )
-from whale_retrieval.tuning import TuneResult, threshold_grid, tune_postprocessing
+from whale_retrieval.tuning import TuneResult, threshold_grid, tune_on_neighbours, tune_postprocessing
 
 __all__ = [
     "DEFAULT_K_NEIGHBORS",
@@ -29,6 +30,9 @@ __all__ = [
     "GalleryIndex",
     "KnnConfig",
     "RankedIndividuals",
+    "PostProcessing",
+    "RetrievalSplit",
+    "StackedNeighbours",
     "TuneConfig",
     "TuneResult",
     "build_index",
@@ -47,8 +51,10 @@ __all__ = [
     "query_species",
     "rank_individuals",
     "species_thresholds",
+    "stack_splits",
     "sweep_thresholds",
     "threshold_for_new_share",
     "threshold_grid",
+    "tune_on_neighbours",
     "tune_postprocessing",
 ]

@@ -56,7 +56,13 @@ def stack_splits(splits: Sequence[RetrievalSplit], k: int, knn_config: KnnConfig
     sims, idx, labels, species, truth = [], [], [], [], []
     offset = 0
     with_species = all(s.gallery_species is not None for s in splits)
-    for split in splits:
+    for number, split in enumerate(splits):
+        if len(split.query_labels) != len(split.query_emb):
+            raise InputError(f"split {number}: {len(split.query_labels)} query labels for {len(split.query_emb)} rows")
+        if len(split.gallery_labels) != len(split.gallery_emb):
+            raise InputError(
+                f"split {number}: {len(split.gallery_labels)} gallery labels for {len(split.gallery_emb)} rows"
+            )
         split_sims, split_idx = knn_search(split.query_emb, split.gallery_emb, k, config=knn_config)
         sims.append(split_sims)
         idx.append(split_idx + offset)

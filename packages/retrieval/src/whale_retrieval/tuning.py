@@ -17,8 +17,7 @@ import pandas as pd
 
 from whale_core import InputError
 from whale_retrieval.config import KnnConfig, TuneConfig
-from whale_retrieval.knn import knn_search
-from whale_retrieval.metrics import NEW_INDIVIDUAL
+from whale_retrieval.postprocess import RetrievalSplit, StackedNeighbours, stack_splits
 from whale_retrieval.ranking import RankedIndividuals, rank_individuals
 from whale_retrieval.thresholds import map5_with_threshold, query_species, species_thresholds, sweep_thresholds
 
@@ -131,14 +130,37 @@ def tune_postprocessing(
         classifier_logits, classifier_labels: optional cosine logits to blend (see `rank_individuals`).
         on_trial: called after each trial as `on_trial(number, params, value)`.
     """
-    known = set(map(str, gallery_labels))
-    truth = [label if label in known else NEW_INDIVIDUAL for label in map(str, query_labels)]
-    if len(truth) != len(query_emb):
-        raise InputError(f"tune: {len(truth)} query labels for {len(query_emb)} query rows")
     if config.per_species and gallery_species is None:
         raise InputError("tune.per_species is on but no gallery species were given")
-    sims, idx = knn_search(query_emb, gallery_emb, config.k_neighbors_max, config=knn_config)
-    species = query_species(idx, gallery_species, 1) if config.per_species else None
+    split = RetrievalSplit(query_emb, query_labels, gallery_emb, gallery_labels, gallery_species)
+    stacked = stack_splits([split], config.k_neighbors_max, knn_config)
+    return tune_on_neighbours(
+        stacked, config, study_name=study_name, storage=storage,
+        classifier_logits=classifier_logits, classifier_labels=classifier_labels, on_trial=on_trial,
+    )  # fmt: skip
+
+
+def tune_on_neighbours(
+    stacked: StackedNeighbours,
+    config: TuneConfig,
+    *,
+    study_name: str,
+    storage: str | None = None,
+    classifier_logits: np.ndarray | None = None,
+    classifier_labels: Sequence[str] | None = None,
+    on_trial: OnTrial | None = None,
+) -> TuneResult:
+    """`tune_postprocessing` on neighbours already searched — e.g. several CV folds stacked by `stack_splits`.
+
+    `config.k_neighbors_max` is capped by the neighbours available in `stacked`.
+    """
+    if config.per_species and stacked.gallery_species is None:
+        raise InputError("tune.per_species is on but no gallery species were given")
+    k_max = min(config.k_neighbors_max, stacked.sims.shape[1])
+    if k_max != config.k_neighbors_max:
+        config = dataclasses.replace(config, k_neighbors_max=k_max, k_neighbors_min=min(config.k_neighbors_min, k_max))
+    sims, idx, truth, gallery_labels = stacked.sims, stacked.idx, stacked.truth, stacked.gallery_labels
+    species = query_species(idx, stacked.gallery_species, 1) if config.per_species else None
     objective = _Objective(sims, idx, gallery_labels, truth, species, config, classifier_logits, classifier_labels)
 
     grid = sweep_thresholds(objective.ranked(config.k_neighbors_max, 0.0), truth, threshold_grid(config))
