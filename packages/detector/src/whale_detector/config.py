@@ -16,8 +16,9 @@ class DetectorConfig(Config):
     """params.yaml `detector`: the YOLO model, its input size, schedule and augmentation.
 
     Attributes:
-        model: an ultralytics model yaml (`yolo11n.yaml`, `yolov5x6u.yaml`, ...) built from scratch, or a path
-            to a LOCAL weights file to fine-tune. A bare `*.pt` name that is not a local file is refused
+        model: a model yaml built from scratch — ultralytics' (`yolo11n.yaml`, `yolov5x6u.yaml`, ...) or
+            `yolo11-pico.yaml` shipped with this package (YOLO11 at 1/8 width, for CPUs) — or a path to a LOCAL
+            weights file to fine-tune. A bare `*.pt` name that is not a local file is refused
             (ultralytics would download it).
         imgsz: square training/inference input side in pixels.
         val_fraction: share of photos (by image, hash-based so stable under reordering) held out for mAP.
@@ -26,6 +27,8 @@ class DetectorConfig(Config):
         workers: dataloader worker processes.
         threads: torch CPU threads (None: all cores; ultralytics alone would leave one core idle).
         cache: keep decoded training images in RAM (fast for small data sets, too big for the full Kaggle set).
+        val_each_epoch: compute val mAP after every epoch (False: only after the last one — saves CPU time;
+            the per-epoch history then has losses only and the last epoch's weights are kept).
         amp: mixed precision (GPU only; ultralytics then runs its AMP self-check, which needs a local yolo11n.pt).
         optimizer: ultralytics optimizer name (`SGD`, `AdamW`, `auto`, ...).
         lr0: initial learning rate.
@@ -48,6 +51,7 @@ class DetectorConfig(Config):
     workers: int = 2
     threads: int | None = None
     cache: bool = True
+    val_each_epoch: bool = True
     amp: bool = False
     optimizer: str = "auto"
     lr0: float = 0.01

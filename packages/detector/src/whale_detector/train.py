@@ -60,12 +60,25 @@ def metric_name(key: str) -> str:
     return re.sub(r"[^0-9a-zA-Z_]", "_", key).lower()
 
 
-def _check_model(model: str) -> None:
-    if model.endswith((".pt", ".pth", ".onnx")) and not Path(model).is_file():
+MODELS_DIR = Path(__file__).parent / "models"
+
+
+def resolve_model(model: str) -> str:
+    """What to hand to `ultralytics.YOLO`: a local file, a model yaml shipped here, or an ultralytics yaml name.
+
+    Raises:
+        InputError: a weights name (`*.pt`, ...) that is not a local file — ultralytics would download it.
+    """
+    if Path(model).is_file():
+        return model
+    if (MODELS_DIR / model).is_file():
+        return str(MODELS_DIR / model)
+    if model.endswith((".pt", ".pth", ".onnx")):
         raise InputError(
             f"detector.model: weights file {model!r} not found (nothing is downloaded: use a local weights file "
-            "or a model yaml such as yolo11n.yaml)"
+            "or a model yaml such as yolo11n.yaml or yolo11-pico.yaml)"
         )
+    return model
 
 
 def _epoch_callbacks(history: list[dict[str, float]], on_epoch_end: EpochCallback | None) -> dict[str, Callable]:
@@ -120,7 +133,7 @@ def train_detector(
     Raises:
         InputError: bad boxes/photos (naming file and row) or a model weights file that does not exist.
     """
-    _check_model(cfg.model)
+    model_source = resolve_model(cfg.model)
     prepare_ultralytics(cfg.threads)
     from ultralytics import YOLO
 
@@ -133,7 +146,7 @@ def train_detector(
         seed=cfg.seed,
         max_train_images=cfg.max_train_images,
     )
-    model = YOLO(cfg.model, task="detect")
+    model = YOLO(model_source, task="detect")
     history: list[dict[str, float]] = []
     for event, callback in _epoch_callbacks(history, on_epoch_end).items():
         model.add_callback(event, callback)
@@ -145,6 +158,7 @@ def train_detector(
         name="train",
         exist_ok=True,
         cache="ram" if cfg.cache else False,
+        val=cfg.val_each_epoch,
         close_mosaic=min(cfg.close_mosaic, cfg.epochs),
         patience=cfg.patience,
         seed=cfg.seed,
