@@ -1,0 +1,95 @@
+"""The train_detector and crop stage scripts, run as DVC runs them, on drawn photos in a temporary repo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from tests.detector.synth import make_photos
+from whale_core import InputError
+from whale_detector.train import resolve_model
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _stage(name: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}"}
+    return subprocess.run(
+        [sys.executable, "-m", f"pipelines.{name}"], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def _layout(root: Path, params: dict) -> None:
+    """Kaggle-like raw folder (train 12 / test 4 drawn photos, true boxes for all) + prepared CSVs + params."""
+    raw = root / "data" / "raw"
+    train = make_photos(raw / "train_images", 12, seed=1, size=(96, 72))
+    test = make_photos(raw / "test_images", 4, seed=2, size=(96, 72)).assign(image=lambda b: "t" + b["image"])
+    for old in sorted((raw / "test_images").iterdir()):
+        old.rename(old.with_name("t" + old.name))
+    pd.concat([train, test]).to_csv(raw / "boxes.csv", index=False)
+    (root / "data" / "prepared").mkdir(parents=True)
+    pd.DataFrame({"image": train["image"].unique()}).to_csv(root / "data/prepared/train.csv", index=False)
+    pd.DataFrame({"image": test["image"].unique()}).to_csv(root / "data/prepared/test.csv", index=False)
+    (root / "params.yaml").write_text(yaml.safe_dump({"data": {"raw_dir": "data/raw"}, **params}))
+
+
+def test_crop_stage_with_given_boxes_scores_perfect_iou(tmp_path):
+    _layout(tmp_path, {"crop": {"box_source": "boxes_csv", "boxes_csv": "data/raw/boxes.csv", "margin_frac": 0.1}})
+    proc = _stage("crop", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics/crop.json").read_text())
+    assert metrics["fallback_share"] == 0.0 and metrics["n_photos"] == 16
+    assert metrics["iou_fullbody"] == metrics["iou_backfin"] == 1.0 and metrics["n_iou_backfin"] == 4
+    table = pd.read_csv(tmp_path / "data/crops/boxes.csv")
+    assert len(table) == 32 and set(table["split"]) == {"train", "test"}
+    assert all((tmp_path / "data/crops" / rel).is_file() for rel in table["crop"])
+
+
+def test_stage_reports_a_bad_params_key_in_one_line(tmp_path):
+    _layout(tmp_path, {"crop": {"box_sorce": "detector"}})
+    proc = _stage("crop", tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: unknown key 'box_sorce' in params section 'crop' (known keys: batch, box_source, boxes_csv, "
+        "conf_threshold, device, imgsz, iou_nms, jpeg_quality, margin_frac, max_side_px, workers)"
+    ]
+
+
+@pytest.mark.slow  # ~30 s on 2 idle cores, over a minute when they are shared
+def test_train_then_crop_with_the_detector(tmp_path):
+    detector = {"model": "yolo11-pico.yaml", "imgsz": 64, "epochs": 2, "batch": 8, "workers": 0, "cache": False}
+    _layout(tmp_path, {"detector": detector, "crop": {"conf_threshold": 0.25}})
+    proc = _stage("train_detector", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "models/detector/best.pt").is_file() and (tmp_path / "models/detector/args.yaml").is_file()
+    metrics = json.loads((tmp_path / "metrics/detector.json").read_text())
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = mlflow.get_run(metrics["mlflow_run_id"])
+    assert run.info.run_name == "detector" and run.data.tags["stage"] == "train_detector"
+    assert run.data.metrics["map50"] == pytest.approx(metrics["map50"])
+    assert run.data.params["model"] == "yolo11-pico.yaml"
+    steps = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train_box_loss")
+    assert sorted(m.step for m in steps) == [1, 2]
+    # the only MLflow artifact is the stage's own args.yaml (ultralytics' MLflow callback is off)
+    assert [p.name for p in (tmp_path / "mlruns").rglob("*") if p.is_file()] == ["args.yaml"]
+
+    proc = _stage("crop", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    crop = json.loads((tmp_path / "metrics/crop.json").read_text())
+    assert crop["box_source"] == "detector" and 0.0 <= crop["fallback_share"] <= 1.0
+    assert len(pd.read_csv(tmp_path / "data/crops/boxes.csv")) == 32
+
+
+def test_weights_names_that_would_download_are_refused():
+    with pytest.raises(InputError, match="'yolo11n.pt' not found"):
+        resolve_model("yolo11n.pt")
+    assert resolve_model("yolo11n.yaml") == "yolo11n.yaml"
+    assert Path(resolve_model("yolo11-pico.yaml")).is_file()
