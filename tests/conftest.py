@@ -3,10 +3,70 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+
+import pytest
 
 from whale_core import configure_offline_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 configure_offline_env(REPO_ROOT)
+(REPO_ROOT / ".cache").mkdir(exist_ok=True)
+# A stray MLflow call in a test must never write mlflow.db into the repository.
 os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:///" + str(REPO_ROOT / ".cache" / "pytest-mlflow.db"))
+
+
+def _copy_worktree(dest: Path) -> None:
+    """Copy the files git would ship (tracked + untracked-not-ignored) — what a fresh clone has."""
+    import shutil
+    import subprocess
+
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
+def make_pipeline_repo(dest: Path, profile: str = "tiny") -> Path:
+    """A fresh git + DVC repository of the project at `dest`, with `profiles/<profile>.yaml` applied."""
+    import subprocess
+
+    _copy_worktree(dest)
+    subprocess.run([sys.executable, "-m", "pipelines.profile", profile], cwd=dest, check=True, env=_env())
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "fixture"]):
+        subprocess.run(cmd, cwd=dest, check=True, env=_env())
+    return dest
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.setdefault("GIT_AUTHOR_NAME", "whale-reid tests")
+    env.setdefault("GIT_AUTHOR_EMAIL", "tests@whale-reid.invalid")
+    env.setdefault("GIT_COMMITTER_NAME", "whale-reid tests")
+    env.setdefault("GIT_COMMITTER_EMAIL", "tests@whale-reid.invalid")
+    return env
+
+
+def run_in(cwd: Path, *cmd: str, timeout: int = 900):
+    """Run a command as a user would in `cwd` (the venv's tools first on PATH), capturing output."""
+    import subprocess
+
+    env = _env()
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["MLFLOW_TRACKING_URI"] = "sqlite:///" + str(cwd / "mlflow.db")
+    return subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    """The whole pipeline run once with `dvc repro` on the tiny profile, in a temporary git repo."""
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+    proc = run_in(repo, "dvc", "repro")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return repo

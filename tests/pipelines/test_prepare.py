@@ -93,7 +93,9 @@ def test_valid_odd_photos_and_csv_dialects_pass(kaggle_workdir):
     rgb.save(images / "train03.jpg", exif=exif)
     (images / "a whale é.jpg").write_bytes((images / "train04.jpg").read_bytes())
     text = (kaggle_workdir / "raw/train.csv").read_text()
-    text = text.replace("image,species,individual_id", "image,species,individual_id,extra") + "a whale é.jpg,beluga,id1\n"
+    text = (
+        text.replace("image,species,individual_id", "image,species,individual_id,extra") + "a whale é.jpg,beluga,id1\n"
+    )
     lines = [line + ",x" if i else line for i, line in enumerate(text.splitlines())]
     lines.append(lines[1])  # an exact duplicate row is dropped (documented fallback)
     (kaggle_workdir / "raw/train.csv").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")

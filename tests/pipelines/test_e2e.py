@@ -1,0 +1,80 @@
+"""The whole pipeline, for real: `dvc repro` on the tiny profile in a temporary git repo (see conftest)."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import run_in
+from whale_reid.selection import SelectConfig, select_members
+
+pytestmark = pytest.mark.slow
+
+
+def _map5_oracle(predictions: list[list[str]], truth: list[str]) -> float:
+    """Kaggle's MAP@5 written out independently of whale_retrieval."""
+    total = 0.0
+    for preds, label in zip(predictions, truth):
+        for rank, pred in enumerate(preds[:5], start=1):
+            if pred == label:
+                total += 1.0 / rank
+                break
+    return total / len(truth)
+
+
+def test_mlflow_has_one_parent_and_a_child_per_fold(tiny_pipeline):
+    params = yaml.safe_load((tiny_pipeline / "params.yaml").read_text())
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tiny_pipeline}/mlflow.db")
+    experiment = client.get_experiment_by_name(params["tracking"]["experiment"])
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    for model in params["embedder"]["models"]:
+        parents = [r for r in runs if r.info.run_name == f"embedder/{model}"]
+        assert len(parents) == 1
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+        assert sorted(r.info.run_name for r in children) == [f"fold{k}" for k in params["embedder"]["folds"]]
+        metrics = json.loads((tiny_pipeline / f"metrics/embedder/{model}.json").read_text())
+        for child in children:
+            fold = child.info.run_name.removeprefix("fold")
+            assert child.data.metrics["cv_map5"] == pytest.approx(metrics["folds"][fold]["cv_map5"])
+
+
+def test_selection_follows_the_rule_on_the_mlflow_runs(tiny_pipeline):
+    params = yaml.safe_load((tiny_pipeline / "params.yaml").read_text())
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tiny_pipeline}/mlflow.db")
+    selection = json.loads((tiny_pipeline / "outputs/selection.json").read_text())
+    rows = []
+    for member_model in params["embedder"]["models"]:
+        metrics = json.loads((tiny_pipeline / f"metrics/embedder/{member_model}.json").read_text())
+        for fold, entry in metrics["folds"].items():
+            run = client.get_run(entry["run_id"])
+            rows.append({"model": member_model, "fold": int(fold), "run_id": entry["run_id"],
+                         "cv_map5": run.data.metrics["cv_map5"], "checkpoint": ""})  # fmt: skip
+    expected = select_members(pd.DataFrame(rows), SelectConfig.from_dict(params["select"]))
+    got = pd.DataFrame(selection["members"])
+    assert got[["model", "fold", "run_id"]].values.tolist() == expected[["model", "fold", "run_id"]].values.tolist()
+    assert len(got) == min(params["select"]["top_n"], len(rows))
+
+
+def test_submission_is_valid_and_final_metrics_recompute(tiny_pipeline):
+    submission = pd.read_csv(tiny_pipeline / "outputs/submission.csv", dtype=str)
+    test = pd.read_csv(tiny_pipeline / "data/prepared/test.csv", dtype=str)
+    assert list(submission.columns) == ["image", "predictions"]
+    assert sorted(submission["image"]) == sorted(test["image"])
+    predictions = submission["predictions"].str.split().tolist()
+    assert all(len(p) == 5 and len(set(p)) == 5 for p in predictions)
+    labels = pd.read_csv(tiny_pipeline / "data/demo/test_labels.csv", dtype=str).set_index("image")["individual_id"]
+    final = json.loads((tiny_pipeline / "metrics/final.json").read_text())
+    assert final["test_map5"] == pytest.approx(_map5_oracle(predictions, labels.loc[submission["image"]].tolist()))
+    assert (tiny_pipeline / "reports/index.html").stat().st_size > 1000
+    assert (tiny_pipeline / "models/gallery/gallery.npz").is_file()
+
+
+def test_second_repro_is_a_no_op(tiny_pipeline):
+    proc = run_in(tiny_pipeline, "dvc", "status")
+    assert proc.returncode == 0 and "up to date" in proc.stdout, proc.stdout
+    proc = run_in(tiny_pipeline, "dvc", "repro")
+    assert proc.returncode == 0 and "Running stage" not in proc.stdout, proc.stdout
