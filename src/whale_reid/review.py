@@ -9,10 +9,18 @@ Keyboard: ←/→ (or j/k) between queries, 1–5 picks a candidate, n = new ind
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
-from whale_reid.html import esc, json_for_script, page
+import numpy as np
+from PIL import Image, ImageDraw
+
+from whale_core import InputError, load_rgb
+from whale_reid.html import draw_boxes, esc, image_data_uri, json_for_script, page
+from whale_reid.identify import IdentifyResult
+from whale_retrieval import GalleryIndex
 
 NEW_INDIVIDUAL = "new_individual"
 NEW_CARD = "<figure class='newcard'><div class='newbox'>new_individual<br>(below threshold)</div></figure>"
@@ -93,3 +101,85 @@ def render_review_page(queries: list[QueryView], title: str = "whale-reid · rev
     body += f"<script id='review-data' type='application/json'>{json_for_script(data)}</script>"
     script = (resources.files("whale_reid") / "assets" / "review.js").read_text(encoding="utf-8")
     return page(title, body, script)
+
+
+def placeholder_uri(text: str = "no photo") -> str:
+    """A small grey image with a label, for a gallery row whose photo is not on this machine."""
+    img = Image.new("RGB", (160, 120), (60, 70, 80))
+    ImageDraw.Draw(img).text((10, 52), text, fill=(230, 230, 230))
+    return image_data_uri(img)
+
+
+class GalleryPhotos:
+    """Data URIs of gallery photos by image id, each file read once.
+
+    Args:
+        locate: the file to show for a gallery image id (its crop, else the photo), or None when absent.
+    """
+
+    def __init__(self, locate: Callable[[str], Path | None]) -> None:
+        self.locate = locate
+        self.cache: dict[str, str] = {}
+
+    def uri(self, image_id: str) -> str:
+        if image_id not in self.cache:
+            path = self.locate(image_id)
+            try:
+                self.cache[image_id] = image_data_uri(load_rgb(path), max_side=240) if path else placeholder_uri()
+            except InputError:
+                self.cache[image_id] = placeholder_uri("unreadable")
+        return self.cache[image_id]
+
+
+def _candidates(row: int, result: IdentifyResult, answers: list[str], gallery: GalleryIndex) -> list[str]:
+    """The answers' real ids (new_individual left out), topped up from the ranking to five."""
+    sims, idx = result.similarities[row], result.neighbours[row]
+    ranked = [str(gallery.labels[j]) for j in idx[np.isfinite(sims) & (idx >= 0)]]
+    ids = [a for a in answers if a != NEW_INDIVIDUAL]
+    for label in ranked:
+        if len(ids) >= 5:
+            break
+        if label not in ids:
+            ids.append(label)
+    return ids[:5]
+
+
+def _best_gallery_row(row: int, result: IdentifyResult, label: str, gallery: GalleryIndex) -> tuple[int, float]:
+    """The highest-similarity neighbour of that individual (any of its rows, similarity NaN, if none is near)."""
+    for sim, j in zip(result.similarities[row], result.neighbours[row]):
+        if j >= 0 and gallery.labels[j] == label:
+            return int(j), float(sim)
+    return int(np.flatnonzero(gallery.labels == label)[0]), float("nan")
+
+
+def build_views(
+    result: IdentifyResult, gallery: GalleryIndex, crops_dir: Path, region: str, photos: GalleryPhotos
+) -> list[QueryView]:
+    """One QueryView per photo of `result.matches` (error rows included), in that order."""
+    by_photo = {p: i for i, p in enumerate(result.photos["photo"])}
+    views = []
+    for photo, rows in result.matches.groupby("photo", sort=False):
+        if photo not in by_photo:
+            views.append(QueryView(photo=str(photo), error=str(rows["error"].iloc[0])))
+            continue
+        i = by_photo[photo]
+        key, answers = result.photos["key"].iloc[i], rows["individual_id"].tolist()
+        drawn = result.boxes[(result.boxes["image"] == key) & (result.boxes["source"] != "full_image")]
+        boxes = [(r.region, r.x1, r.y1, r.x2, r.y2) for r in drawn.itertuples()]
+        full = draw_boxes(load_rgb(result.photos["path"].iloc[i]), boxes)
+        candidates = []
+        for label in _candidates(i, result, answers, gallery):
+            j, sim = _best_gallery_row(i, result, label, gallery)
+            image_id = str(gallery.image_ids[j])
+            candidates.append(Candidate(label, sim, str(gallery.species[j]), photos.uri(image_id), image_id))
+        views.append(
+            QueryView(
+                photo=str(photo),
+                photo_uri=image_data_uri(full, max_side=480),
+                crop_uri=image_data_uri(load_rgb(crops_dir / region / "query" / f"{key}.jpg")),
+                candidates=candidates,
+                new_rank=answers.index(NEW_INDIVIDUAL) if NEW_INDIVIDUAL in answers else None,
+                species=str(result.photos["species"].iloc[i]),
+            )
+        )
+    return views

@@ -1,0 +1,171 @@
+"""The `whale-reid` command: `identify` new photos with a pipeline run's models, `enroll` confirmed ones.
+
+    whale-reid identify PHOTOS_OR_FOLDERS... [--out DIR] [--repo DIR]
+    whale-reid enroll DECISIONS.csv [--identify-dir DIR] [--repo DIR]
+
+This is the glue of the two commands (like a stage script): it reads the pipeline's files — params.yaml
+`crop` and `data.raw_dir`, `outputs/selection.json`, the checkpoints, the gallery — and writes the
+outputs. Exit status: 0 done, 1 no photo could be read, 2 bad usage or missing artefacts (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from whale_core import InputError, atomic_path, atomic_write_csv, atomic_write_text, configure_offline_env
+from whale_core import resolve_image_path as safe_join
+from whale_detector import CropConfig
+from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
+from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
+from whale_reid.review import GalleryPhotos, build_views, render_review_page
+
+log = logging.getLogger("whale_reid.cli")
+HINT = "run `make demo` (or `dvc repro`) in the pipeline's repository first, or pass --repo"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        raise InputError(f"{path}: not found — {HINT}")
+    return path
+
+
+def read_params(repo: Path) -> dict:
+    """The repo's params.yaml (the sections identify uses: `crop`, `data.raw_dir`)."""
+    path = _need(repo / "params.yaml")
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(params, dict):
+        raise InputError(f"{path}: expected a mapping of sections")
+    return params
+
+
+def load_members(repo: Path, members: list[dict]) -> list[Member]:
+    """The selection's checkpoints `models/embedder/<model>/fold<k>/best.pt`, in the selection's order."""
+    from whale_embedder import model_from_checkpoint
+
+    loaded = []
+    for member in members:
+        path = _need(repo / "models" / "embedder" / str(member["model"]) / f"fold{int(member['fold'])}" / "best.pt")
+        network, config = model_from_checkpoint(path)
+        loaded.append(Member(str(member["model"]), int(member["fold"]), network, config))
+    return loaded
+
+
+def load_artefacts(repo: Path) -> Artefacts:
+    """Everything identify needs from the pipeline run in `repo`, checked and loaded once.
+
+    Raises:
+        InputError: a missing artefact (with the hint to run the pipeline) or inconsistent ones.
+    """
+    params = read_params(repo)
+    crop = CropConfig.from_dict(params.get("crop"))
+    selection = json.loads(_need(repo / "outputs" / "selection.json").read_text(encoding="utf-8"))
+    _need(repo / BASE_GALLERY / "gallery.npz")
+    gallery, gallery_dir = current_gallery(repo)
+    chosen = [(str(m["model"]), int(m["fold"])) for m in selection["members"]]
+    saved = [(str(m["model"]), int(m["fold"])) for m in gallery.settings.get("members", selection["members"])]
+    if chosen != saved:
+        raise InputError(f"{gallery_dir} was built for members {saved}, outputs/selection.json has {chosen}: {HINT}")
+    weights, boxes = None, None
+    if crop.box_source == "detector":
+        weights = _need(repo / "models" / "detector" / "best.pt")
+    else:
+        boxes = pd.read_csv(_need(repo / str(crop.boxes_csv)))
+    members = load_members(repo, selection["members"])
+    return Artefacts(crop, members, gallery, gallery_dir, detector_weights=weights, given_boxes=boxes)
+
+
+def gallery_locator(repo: Path, raw_dir: Path, region: str):
+    """Where a gallery image is shown from: its crop, an enrolled photo's crop, or the train photo."""
+
+    def locate(image_id: str) -> Path | None:
+        try:
+            options = (
+                safe_join(repo / "data" / "crops" / region / "train", str(Path(image_id).with_suffix(".jpg"))),
+                safe_join(repo / CATALOGUE / "crops", f"{image_id}.jpg"),
+                safe_join(raw_dir / "train_images", image_id),
+            )
+        except InputError:
+            return None
+        return next((p for p in options if p.is_file()), None)
+
+    return locate
+
+
+def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out: Path) -> None:
+    """`matches.csv`, `query_embeddings.npz` (for enroll) and the self-contained `review.html`."""
+    region = artefacts.members[0].config.extract_region
+    atomic_write_csv(out / "matches.csv", result.matches)
+    crops = [f"crops/{region}/query/{key}.jpg" for key in result.photos["key"]]
+    with atomic_path(out / QUERY_EMBEDDINGS) as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            **{c: result.photos[c].to_numpy(dtype=str) for c in ("photo", "image_id", "species")},
+            crop=np.asarray(crops, dtype=str),
+            emb=result.embeddings.astype(np.float32),
+            base_fingerprint=np.asarray(gallery_fingerprint(repo / BASE_GALLERY)),
+        )
+    raw_dir = repo / str(read_params(repo).get("data", {}).get("raw_dir", "data/raw"))
+    photos = GalleryPhotos(gallery_locator(repo, raw_dir, region))
+    views = build_views(result, artefacts.gallery, out / "crops", region, photos)
+    atomic_write_text(out / "review.html", render_review_page(views))
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    repo, out = Path(args.repo), Path(args.out)
+    photos = find_photos(args.photos)
+    if not photos:
+        raise InputError(f"no photos found in {', '.join(args.photos)}")
+    artefacts = load_artefacts(repo)
+    log.info("gallery %s: %d photos of %d individuals", artefacts.gallery_dir, len(artefacts.gallery),
+             len(set(artefacts.gallery.labels)))  # fmt: skip
+    result = identify(artefacts, photos, out)
+    write_outputs(result, artefacts, repo, out)
+    print(f"{len(result.photos)} of {len(photos)} photos identified → {out / 'matches.csv'}, {out / 'review.html'}")
+    return 0 if len(result.photos) else 1
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    result = enroll(Path(args.repo), Path(args.decisions), Path(args.identify_dir))
+    where = f"gallery version {result.version}" if result.version else "the gallery unchanged"
+    print(f"{len(result.added)} photos enrolled, {len(result.skipped)} already there → {where}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(prog="whale-reid", description="Identify whales and dolphins in photos.")
+    commands = main_parser.add_subparsers(dest="command", required=True)
+    ident = commands.add_parser("identify", help="top-5 individuals of new photos and a review page")
+    ident.add_argument("photos", nargs="+", help="photos and/or folders (searched recursively)")
+    ident.add_argument("--out", default="identify", help="output folder (default: ./identify)")
+    ident.add_argument("--repo", default=".", help="the pipeline's repository (default: the current folder)")
+    ident.set_defaults(run=cmd_identify)
+    enr = commands.add_parser("enroll", help="add the photos confirmed on the review page to the gallery")
+    enr.add_argument("decisions", help="decisions.csv exported from review.html (photo,decision,individual_id)")
+    enr.add_argument("--identify-dir", default="identify", help="the identify run's --out folder")
+    enr.add_argument("--repo", default=".", help="the pipeline's repository (default: the current folder)")
+    enr.set_defaults(run=cmd_enroll)
+    return main_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns (and exits with) the status."""
+    args = parser().parse_args(argv)
+    configure_offline_env(Path(args.repo))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%X")
+    try:
+        status = args.run(args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        status = 2
+    sys.exit(status)

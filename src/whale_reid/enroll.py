@@ -1,0 +1,212 @@
+"""`whale-reid enroll`: add confirmed photos to the gallery without retraining, as a new gallery version.
+
+Where the versions live, and why: `models/gallery/` is an output of the DVC `predict` stage, so DVC owns
+it — `dvc repro`/`dvc checkout` would restore or rebuild it and silently drop anything written into it.
+Enrolled galleries therefore live beside it, in `models/catalogue/`:
+
+    models/catalogue/versions/v0001/   gallery.npz + gallery.json (the whole index) + enrolled.csv
+    models/catalogue/crops/<image_id>.jpg   the enrolled photos' crops (shown on review pages)
+    models/catalogue/CURRENT           the version in use ("v0001"), replaced atomically
+
+A version is written completely under a temporary name and renamed into place before CURRENT switches
+to it, so a killed enroll leaves the previous version in use. Each version records the fingerprint of
+the `models/gallery` it extends; when the pipeline retrains (new embedding space), identify notices the
+mismatch and falls back to `models/gallery` with a warning rather than mixing incompatible embeddings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from whale_core import InputError, atomic_write_bytes, atomic_write_csv, atomic_write_text
+from whale_retrieval import NEW_INDIVIDUAL, GalleryIndex
+
+log = logging.getLogger(__name__)
+
+BASE_GALLERY = Path("models/gallery")
+CATALOGUE = Path("models/catalogue")
+QUERY_EMBEDDINGS = "query_embeddings.npz"
+DECISIONS = ("match", "new")
+ENROLLED_COLUMNS = ["image_id", "individual_id", "species", "photo", "decision"]
+
+
+def gallery_fingerprint(gallery_dir: Path) -> str:
+    """sha256 of a saved gallery's arrays file: which trained gallery an enrolled version extends."""
+    return hashlib.sha256((gallery_dir / "gallery.npz").read_bytes()).hexdigest()
+
+
+def current_gallery(repo: Path) -> tuple[GalleryIndex, Path]:
+    """The gallery to query: the CURRENT enrolled version when it extends today's `models/gallery`, else that.
+
+    Raises:
+        InputError: `models/gallery` missing or unreadable.
+    """
+    base_dir = repo / BASE_GALLERY
+    base = GalleryIndex.load(base_dir)
+    pointer = repo / CATALOGUE / "CURRENT"
+    if not pointer.is_file():
+        return base, base_dir
+    version_dir = repo / CATALOGUE / "versions" / pointer.read_text(encoding="utf-8").strip()
+    enrolled = GalleryIndex.load(version_dir)
+    if enrolled.settings.get("base_fingerprint") != gallery_fingerprint(base_dir):
+        log.warning(
+            "%s extends an older %s (the models were retrained): using %s without the enrolled photos; "
+            "re-run `whale-reid enroll` with your decisions files",
+            version_dir, BASE_GALLERY, BASE_GALLERY,
+        )  # fmt: skip
+        return base, base_dir
+    return enrolled, version_dir
+
+
+def read_decisions(path: Path) -> pd.DataFrame:
+    """The decisions CSV (photo, decision = match|new, individual_id), checked row by row.
+
+    Raises:
+        InputError: unreadable file, missing column, or a bad row (named by its line number in the file).
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: decisions file not found")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    for column in ("photo", "decision", "individual_id"):
+        if column not in table.columns:
+            raise InputError(f"{path}: missing column '{column}' (expected photo, decision, individual_id)")
+    table = table[["photo", "decision", "individual_id"]].apply(lambda c: c.str.strip())
+    table["line"] = np.arange(len(table)) + 2  # header is line 1
+    for row, record in zip(table["line"], table.itertuples(index=False)):
+        where = f"{path}: line {row} (photo {record.photo!r})"
+        if not record.photo:
+            raise InputError(f"{path}: line {row}: empty photo")
+        if record.decision not in DECISIONS:
+            raise InputError(f"{where}: decision must be 'match' or 'new', got {record.decision!r}")
+        if not record.individual_id or any(ch.isspace() for ch in record.individual_id):
+            raise InputError(f"{where}: individual_id must be a non-empty id without spaces")
+        if record.individual_id == NEW_INDIVIDUAL:
+            raise InputError(f"{where}: '{NEW_INDIVIDUAL}' is not an id; use decision=new with a name")
+    decided = table.drop_duplicates(["photo", "decision", "individual_id"])
+    conflicting = decided["photo"].duplicated()
+    if conflicting.any():
+        first = decided[conflicting].iloc[0]
+        raise InputError(f"{path}: line {first['line']}: photo {first['photo']!r} already has another decision")
+    return decided.reset_index(drop=True)
+
+
+def load_query_embeddings(identify_dir: Path, base_fingerprint: str) -> pd.DataFrame:
+    """identify's `query_embeddings.npz` as a table: photo, image_id, species, crop, emb (one array per row).
+
+    Raises:
+        InputError: missing file or arrays, or embeddings made against another trained gallery.
+    """
+    path = identify_dir / QUERY_EMBEDDINGS
+    if not path.is_file():
+        raise InputError(f"{path}: not found (run `whale-reid identify --out {identify_dir}` first)")
+    with np.load(path, allow_pickle=False) as data:
+        missing = {"photo", "image_id", "species", "crop", "emb"} - set(data.files)
+        if missing:
+            raise InputError(f"{path}: missing arrays {sorted(missing)}")
+        columns = {name: data[name].astype(str) for name in ("photo", "image_id", "species", "crop")}
+        emb = data["emb"].astype(np.float32)
+        made_for = str(data["base_fingerprint"]) if "base_fingerprint" in data.files else ""
+    if made_for != base_fingerprint:
+        raise InputError(f"{path}: made with other models than today's {BASE_GALLERY} (re-run `whale-reid identify`)")
+    return pd.DataFrame({**columns, "emb": list(emb)})
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    """What an enroll run did.
+
+    Attributes:
+        added: the rows added (ENROLLED_COLUMNS).
+        skipped: photos whose image is already in the gallery (a repeated run skips everything).
+        version: the new gallery version now CURRENT, or None when nothing was added.
+    """
+
+    added: pd.DataFrame
+    skipped: list[str]
+    version: str | None
+
+
+def plan_rows(decisions: pd.DataFrame, queries: pd.DataFrame, gallery: GalleryIndex, source: str) -> pd.DataFrame:
+    """The decisions joined to their query rows, minus photos already in the gallery, each checked.
+
+    Raises:
+        InputError: a photo not in the identify run, a match to an unknown id, or a new id that exists.
+    """
+    by_photo = queries.drop_duplicates("photo").set_index("photo")
+    known_ids, known_images = set(gallery.labels.tolist()), set(gallery.image_ids.tolist())
+    rows = []
+    for record in decisions.itertuples(index=False):
+        where = f"{source}: line {record.line} (photo {record.photo!r})"
+        if record.photo not in by_photo.index:
+            raise InputError(f"{where}: not among the identify run's photos")
+        query = by_photo.loc[record.photo]
+        if query["image_id"] in known_images:
+            continue
+        if record.decision == "match" and record.individual_id not in known_ids:
+            raise InputError(f"{where}: individual {record.individual_id!r} is not in the gallery (use decision=new)")
+        if record.decision == "new" and record.individual_id in known_ids:
+            raise InputError(f"{where}: individual {record.individual_id!r} is already in the gallery (decision=match)")
+        rows.append({**query.to_dict(), "photo": record.photo, "individual_id": record.individual_id,
+                     "decision": record.decision})  # fmt: skip
+    return pd.DataFrame(rows, columns=[*ENROLLED_COLUMNS, "crop", "emb"])
+
+
+def write_version(repo: Path, gallery: GalleryIndex, enrolled: pd.DataFrame) -> str:
+    """Save `gallery` as the next version (complete before it is renamed into place), then switch CURRENT."""
+    versions = repo / CATALOGUE / "versions"
+    versions.mkdir(parents=True, exist_ok=True)
+    number = 1 + max((int(p.name[1:]) for p in versions.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
+    name = f"v{number:04d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=versions))
+    try:
+        gallery.save(tmp)
+        atomic_write_csv(tmp / "enrolled.csv", enrolled[ENROLLED_COLUMNS])
+        os.rename(tmp, versions / name)  # fails if a concurrent enroll took the name: nothing is overwritten
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_text(repo / CATALOGUE / "CURRENT", name + "\n")
+    return name
+
+
+def enroll(repo: Path, decisions_csv: Path, identify_dir: Path) -> EnrollResult:
+    """Add the confirmed photos of `decisions_csv` (embedded by the identify run in `identify_dir`).
+
+    Matches join their chosen individual, new individuals get the given id; photos already in the gallery
+    are skipped, so running the same file again changes nothing.
+
+    Raises:
+        InputError: a bad decisions row (naming the line), a missing or incompatible identify run.
+    """
+    decisions = read_decisions(decisions_csv)
+    gallery, gallery_dir = current_gallery(repo)
+    base_fingerprint = gallery_fingerprint(repo / BASE_GALLERY)
+    queries = load_query_embeddings(identify_dir, base_fingerprint)
+    plan = plan_rows(decisions, queries, gallery, str(decisions_csv))
+    skipped = sorted(set(decisions["photo"]) - set(plan["photo"]))
+    if plan.empty:
+        log.info("nothing to add: all %d photos are already in %s", len(skipped), gallery_dir)
+        return EnrollResult(plan[ENROLLED_COLUMNS], skipped, None)
+    for image_id, crop in zip(plan["image_id"], plan["crop"]):
+        atomic_write_bytes(repo / CATALOGUE / "crops" / f"{image_id}.jpg", (identify_dir / crop).read_bytes())
+    grown = gallery.add(np.stack(plan["emb"].to_list()), plan["image_id"], plan["individual_id"], plan["species"])
+    grown = dataclasses.replace(grown, settings={**gallery.settings, "base_fingerprint": base_fingerprint})
+    previous = gallery_dir / "enrolled.csv"
+    history = pd.read_csv(previous, dtype=str, keep_default_na=False) if previous.is_file() else None
+    enrolled = pd.concat([history, plan[ENROLLED_COLUMNS]], ignore_index=True)
+    version = write_version(repo, grown, enrolled)
+    log.info("enrolled %d photos (%d skipped): gallery %s has %d rows", len(plan), len(skipped), version, len(grown))
+    return EnrollResult(plan[ENROLLED_COLUMNS], skipped, version)

@@ -1,0 +1,248 @@
+"""`whale-reid identify`: new survey photos → top-5 individuals, with the pipeline's own models and gallery.
+
+The answers are the predict stage's, by construction: the same detector and `crop` params cut the crops
+(`whale_detector.detect_boxes` / `crop_regions`), every selected checkpoint embeds them with its own config
+(flip-TTA included), the parts are concatenated in the selection's order (`concat_embeddings`, as
+`ensemble_embeddings` does), then `knn_search` + `PostProcessing.apply` with the gallery's saved settings.
+A photo that cannot be read gets an error row; the others go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from whale_core import InputError, load_rgb
+from whale_detector import CropConfig, crop_regions, detect_boxes, given_boxes
+from whale_retrieval import (
+    GalleryIndex,
+    KnnConfig,
+    PostProcessing,
+    concat_embeddings,
+    knn_search,
+    query_species,
+    rank_individuals,
+)
+
+log = logging.getLogger(__name__)
+
+MATCH_COLUMNS = ["photo", "rank", "individual_id", "similarity", "species", "region", "x1", "y1", "x2", "y2", "error"]
+QUERY_SPLIT = "query"
+CHUNK_PHOTOS = 256  # photos detected, cropped and embedded together (bounds memory on large surveys)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One selected checkpoint, loaded once: its network and its own config (region, size, flip-TTA)."""
+
+    model: str
+    fold: int
+    network: Any  # whale_embedder.EmbeddingModel (torch is imported only when models are loaded)
+    config: Any  # whale_embedder.EmbedderConfig
+
+    def embed(self, table: pd.DataFrame) -> np.ndarray:
+        """Unit-norm embeddings of a crop table (`image`, `path_<extract_region>`), as the stage extracts them."""
+        from whale_embedder import extract_embeddings
+
+        return extract_embeddings(self.network, table, self.config, progress=False)
+
+
+@dataclass(frozen=True)
+class Artefacts:
+    """Everything identify needs from a pipeline run, loaded once.
+
+    Attributes:
+        detector_weights: the trained detector (used when `crop_config.box_source` is `detector`).
+        given_boxes: the `crop.boxes_csv` table (used when the box source is `boxes_csv`).
+        members: the ensemble in the selection's order.
+        gallery_dir: the gallery version in use (`models/gallery` or an enrolled version).
+        crop_lookup: where gallery photos' crops are: (folder, name pattern) pairs tried in order by the page.
+    """
+
+    crop_config: CropConfig
+    members: list[Member]
+    gallery: GalleryIndex
+    gallery_dir: Path
+    detector_weights: Path | None = None
+    given_boxes: pd.DataFrame | None = None
+
+    @property
+    def postprocessing(self) -> PostProcessing:
+        """The tuned threshold, k and species offsets saved with the gallery by the predict stage."""
+        s = self.gallery.settings
+        return PostProcessing(float(s["threshold"]), int(s["k_neighbors"]), dict(s.get("species_offsets") or {}))
+
+    @property
+    def knn_config(self) -> KnnConfig:
+        return KnnConfig.from_dict(self.gallery.settings.get("knn"), section="gallery.knn")
+
+
+def is_image_file(path: Path) -> bool:
+    """True when PIL recognises the file's header as an image (the file name does not matter)."""
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
+def find_photos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The photos to identify: files as given, folders searched recursively for images (by content).
+
+    A file named explicitly is kept even if it is not an image (it gets an error row); inside folders,
+    files that are not images (notes, CSVs, sidecars) are skipped. Order: as given, folders sorted;
+    a photo reached twice is listed once.
+
+    Raises:
+        InputError: a path that does not exist.
+    """
+    photos: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            photos += [p for p in sorted(item.rglob("*")) if p.is_file() and is_image_file(p)]
+        elif item.is_file():
+            photos.append(item)
+        else:
+            raise InputError(f"{item}: no such file or folder")
+    seen: set[Path] = set()
+    unique = []
+    for photo in photos:
+        if photo.resolve() not in seen:
+            seen.add(photo.resolve())
+            unique.append(photo)
+    return unique
+
+
+def content_id(path: Path) -> str:
+    """The gallery image id a photo gets when enrolled: content hash + file name (same bytes → same id)."""
+    return f"{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}-{path.name}"
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    """What one identify run found.
+
+    Attributes:
+        matches: the `matches.csv` table (MATCH_COLUMNS): five rows per photo, one error row (rank 0) per
+            unreadable photo, in the order the photos were given.
+        photos: one row per readable photo — photo, key (its crop file stem), image_id (content id),
+            species (predicted), path.
+        embeddings: float32 [n_photos, d] ensemble embeddings, rows in `photos` order.
+        boxes: the `crop_regions` table of the readable photos (image = key).
+        similarities, neighbours: the kNN result [n_photos, k] (gallery row indices), best first.
+    """
+
+    matches: pd.DataFrame
+    photos: pd.DataFrame
+    embeddings: np.ndarray
+    boxes: pd.DataFrame
+    similarities: np.ndarray
+    neighbours: np.ndarray
+
+
+def check_photos(photos: Sequence[Path]) -> tuple[list[Path], list[dict]]:
+    """Split photos into readable ones and error rows (each fully decoded once with `load_rgb`)."""
+    readable, errors = [], []
+    for path in tqdm(photos, desc="check", unit="photo", disable=None, leave=False):
+        try:
+            load_rgb(path)
+            readable.append(path)
+        except InputError as err:
+            log.warning("skipped: %s", err)
+            errors.append({"photo": str(path), "error": str(err)})
+    return readable, errors
+
+
+def find_boxes(artefacts: Artefacts, images: pd.DataFrame) -> pd.DataFrame:
+    """Boxes from the configured source: the trained detector, or the given boxes CSV (matched by file name)."""
+    cfg = artefacts.crop_config
+    if cfg.box_source == "detector":
+        return detect_boxes(artefacts.detector_weights, images["path"].tolist(), cfg, names=images["image"].tolist())
+    by_name = images.assign(image=[Path(p).name for p in images["path"]])
+    boxes = given_boxes(artefacts.given_boxes, by_name, cfg, source=str(cfg.boxes_csv))
+    return boxes.merge(by_name[["image"]].assign(key=images["image"].to_numpy()), on="image").assign(
+        image=lambda t: t.pop("key")
+    )
+
+
+def embed_crops(artefacts: Artefacts, keys: Sequence[str], crops_dir: Path) -> np.ndarray:
+    """Every member's embedding of the crops, concatenated in the selection's order (predict's rule)."""
+    parts = []
+    for member in artefacts.members:
+        region = member.config.extract_region
+        paths = [str(crops_dir / region / QUERY_SPLIT / f"{key}.jpg") for key in keys]
+        table = pd.DataFrame({"image": list(keys), f"path_{region}": paths})
+        parts.append((list(keys), member.embed(table)))
+    return concat_embeddings(parts)[1]
+
+
+def embed_photos(artefacts: Artefacts, images: pd.DataFrame, crops_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Detect, crop and embed readable photos (image = key, split, path), CHUNK_PHOTOS at a time."""
+    tables, chunks = [], []
+    for start in range(0, len(images), CHUNK_PHOTOS):
+        chunk = images.iloc[start : start + CHUNK_PHOTOS]
+        tables.append(crop_regions(chunk, find_boxes(artefacts, chunk), crops_dir, artefacts.crop_config))
+        chunks.append(embed_crops(artefacts, chunk["image"].tolist(), crops_dir))
+    if not tables:
+        return pd.DataFrame(columns=["image", "region", "x1", "y1", "x2", "y2", "source"]), np.zeros((0, 0), "f4")
+    return pd.concat(tables, ignore_index=True), np.concatenate(chunks)
+
+
+def region_box(boxes: pd.DataFrame, key: str, region: str) -> dict:
+    """matches.csv's region and box of one photo: the embedded crop's rectangle; `full_image` without a box."""
+    row = boxes[(boxes["image"] == key) & (boxes["region"] == region)].iloc[0]
+    label = "full_image" if row["source"] == "full_image" else region
+    return {"region": label, **{c: int(row[c]) for c in ("x1", "y1", "x2", "y2")}}
+
+
+def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> IdentifyResult:
+    """Identify `photos` against the artefacts' gallery; crops are written under `<out_dir>/crops/`.
+
+    Raises:
+        InputError: only for problems of the artefacts; unreadable photos become error rows.
+    """
+    readable, errors = check_photos(photos)
+    keys = [f"{i:05d}-{p.stem}" for i, p in enumerate(readable)]
+    images = pd.DataFrame({"image": keys, "split": QUERY_SPLIT, "path": [str(p) for p in readable]})
+    boxes, query_emb = embed_photos(artefacts, images, out_dir / "crops")
+    gallery, post = artefacts.gallery, artefacts.postprocessing
+    k = min(post.k_neighbors, len(gallery))
+    sims, idx = np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+    answers, species, ranked_ids, ranked_scores = [], [], np.zeros((0, 5)), np.zeros((0, 5))
+    if len(query_emb):
+        sims, idx = knn_search(query_emb, gallery.embeddings, k, config=artefacts.knn_config)
+        answers = post.apply(sims, idx, gallery.labels, gallery.species)
+        ranked = rank_individuals(sims[:, : post.k_neighbors], idx[:, : post.k_neighbors], gallery.labels, 5)
+        ranked_ids, ranked_scores = ranked.ids, ranked.scores
+        species = [str(s) for s in query_species(idx, gallery.species, 1)]
+    region = artefacts.members[0].config.extract_region
+    rows: list[dict] = [{"photo": e["photo"], "rank": 0, "error": e["error"]} for e in errors]
+    for i, path in enumerate(readable):
+        score = {str(c): float(s) for c, s in zip(ranked_ids[i], ranked_scores[i]) if c != ""}
+        box = region_box(boxes, keys[i], region)
+        rows += [
+            {"photo": str(path), "rank": rank, "individual_id": answer, "similarity": score.get(answer, np.nan),
+             "species": species[i], **box, "error": ""}
+            for rank, answer in enumerate(answers[i], start=1)
+        ]  # fmt: skip
+    order = {str(p): n for n, p in enumerate(photos)}
+    matches = pd.DataFrame(rows, columns=MATCH_COLUMNS)
+    matches = matches.assign(_order=matches["photo"].map(order)).sort_values(["_order", "rank"], kind="stable")
+    photo_table = pd.DataFrame(
+        {"photo": [str(p) for p in readable], "key": keys, "image_id": [content_id(p) for p in readable],
+         "species": species, "path": [str(p) for p in readable]}
+    )  # fmt: skip
+    log.info("identified %d photos (%d unreadable)", len(readable), len(errors))
+    return IdentifyResult(
+        matches.drop(columns="_order").reset_index(drop=True), photo_table, query_emb, boxes, sims, idx
+    )
