@@ -87,9 +87,17 @@ class Artefacts:
         return KnnConfig.from_dict(self.gallery.settings.get("knn"), section="gallery.knn")
 
 
+#: Leading bytes of the photo formats a survey folder holds (JPEG, PNG, TIFF both byte orders, WebP/RIFF,
+#: GIF, BMP): a file starting so is a photo even when it is too damaged for PIL to read its header.
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"RIFF", b"GIF8", b"BM")
+
+
 def is_image_file(path: Path) -> bool:
-    """True when PIL recognises the file's header as an image (the file name does not matter)."""
+    """True when the file's content is an image (PIL reads its header, or a known signature starts it)."""
     try:
+        with open(path, "rb") as fh:
+            if fh.read(16).startswith(IMAGE_SIGNATURES):
+                return True
         with Image.open(path):
             return True
     except (UnidentifiedImageError, OSError, ValueError):

@@ -56,10 +56,11 @@ class QueryView:
 
 
 def _candidate_card(index: int, cand: Candidate) -> str:
+    similarity = f"{cand.similarity:.3f}" if np.isfinite(cand.similarity) else "n/a"
     return (
         f"<figure class='cand'><img src='{cand.image_uri}' alt='{esc(cand.individual_id)}'>"
         f"<figcaption>#{index + 1} <b>{esc(cand.individual_id)}</b><br>"
-        f"<span class='sim'>{cand.similarity:.3f}</span> · {esc(cand.species)}"
+        f"<span class='sim'>{similarity}</span> · {esc(cand.species)}"
         f"<br><span class='muted'>{esc(cand.gallery_photo)}</span></figcaption></figure>"
     )
 

@@ -44,5 +44,16 @@
     a.download = "decisions.csv";
     a.click();
   });
+  // Mark every image once the page has loaded: data-loaded="1" with its natural width, "0" if broken
+  // (lets a headless browser check the page; a broken image is also outlined for the reviewer).
+  window.addEventListener("load", () => {
+    document.querySelectorAll("img").forEach((img) => {
+      const ok = img.complete && img.naturalWidth > 0;
+      img.dataset.loaded = ok ? "1" : "0";
+      img.dataset.naturalWidth = String(img.naturalWidth);
+      if (!ok) img.classList.add("broken");
+    });
+    document.body.dataset.imagesChecked = "1";
+  });
   show(0);
 })();
