@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +123,7 @@ def load_query_embeddings(identify_dir: Path, base_fingerprint: str) -> pd.DataF
     return pd.DataFrame({**columns, "emb": list(emb)})
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class EnrollResult:
     """What an enroll run did.
 

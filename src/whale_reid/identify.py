@@ -66,7 +66,6 @@ class Artefacts:
         given_boxes: the `crop.boxes_csv` table (used when the box source is `boxes_csv`).
         members: the ensemble in the selection's order.
         gallery_dir: the gallery version in use (`models/gallery` or an enrolled version).
-        crop_lookup: where gallery photos' crops are: (folder, name pattern) pairs tried in order by the page.
     """
 
     crop_config: CropConfig

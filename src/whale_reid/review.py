@@ -23,7 +23,16 @@ from whale_reid.identify import IdentifyResult
 from whale_retrieval import GalleryIndex
 
 NEW_INDIVIDUAL = "new_individual"
-NEW_CARD = "<figure class='newcard'><div class='newbox'>new_individual<br>(below threshold)</div></figure>"
+NEW_CARD = (
+    "<figure class='newcard' data-choice='new'><div class='newbox'>new_individual<br>(below threshold)</div>"
+    "<figcaption>the call: no candidate is similar enough</figcaption></figure>"
+)
+#: Review-only layout on top of the shared style: a wider page, the picked card outlined, clickable cards.
+REVIEW_STYLE = (
+    "<style>main{max-width:1900px} figure[data-choice]{cursor:pointer}"
+    " figure.picked img, figure.picked .newbox{outline:4px solid var(--ok)}"
+    " img.broken{outline:3px solid var(--bad)}</style>"
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,7 @@ class QueryView:
 def _candidate_card(index: int, cand: Candidate) -> str:
     similarity = f"{cand.similarity:.3f}" if np.isfinite(cand.similarity) else "n/a"
     return (
-        f"<figure class='cand'><img src='{cand.image_uri}' alt='{esc(cand.individual_id)}'>"
+        f"<figure class='cand' data-choice='c{index}'><img src='{cand.image_uri}' alt='{esc(cand.individual_id)}'>"
         f"<figcaption>#{index + 1} <b>{esc(cand.individual_id)}</b><br>"
         f"<span class='sim'>{similarity}</span> · {esc(cand.species)}"
         f"<br><span class='muted'>{esc(cand.gallery_photo)}</span></figcaption></figure>"
@@ -98,7 +107,7 @@ def render_review_page(queries: list[QueryView], title: str = "whale-reid · rev
         "<span class='hint'>←/→ next photo · 1–5 pick a candidate · n new individual</span>"
         "<button id='export'>Export decisions.csv</button></header>"
     )
-    body = header + "<main>" + "".join(_query_section(i, q) for i, q in enumerate(queries)) + "</main>"
+    body = REVIEW_STYLE + header + "<main>" + "".join(_query_section(i, q) for i, q in enumerate(queries)) + "</main>"
     body += f"<script id='review-data' type='application/json'>{json_for_script(data)}</script>"
     script = (resources.files("whale_reid") / "assets" / "review.js").read_text(encoding="utf-8")
     return page(title, body, script)

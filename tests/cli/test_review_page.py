@@ -25,7 +25,7 @@ def test_every_query_shows_five_candidate_images_that_load(identified: IdentifyR
         if photo in errors:
             assert "<img" not in section
             continue
-        candidates = re.findall(r"<figure class=\"cand\"><img [^>]*>", section)
+        candidates = re.findall(r"<figure class=\"cand\"[^>]*><img [^>]*>", section)
         assert len(candidates) == 5
         assert all('data-loaded="1"' in img for img in candidates)
         is_new = "new_individual" in matches.loc[matches["photo"] == photo, "individual_id"].tolist()

@@ -8,11 +8,27 @@
     current = (i + sections.length) % sections.length;
     sections.forEach((s, j) => s.classList.toggle("active", j === current));
     document.getElementById("position").textContent = (current + 1) + " / " + sections.length;
+    history.replaceState(null, "", "#" + (current + 1));
+  }
+  function mark(section) {
+    const picked = section.querySelector("input[type=radio]:checked");
+    section.querySelectorAll("figure[data-choice]").forEach((f) => {
+      f.classList.toggle("picked", !!picked && f.dataset.choice === picked.value);
+    });
   }
   function choose(i, value) {
-    const radio = sections[current].querySelector("input[type=radio][value='" + value + "']");
-    if (radio) { radio.checked = true; }
+    const radio = sections[i].querySelector("input[type=radio][value='" + value + "']");
+    if (radio) { radio.checked = true; mark(sections[i]); }
   }
+  sections.forEach((s, i) => {
+    s.addEventListener("change", () => mark(s));
+    s.querySelectorAll("figure[data-choice]").forEach((f) => {
+      f.addEventListener("click", () => {
+        choose(i, f.dataset.choice);
+        if (f.dataset.choice === "new") s.querySelector("input[type=text]").focus();
+      });
+    });
+  });
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "INPUT" && e.target.type === "text") return;
     if (e.key === "ArrowRight" || e.key === "j") show(current + 1);
@@ -55,5 +71,5 @@
     });
     document.body.dataset.imagesChecked = "1";
   });
-  show(0);
+  show((Number(location.hash.slice(1)) || 1) - 1);  // review.html#7 opens the 7th photo
 })();
