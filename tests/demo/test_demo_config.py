@@ -34,7 +34,8 @@ def test_unknown_key_is_named():
         ("singleton_fraction", 1.5),
         ("image_size", [512, 320]),
         ("image_size", [10, 20]),
-        ("image_size", [320, 400, 512]),
+        ("mean_photos_per_individual", 2.0),
+        ("mean_photos_per_individual", 30.0),
         ("difficulty", -0.1),
         ("test_fraction", 0.0),
         ("test_fraction", 1.0),
@@ -44,6 +45,11 @@ def test_unknown_key_is_named():
 def test_out_of_range_values_name_the_key(key, value):
     with pytest.raises(ConfigError, match=rf"data\.demo\.{key}: .* out of range"):
         DemoConfig.from_dict({key: value}, section="data.demo")
+
+
+def test_image_size_needs_two_values():
+    with pytest.raises(ConfigError, match=r"data\.demo\.image_size: expected 2 values"):
+        DemoConfig.from_dict({"image_size": [320, 400, 512]}, section="data.demo")
 
 
 def test_wrong_type_is_refused():

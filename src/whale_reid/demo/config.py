@@ -21,6 +21,8 @@ class DemoConfig(Config):
         n_individuals: animals in the population, including those seen only in test (new individuals).
         max_photos_per_individual: the most photos any one animal gets (train and test together).
         singleton_fraction: share of animals photographed only once or twice (the long tail).
+        mean_photos_per_individual: mean photo count of the other animals (3 + a geometric tail, capped
+            at `max_photos_per_individual`).
         image_size: (min, max) photo width in pixels; each photo's height follows a random aspect ratio.
         difficulty: 0 = clean photos … 1 = heavy spray, blur, wave occlusion and low JPEG quality.
         test_fraction: share of all photos held out as test photos.
@@ -30,13 +32,12 @@ class DemoConfig(Config):
     SECTION = "data.demo"
     seed: int = 7
     n_species: int = 4
-    n_individuals: int = 160
-    max_photos_per_individual: int = 12
-    singleton_fraction: float = 0.35
-    # `tuple[int, ...]` (length checked below): whale_core's fixed-length tuple coercion swaps
-    # annotation and value, so `tuple[int, int]` cannot be read from params.yaml yet.
-    image_size: tuple[int, ...] = (320, 512)
-    difficulty: float = 0.5
+    n_individuals: int = 80
+    max_photos_per_individual: int = 24
+    singleton_fraction: float = 0.2
+    mean_photos_per_individual: float = 10.0
+    image_size: tuple[int, int] = (320, 512)
+    difficulty: float = 0.4
     test_fraction: float = 0.2
     new_individual_fraction: float = 0.15
 
@@ -54,6 +55,8 @@ class DemoConfig(Config):
             raise bad("n_individuals", "must be at least 2 per species")
         if not 2 <= self.max_photos_per_individual <= 1000:
             raise bad("max_photos_per_individual", "must be between 2 and 1000")
+        if not 3.0 <= self.mean_photos_per_individual <= self.max_photos_per_individual:
+            raise bad("mean_photos_per_individual", "must be between 3 and max_photos_per_individual")
         if not 0.0 <= self.singleton_fraction <= 1.0:
             raise bad("singleton_fraction", "must be between 0 and 1")
         if len(self.image_size) != 2:
@@ -76,6 +79,7 @@ TINY_DEMO = DemoConfig(
     n_individuals=24,
     max_photos_per_individual=8,
     singleton_fraction=0.3,
+    mean_photos_per_individual=6.5,
     image_size=(160, 224),
     difficulty=0.5,
     test_fraction=0.2,

@@ -130,7 +130,8 @@ def _photo_counts(cfg: DemoConfig, rng: np.random.Generator) -> np.ndarray:
     n_single = int(round(cfg.singleton_fraction * cfg.n_individuals))
     single = rng.choice([1, 2], size=n_single, p=[0.6, 0.4])
     low = min(3, cfg.max_photos_per_individual)
-    many = np.minimum(low - 1 + rng.geometric(0.22, size=cfg.n_individuals - n_single), cfg.max_photos_per_individual)
+    p_stop = min(1.0, 1.0 / max(cfg.mean_photos_per_individual - low + 1, 1.0))
+    many = np.minimum(low - 1 + rng.geometric(p_stop, size=cfg.n_individuals - n_single), cfg.max_photos_per_individual)
     return rng.permutation(np.concatenate([single, many])).astype(int)
 
 
