@@ -7,8 +7,10 @@ truncated files, text files, decompression bombs) with an `ImageLoadError` namin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +64,33 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+@contextlib.contextmanager
+def _open_checked(path: Path, max_pixels: int) -> Iterator[Image.Image]:
+    """Open `path` for decoding inside the block; every failure becomes an `ImageLoadError` naming the file."""
+    if not path.is_file():
+        raise ImageLoadError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"{path}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise ImageLoadError(f"{path}: {width}x{height} pixels is over the limit of {max_pixels:,}")
+                if width < 1 or height < 1:
+                    raise ImageLoadError(f"{path}: image has no pixels")
+                yield img
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{path}: not an image file (unrecognised format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(f"{path}: image is too large (decompression-bomb guard)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageLoadError(f"{path}: corrupt or truncated image ({err})") from None
+
+
 def load_rgb(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
     """Open a photo as an upright 8-bit RGB image.
 
@@ -75,33 +104,9 @@ def load_rgb(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS
         ImageLoadError: missing, empty, not an image, truncated/corrupt, or too large; the message
             starts with the path.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageLoadError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise ImageLoadError(f"{path}: empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise ImageLoadError(
-                        f"{path}: {width}x{height} pixels is over the limit of {max_pixels:,} (bomb guard)"
-                    )
-                if width < 1 or height < 1:
-                    raise ImageLoadError(f"{path}: image has no pixels")
-                img.load()
-                img = ImageOps.exif_transpose(img) or img
-                return _to_rgb(img)
-    except ImageLoadError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageLoadError(f"{path}: not an image file (unrecognised format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageLoadError(f"{path}: image is too large (decompression-bomb guard)") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ImageLoadError(f"{path}: corrupt or truncated image ({err})") from None
+    with _open_checked(Path(path), max_pixels) as img:
+        img.load()
+        return _to_rgb(ImageOps.exif_transpose(img) or img)
 
 
 def verify_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
@@ -110,28 +115,10 @@ def verify_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PI
     Raises:
         ImageLoadError: as `load_rgb` would, naming the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageLoadError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise ImageLoadError(f"{path}: empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise ImageLoadError(f"{path}: {width}x{height} pixels is over the limit of {max_pixels:,}")
-                orientation = img.getexif().get(0x0112, 1)
-                if img.format == "JPEG":
-                    img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
-                img.load()
-    except ImageLoadError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageLoadError(f"{path}: not an image file (unrecognised format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageLoadError(f"{path}: image is too large (decompression-bomb guard)") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ImageLoadError(f"{path}: corrupt or truncated image ({err})") from None
+    with _open_checked(Path(path), max_pixels) as img:
+        width, height = img.size
+        orientation = img.getexif().get(0x0112, 1)
+        if img.format == "JPEG":
+            img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+        img.load()
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
