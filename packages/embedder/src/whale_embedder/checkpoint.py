@@ -8,6 +8,7 @@ plain dict — no pickled objects.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,11 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with `weights_only=True`.
+    """Read a checkpoint with `weights_only=True`: tensors and plain containers only, never pickled code.
 
     Raises:
-        InputError: missing or unreadable file (the message names it).
+        InputError: missing or unreadable file, or one that holds pickled objects (refused: loading them
+            could run arbitrary code) — the message names the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -38,6 +40,11 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         return torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise InputError(f"{path}: unreadable checkpoint ({str(err).splitlines()[0]})") from None
+    except pickle.UnpicklingError:
+        raise InputError(
+            f"{path}: refused: the checkpoint holds pickled Python objects, not just weights (only tensors, "
+            "numbers, strings and containers are loaded)"
+        ) from None
 
 
 def model_from_checkpoint(
