@@ -175,11 +175,10 @@ def find_boxes(artefacts: Artefacts, images: pd.DataFrame) -> pd.DataFrame:
     cfg = artefacts.crop_config
     if cfg.box_source == "detector":
         return detect_boxes(artefacts.detector_weights, images["path"].tolist(), cfg, names=images["image"].tolist())
-    by_name = images.assign(image=[Path(p).name for p in images["path"]])
+    by_name = images.assign(image=[Path(p).name for p in images["path"]])  # the CSV names photos by file name
     boxes = given_boxes(artefacts.given_boxes, by_name, cfg, source=str(cfg.boxes_csv))
-    return boxes.merge(by_name[["image"]].assign(key=images["image"].to_numpy()), on="image").assign(
-        image=lambda t: t.pop("key")
-    )
+    key_of = dict(zip(by_name["image"], images["image"]))  # two photos with one file name: the last gets the box
+    return boxes.assign(image=boxes["image"].map(key_of))
 
 
 def embed_crops(artefacts: Artefacts, keys: Sequence[str], crops_dir: Path) -> np.ndarray:
