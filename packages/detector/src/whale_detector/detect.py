@@ -86,9 +86,12 @@ def detect_boxes(
     progress = tqdm(total=len(paths), desc="detect", unit="photo", disable=None)
     with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
         for offset, batch in zip(range(0, len(paths), cfg.batch), _batches(paths, cfg.batch, pool)):
+            # rect=False: square letterboxing for every batch, so a photo's boxes never depend on
+            # which other photos share its batch (ultralytics pads minimally when all shapes agree).
             results = model.predict(
-                batch, imgsz=imgsz, conf=cfg.conf_threshold, iou=cfg.iou_nms, device=cfg.device, verbose=False
-            )
+                batch, imgsz=imgsz, conf=cfg.conf_threshold, iou=cfg.iou_nms, device=cfg.device, rect=False,
+                verbose=False,
+            )  # fmt: skip
             for j, (photo, result) in enumerate(zip(batch, results)):
                 boxes = result.boxes
                 best = best_per_region(boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy())
