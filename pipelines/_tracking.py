@@ -13,6 +13,7 @@ import os
 import socket
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from whale_core import Config, InputError
@@ -58,7 +59,12 @@ def configure_tracking(cfg: TrackingConfig) -> str:
             raise InputError(
                 f"MLflow tracking server {uri} is unreachable (set tracking.local_fallback: true to log to {LOCAL_URI})"
             )
-        log.warning("MLflow tracking server %s is unreachable; logging to the local store %s instead", uri, LOCAL_URI)
+        log.warning(
+            "MLflow tracking server %s is unreachable; logging to the local store %s (%s) instead",
+            uri,
+            LOCAL_URI,
+            Path(LOCAL_URI.removeprefix("sqlite:///")).resolve(),
+        )
         uri = LOCAL_URI
     os.environ["MLFLOW_TRACKING_URI"] = uri
     mlflow.set_tracking_uri(uri)

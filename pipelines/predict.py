@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines._common import load_params, params_digest, run_stage
+from pipelines._common import load_params, params_digest, require_finite_embeddings, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
 from whale_core import Config, atomic_write_csv, atomic_write_json
-from whale_reid.ensemble import ensemble_embeddings
+from whale_reid.ensemble import ensemble_embeddings, member_paths
 from whale_reid.submission import make_submission
 from whale_retrieval import GalleryIndex, KnnConfig, knn_search, known_new_groups, map_at_5, map_at_5_by_group
 from whale_retrieval.postprocess import PostProcessing
@@ -48,12 +48,14 @@ def test_scores(raw_dir: Path, submission: pd.DataFrame) -> dict[str, float]:
 def main() -> None:
     params = load_params()
     cfg = PredictConfig.from_dict(params.get("predict"))
+    configure_tracking(TrackingConfig.from_dict(params.get("tracking")))  # an outage fails before the work
     selection = json.loads(Path("outputs/selection.json").read_text())
     members = pd.DataFrame(selection["members"])
     post_json = json.loads(Path("outputs/postprocess.json").read_text())
     post = PostProcessing(post_json["threshold"], post_json["k_neighbors"], post_json.get("species_offsets", {}))
     train, test = read_csv("data/prepared/train.csv"), read_csv("data/prepared/test.csv")
 
+    require_finite_embeddings(member_paths(members, "train") + (member_paths(members, "test") if len(test) else []))
     gallery_emb = ensemble_embeddings(members, "train", train["image"])
     gallery = GalleryIndex.build(
         gallery_emb, train["image"], train["individual_id"], train["species"],
@@ -69,7 +71,6 @@ def main() -> None:
     final = {k: post_json[k] for k in ("oof_map5", "oof_map5_known", "oof_map5_new")}
     final |= test_scores(Path(params["data"]["raw_dir"]), submission)
     final |= {"ensemble_members": len(members), "embedding_dim": int(gallery_emb.shape[1])}
-    configure_tracking(TrackingConfig.from_dict(params.get("tracking")))
     import mlflow
 
     digest = params_digest(selection, post_json)

@@ -2,8 +2,9 @@
 
 Fold k's photos are the queries, the other folds the gallery, all embedded by the selected checkpoints
 of fold k (which never trained on fold k). The study lives in `optuna.db` (resumable, viewable with
-optuna-dashboard). Writes `outputs/postprocess.json`, `outputs/threshold_curve.csv`,
-`outputs/oof_predictions.csv` and `metrics/tune.json`; logs the best trial and the curve to MLflow.
+optuna-dashboard; named after the search space and ensemble, see `study_name`). Writes
+`outputs/postprocess.json`, `outputs/threshold_curve.csv`, `outputs/oof_predictions.csv` and
+`metrics/tune.json`; logs the best trial and the curve to MLflow.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines._common import load_params, params_digest, run_stage
+from pipelines._common import load_params, params_digest, require_finite_embeddings, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
 from whale_core import Config, atomic_write_csv, atomic_write_json
-from whale_reid.ensemble import stack_oof
+from whale_reid.ensemble import member_paths, stack_oof
 from whale_retrieval import TuneConfig, map_at_5_by_group, map_at_5_per_image
 from whale_retrieval.postprocess import PostProcessing
 from whale_retrieval.tuning import tune_on_neighbours
@@ -36,16 +37,26 @@ class TuneStageConfig(Config):
     search: TuneConfig = TuneConfig()
 
 
+def study_name(cfg: TuneStageConfig, members: pd.DataFrame) -> str:
+    """`<study_name>-<digest>`: the digest covers the search space and the ensemble but not `n_trials`.
+
+    So raising `n_trials` continues the same study (finished trials are kept, not repeated), while a new
+    selection or search space starts a new one instead of mixing in trials scored on other embeddings.
+    """
+    space = {**cfg.search.to_dict(), "n_trials": None}
+    return f"{cfg.study_name}-{params_digest(space, members.to_dict(orient='records'))}"
+
+
 def main() -> None:
     params = load_params()
     cfg = TuneStageConfig.from_dict(params.get("tune"))
+    configure_tracking(TrackingConfig.from_dict(params.get("tracking")))  # an outage fails before the work
     members = pd.DataFrame(json.loads(Path("outputs/selection.json").read_text())["members"])
     train = pd.read_csv("data/prepared/train.csv", dtype={"image": str, "individual_id": str, "species": str})
 
+    require_finite_embeddings(member_paths(members, "train"))
     stacked, queries = stack_oof(members, train, cfg.search.k_neighbors_max)
 
-    tracking = TrackingConfig.from_dict(params.get("tracking"))
-    configure_tracking(tracking)
     import mlflow
 
     digest = params_digest(params.get("tune"), members.to_dict(orient="records"))
@@ -56,7 +67,7 @@ def main() -> None:
             mlflow.log_metric("trial_map5", value, step=number)
 
         result = tune_on_neighbours(
-            stacked, cfg.search, study_name=cfg.study_name, storage=cfg.storage, on_trial=on_trial
+            stacked, cfg.search, study_name=study_name(cfg, members), storage=cfg.storage, on_trial=on_trial
         )
         post = PostProcessing.from_best_params(result.best_params, cfg.search.k_neighbors_max)
         answers = post.apply(stacked.sims, stacked.idx, stacked.gallery_labels, stacked.gallery_species)

@@ -63,12 +63,18 @@ def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
 
 
 def check_unique_images(frame: pd.DataFrame, path: Path) -> None:
-    """Refuse two rows naming the same image (with different labels)."""
+    """Refuse two rows naming the same image, or names equal but for the suffix (`a.jpg`, `a.png`)."""
     dup = frame["image"].duplicated(keep=False)
     if dup.any():
         lines = (frame.index[dup][:2] + 2).tolist()
         name = frame.loc[dup, "image"].iloc[0]
         raise InputError(f"{path} lines {lines[0]} and {lines[1]}: duplicate image name {name!r}")
+    stems = frame["image"].map(lambda image: str(Path(image).with_suffix("")))
+    clash = stems.duplicated(keep=False)
+    if clash.any():  # crops are stored as <name without suffix>.jpg: one would overwrite the other
+        lines = (frame.index[clash][:2] + 2).tolist()
+        first, second = frame.loc[clash, "image"].iloc[:2]
+        raise InputError(f"{path} lines {lines[0]} and {lines[1]}: {first!r} and {second!r} differ only in suffix")
 
 
 def check_images(frame: pd.DataFrame, images_dir: Path, csv_path: Path, workers: int = 4) -> None:
