@@ -101,3 +101,77 @@ def test_approximate_indexes_report_recall(index: str) -> None:
     # visiting every IVF cell is exhaustive, and HNSW with a wide beam on 2k points finds nearly all
     recall = knn_recall_at_k(query, gallery, 10, config)
     assert recall >= (1.0 if index == "ivf" else 0.95)
+
+
+BF16 = KnnConfig(backend="torch_bf16")
+
+
+@pytest.mark.parametrize(("k", "chunk_size"), [(1, None), (10, 7), (40, 64)])
+def test_bf16_backend_matches_brute_force(k: int, chunk_size: int | None) -> None:
+    rng = np.random.default_rng(6)
+    centres = rng.normal(size=(30, 48))
+    gallery = centres[rng.integers(0, 30, 400)] + 0.5 * rng.normal(size=(400, 48))
+    query = centres[rng.integers(0, 30, 90)] + 0.5 * rng.normal(size=(90, 48))
+    sims, idx = knn_search(query, gallery, k, chunk_size=chunk_size, config=BF16)
+    want_sims, want_idx = brute_force(query, gallery, k)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_allclose(sims, want_sims, atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 100])
+def test_bf16_backend_ties_and_thin_margins_fall_back_to_exact(k: int) -> None:
+    # every score is a multiple of 1/4: the k-th place is almost always tied with excluded rows, so the
+    # margin test fails and the wider round (k=100: the whole 300-row gallery) or the full scan decides
+    rng = np.random.default_rng(1)
+    query, gallery = exact_tie_vectors(rng, 40), exact_tie_vectors(rng, 300)
+    sims, idx = knn_search(query, gallery, k, chunk_size=13, config=BF16)
+    want_sims, want_idx = brute_force(query, gallery, k)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(sims, want_sims)
+
+
+def test_bf16_error_bound_covers_every_pair() -> None:
+    import torch
+
+    from whale_retrieval.knn_bf16 import bf16_error_bound, excluded_score_bound
+
+    rng = np.random.default_rng(7)
+    query = rng.normal(size=(64, 512)).astype(np.float32)
+    gallery = rng.normal(size=(500, 512)).astype(np.float32)
+    gallery[:50] = query[:50] + 0.01 * gallery[:50]  # high scores, where output rounding is largest
+    query /= np.linalg.norm(query, axis=1, keepdims=True)
+    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    q, g = torch.from_numpy(query), torch.from_numpy(gallery)
+    approx = (q.bfloat16() @ g.bfloat16().T).double().numpy()
+    exact = query.astype(np.float64) @ gallery.astype(np.float64).T
+    q_res = torch.linalg.vector_norm(q - q.bfloat16().float(), dim=1).double().numpy()
+    g_res = float(torch.linalg.vector_norm(g - g.bfloat16().float(), dim=1).max())
+    upper = excluded_score_bound(approx, bf16_error_bound(q_res, g_res, 512)[:, None])
+    assert (exact <= upper).all()
+    assert (upper - approx).max() < 0.01  # and it is not vacuous
+
+
+def test_backend_choice() -> None:
+    from whale_retrieval.knn import resolve_backend
+
+    assert resolve_backend(KnnConfig(), 100, 1000, 64) == "faiss"  # small: torch start-up would not pay
+    assert resolve_backend(KnnConfig(index="ivf", backend="torch_bf16"), 10**5, 10**5, 4608) == "faiss"
+    assert resolve_backend(BF16, 1, 1, 1) == "torch_bf16"
+    assert resolve_backend(KnnConfig(backend="faiss"), 10**5, 10**5, 4608) == "faiss"
+
+
+def test_retrieval_works_without_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np\n"
+        "from whale_retrieval import KnnConfig, knn_search\n"
+        "rng = np.random.default_rng(0)\n"
+        "_, idx = knn_search(rng.normal(size=(5, 8)), rng.normal(size=(50, 8)), 3, config=KnnConfig(backend='torch_bf16'))\n"
+        "assert idx.shape == (5, 3) and 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "torch is not importable; searching with FAISS" in done.stderr

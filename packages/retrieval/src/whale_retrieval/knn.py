@@ -1,7 +1,8 @@
 """Exact (and optionally approximate) cosine top-k search with FAISS, in bounded memory.
 
 Rows are L2-normalised here (cosine similarity = inner product of unit vectors). The exact path is
-FAISS `IndexFlatIP` over query chunks; ties are broken deterministically, lowest gallery index first,
+FAISS `IndexFlatIP` over query chunks, or for large searches a bf16 candidate pass with torch whose
+candidates are re-scored in fp32 and proven complete (`whale_retrieval.knn_bf16`); ties are broken deterministically, lowest gallery index first,
 also at the k-th position (rows with a tie there are re-solved from the full similarity row).
 """
 
@@ -18,6 +19,8 @@ from whale_retrieval.config import KnnConfig
 log = logging.getLogger(__name__)
 
 _NORM_CHUNK_ROWS = 8192
+#: `backend="auto"` uses the bf16 pass from this many multiply-adds (query rows × gallery rows × dim) on.
+_AUTO_BF16_MIN_MACS = 2 * 10**10
 
 
 def check_embeddings(emb: np.ndarray, name: str) -> np.ndarray:
@@ -78,6 +81,28 @@ def _maybe_to_gpu(index: faiss.Index, config: KnnConfig) -> faiss.Index:
     return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
 
 
+def resolve_backend(config: KnnConfig, n_query: int, n_gallery: int, dim: int) -> str:
+    """The backend an exact search of this size runs on: "faiss" or "torch_bf16" (see `KnnConfig.backend`).
+
+    torch is an optional accelerator: without it (or for approximate indexes) the search is FAISS.
+    `auto` picks bf16 only for searches of at least `_AUTO_BF16_MIN_MACS` multiply-adds, where the
+    bf16 matmul pays for torch's start-up, and only where the CPU (or GPU) has native bf16 kernels.
+    """
+    if config.index != "flat" or config.backend == "faiss":
+        return "faiss"
+    from whale_retrieval.knn_bf16 import torch_bf16_status
+
+    available, native = torch_bf16_status(config.use_gpu)
+    if config.backend == "torch_bf16":
+        if not available:
+            log.warning("knn.backend torch_bf16: torch is not importable; searching with FAISS")
+            return "faiss"
+        if not native:
+            log.warning("knn.backend torch_bf16: no native bf16 kernels here; the search is exact but slow")
+        return "torch_bf16"
+    return "torch_bf16" if native and n_query * n_gallery * dim >= _AUTO_BF16_MIN_MACS else "faiss"
+
+
 def default_chunk_size(dim: int, k: int, memory_budget_mb: int) -> int:
     """Query rows per chunk so the chunk's normalised copy and results fit the budget."""
     return max(1, (memory_budget_mb << 20) // (4 * dim + 12 * (k + 1)))
@@ -90,6 +115,18 @@ def _sort_ties_by_index(sims: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, 
     return np.take_along_axis(sims, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
+def _top_k_lowest_index_first(full: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of every full similarity row, ties (also at the k-th place) to the lowest gallery index."""
+    sims = np.empty((len(full), k), dtype=np.float32)
+    idx = np.empty((len(full), k), dtype=np.int64)
+    for row, values in enumerate(full):
+        kth_value = np.partition(values, len(values) - k)[len(values) - k]
+        candidates = np.flatnonzero(values >= kth_value)  # ascending index
+        best = candidates[np.argsort(-values[candidates], kind="stable")[:k]]
+        sims[row], idx[row] = values[best], best
+    return sims, idx
+
+
 def _resolve_boundary_ties(
     queries: np.ndarray, gallery_emb: np.ndarray, gallery_norms: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -98,14 +135,7 @@ def _resolve_boundary_ties(
     for start in range(0, len(gallery_emb), _NORM_CHUNK_ROWS):
         stop = min(len(gallery_emb), start + _NORM_CHUNK_ROWS)
         full[:, start:stop] = queries @ _normalised(gallery_emb, gallery_norms, start, stop).T
-    sims = np.empty((len(queries), k), dtype=np.float32)
-    idx = np.empty((len(queries), k), dtype=np.int64)
-    for row, values in enumerate(full):
-        kth_value = np.partition(values, len(values) - k)[len(values) - k]
-        candidates = np.flatnonzero(values >= kth_value)  # ascending index
-        best = candidates[np.argsort(-values[candidates], kind="stable")[:k]]
-        sims[row], idx[row] = values[best], best
-    return sims, idx
+    return _top_k_lowest_index_first(full, k)
 
 
 def knn_search(
@@ -149,6 +179,10 @@ def knn_search(
     exact = config.index == "flat"
     fetch = k + 1 if exact and k < len(gallery_emb) else k
     chunk_size = chunk_size or default_chunk_size(query_emb.shape[1], fetch, config.memory_budget_mb)
+    if resolve_backend(config, len(query_emb), len(gallery_emb), query_emb.shape[1]) == "torch_bf16":
+        from whale_retrieval.knn_bf16 import bf16_knn_search
+
+        return bf16_knn_search(query_emb, query_norms, gallery_emb, gallery_norms, k, chunk_size, config)
     index = build_index(gallery_emb, config)
     sims = np.empty((len(query_emb), k), dtype=np.float32)
     idx = np.empty((len(query_emb), k), dtype=np.int64)
