@@ -169,7 +169,8 @@ def test_retrieval_works_without_torch() -> None:
         "import numpy as np\n"
         "from whale_retrieval import KnnConfig, knn_search\n"
         "rng = np.random.default_rng(0)\n"
-        "_, idx = knn_search(rng.normal(size=(5, 8)), rng.normal(size=(50, 8)), 3, config=KnnConfig(backend='torch_bf16'))\n"
+        "config = KnnConfig(backend='torch_bf16')\n"
+        "_, idx = knn_search(rng.normal(size=(5, 8)), rng.normal(size=(50, 8)), 3, config=config)\n"
         "assert idx.shape == (5, 3) and 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

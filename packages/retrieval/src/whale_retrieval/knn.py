@@ -2,8 +2,9 @@
 
 Rows are L2-normalised here (cosine similarity = inner product of unit vectors). The exact path is
 FAISS `IndexFlatIP` over query chunks, or for large searches a bf16 candidate pass with torch whose
-candidates are re-scored in fp32 and proven complete (`whale_retrieval.knn_bf16`); ties are broken deterministically, lowest gallery index first,
-also at the k-th position (rows with a tie there are re-solved from the full similarity row).
+candidates are re-scored in fp32 and proven complete (`whale_retrieval.knn_bf16`); ties are broken
+deterministically, lowest gallery index first, also at the k-th position (rows with a tie there are
+re-solved from the full similarity row).
 """
 
 from __future__ import annotations

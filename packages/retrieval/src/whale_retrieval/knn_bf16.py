@@ -11,8 +11,9 @@ with ‖r‖ measured row by row. Both the bf16 product (accumulated in fp32) an
 add at most γ_d = d·2⁻²⁴/(1 − d·2⁻²⁴) times ‖q̃‖‖g̃‖ of summation error, and the bf16 output is
 rounded once more (relative 2⁻⁸). x ↦ x + |x|·c is increasing, so the largest bf16 score left out
 bounds every excluded row's fp32 score. A query whose k-th fp32 score is not strictly above that
-bound is re-scored with four times as many candidates (first round: 2k + `bf16_extra_candidates`), then, if still undecided, against the whole
-gallery: the result always equals the exact search (ties to the lowest gallery index).
+bound is re-scored with four times as many candidates (first round: 2k + `bf16_extra_candidates`),
+then, if still undecided, against the whole gallery: the result always equals the exact search
+(ties to the lowest gallery index).
 """
 
 from __future__ import annotations
