@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,18 +27,31 @@ log = logging.getLogger("benchmarks.retrieval")
 THRESHOLD = 0.55
 
 
-def make_data(n_gallery: int, n_query: int, dim: int, n_individuals: int, seed: int):
-    """Unit centres; gallery/queries = centre + isotropic noise of norm ≈ 0.8; 20% of queries unseen."""
+def make_data(n_gallery: int, n_query: int, dim: int, n_individuals: int, seed: int, out_dir: Path) -> None:
+    """Write query.npy, gallery.npy, labels.npy: unit centres + isotropic noise of norm ≈ 0.8; 20% unseen.
+
+    Rows are generated in chunks straight into the files, so no method's process ever holds the
+    generator's temporaries: the worker's peak RSS is its inputs plus the method's own memory.
+    """
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((n_individuals + n_individuals // 4, dim), dtype=np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     gallery_ids = np.concatenate([np.arange(n_individuals), rng.integers(0, n_individuals, n_gallery - n_individuals)])
-    gallery = centres[gallery_ids] + rng.standard_normal((n_gallery, dim), dtype=np.float32) * (0.8 / np.sqrt(dim))
     unseen = rng.random(n_query) < 0.2
-    unseen_ids = rng.integers(n_individuals, len(centres), n_query)
-    query_ids = np.where(unseen, unseen_ids, rng.integers(0, n_individuals, n_query))
-    query = centres[query_ids] + rng.standard_normal((n_query, dim), dtype=np.float32) * (0.8 / np.sqrt(dim))
-    return query, gallery, [f"w{i}" for i in gallery_ids]
+    query_ids = np.where(
+        unseen, rng.integers(n_individuals, len(centres), n_query), rng.integers(0, n_individuals, n_query)
+    )
+    for name, ids in (("gallery", gallery_ids), ("query", query_ids)):
+        with atomic_path(out_dir / f"{name}.npy") as tmp:
+            rows = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(ids), dim))
+            for start in range(0, len(ids), 4096):
+                part = ids[start : start + 4096]
+                noise = rng.standard_normal((len(part), dim), dtype=np.float32) * (0.8 / np.sqrt(dim))
+                rows[start : start + len(part)] = centres[part] + noise
+            rows.flush()
+            del rows
+    with atomic_path(out_dir / "labels.npy") as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.asarray([f"w{i}" for i in gallery_ids], dtype=str))
 
 
 def reference_top5(query, gallery, labels, n_neighbors: int) -> list[list[str]]:
@@ -53,33 +66,45 @@ def reference_top5(query, gallery, labels, n_neighbors: int) -> list[list[str]]:
     return insert_new_individual(ranked, THRESHOLD, pad_ids=most_frequent_ids(labels, 6))
 
 
-def ours_top5(query, gallery, labels, n_neighbors: int) -> list[list[str]]:
-    from whale_retrieval import predict_top5
+def ours_top5(query, gallery, labels, n_neighbors: int, backend: str = "faiss") -> list[list[str]]:
+    from whale_retrieval import KnnConfig, predict_top5
 
-    return predict_top5(query, gallery, labels, THRESHOLD, k_neighbors=n_neighbors)
+    config = KnnConfig(backend=backend)
+    return predict_top5(query, gallery, labels, THRESHOLD, k_neighbors=n_neighbors, knn_config=config)
+
+
+METHODS = {
+    "reference": ("sklearn reference", reference_top5),
+    "ours": ("whale-retrieval (FAISS flat fp32)", ours_top5),
+    "ours_bf16": ("whale-retrieval (torch bf16 + fp32 re-score)", lambda *a: ours_top5(*a, backend="torch_bf16")),
+}
 
 
 def worker(args: argparse.Namespace) -> None:
     """Run one method in this process and save its answers; the parent reads time and peak RSS."""
-    query, gallery, labels = make_data(args.n_gallery, args.n_query, args.dim, args.n_individuals, args.seed)
+    query, gallery = np.load(args.data / "query.npy"), np.load(args.data / "gallery.npy")
+    labels = np.load(args.data / "labels.npy").tolist()
     start = time.perf_counter()
-    method = ours_top5 if args.worker == "ours" else reference_top5
-    answers = method(query, gallery, labels, args.ours_neighbors if args.worker == "ours" else args.ref_neighbors)
+    neighbours = args.ref_neighbors if args.worker == "reference" else args.ours_neighbors
+    answers = METHODS[args.worker][1](query, gallery, labels, neighbours)
     seconds = time.perf_counter() - start
     with atomic_path(args.out) as tmp, open(tmp, "wb") as fh:
         np.save(fh, np.asarray(answers, dtype=str))
     print(f"{seconds:.3f}")
 
 
-def run_method(method: str, dim: int, args: argparse.Namespace, out: Path) -> tuple[float, float, np.ndarray]:
-    """Wall seconds (search + ranking, data generation excluded), peak RSS in GiB, answers."""
-    flags = [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in ("n_gallery", "n_query", "n_individuals", "seed")]
-    flags += [f"--ours-neighbors={args.ours_neighbors}", f"--ref-neighbors={args.ref_neighbors}"]
-    cmd = [sys.executable, __file__, f"--worker={method}", f"--dim={dim}", f"--out={out}", *flags]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    peak_kib = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return float(done.stdout.strip().splitlines()[-1]), peak_kib / 2**20, np.load(out, allow_pickle=False)
+def run_method(method: str, args: argparse.Namespace, data: Path, out: Path) -> tuple[float, float, np.ndarray]:
+    """Wall seconds (search + ranking, data loading excluded), peak RSS in GiB, answers."""
+    flags = [f"--ours-neighbors={args.ours_neighbors}", f"--ref-neighbors={args.ref_neighbors}"]
+    cmd = [sys.executable, __file__, f"--worker={method}", f"--data={data}", f"--out={out}", *flags]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as child:
+        stdout = child.stdout.read()
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS, not a running maximum
+        child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise RuntimeError(f"{method} worker failed with exit code {child.returncode}")
+    peak_kib = usage.ru_maxrss
+    return float(stdout.strip().splitlines()[-1]), peak_kib / 2**20, np.load(out, allow_pickle=False)
 
 
 def main() -> None:
@@ -92,29 +117,34 @@ def main() -> None:
     parser.add_argument("--ours-neighbors", type=int, default=100)
     parser.add_argument("--ref-neighbors", type=int, default=850, help="the reference recipe's kNN size")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--worker", choices=["ours", "reference"], help=argparse.SUPPRESS)
-    parser.add_argument("--dim", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--methods", nargs="+", default=["ours_bf16", "ours", "reference"], choices=list(METHODS))
+    parser.add_argument("--worker", choices=list(METHODS), help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
     if args.quick:
         args.n_gallery, args.n_query, args.n_individuals, args.dims = 5_000, 2_000, 1_500, [256]
-    # peak RSS of children is a running maximum: run the smaller-memory method first at each size
     print(f"gallery {args.n_gallery:,} × queries {args.n_query:,}, {args.n_individuals:,} individuals")
-    print("| dim | method | neighbours | wall s | peak RSS GiB | speed-up | top-5 identical |")
+    print("| dim | method | neighbours | wall s | peak RSS GiB | speed-up vs reference | top-5 identical |")
     print("|---:|---|---:|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
         for dim in args.dims:
-            ours_s, ours_gib, ours = run_method("ours", dim, args, Path(tmp) / "ours.npy")
-            ref_s, ref_gib, ref = run_method("reference", dim, args, Path(tmp) / "ref.npy")
-            same = bool(np.array_equal(ours, ref))
-            differing = int((ours != ref).any(axis=1).sum())
-            print(f"| {dim} | sklearn reference | {args.ref_neighbors} | {ref_s:.1f} | {ref_gib:.2f} | 1.0× | |")
-            print(
-                f"| {dim} | whale-retrieval (FAISS flat) | {args.ours_neighbors} | {ours_s:.1f} | {ours_gib:.2f} "
-                f"| {ref_s / ours_s:.1f}× | {'yes' if same else f'no ({differing} queries differ)'} |"
-            )
+            make_data(args.n_gallery, args.n_query, dim, args.n_individuals, args.seed, data)
+            results = {m: run_method(m, args, data, data / f"{m}.npy") for m in args.methods}
+            ref_s, _, ref = results.get("reference", (None, None, None))
+            for method, (seconds, gib, answers) in results.items():
+                neighbours = args.ref_neighbors if method == "reference" else args.ours_neighbors
+                speed = f"{ref_s / seconds:.1f}×" if ref_s else ""
+                same = "" if ref is None or method == "reference" else _identical(answers, ref)
+                print(f"| {dim} | {METHODS[method][0]} | {neighbours} | {seconds:.1f} | {gib:.2f} | {speed} | {same} |")
+
+
+def _identical(answers: np.ndarray, ref: np.ndarray) -> str:
+    differing = int((answers != ref).any(axis=1).sum())
+    return "yes" if differing == 0 else f"no ({differing} queries differ)"
 
 
 if __name__ == "__main__":
