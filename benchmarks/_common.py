@@ -1,0 +1,70 @@
+"""Shared helpers of the benchmark scripts: medians of repeated timings, matmul ceilings, FLOPs, tables.
+
+The machine is shared and noisy, so every speed is a median of several repeats and is reported as
+a ratio against a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger("benchmarks")
+
+
+def median_seconds(run: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall seconds of `run()` over `repeats` calls after `warmup` untimed calls."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
+    """Measured GFLOP/s of a square torch matmul in `dtype_name` ("float32", "bfloat16")."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+
+    def run() -> None:
+        torch.mm(a, b)
+        if device != "cpu":
+            torch.cuda.synchronize()
+
+    return 2 * size**3 / median_seconds(run, repeats=repeats) / 1e9
+
+
+def flops_per_image(model, image_size: int, *, backward: bool = False) -> float:
+    """FLOPs of one image through `model` (forward, or forward + backward), by torch's FlopCounterMode."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(2, 3, image_size, image_size)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        out = model(x)
+        if backward:
+            out.float().sum().backward()
+    return counter.get_total_flops() / 2
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A markdown table; numbers right-aligned."""
+    align = ["---:" if isinstance(rows[0][i], (int, float)) else "---" for i in range(len(header))] if rows else []
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    for row in rows:
+        cells = [f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ratio(value: float, baseline: float) -> str:
+    return f"{value / baseline:.2f}×"
