@@ -3,13 +3,15 @@
 Reads `data/prepared/{train,test}.csv` and `data/crops/<region>/<split>/<image>.jpg`; writes
 `models/embedder/<model>/fold<k>/{best,last}.pt`, `embeddings/<model>/{oof.npz, fold<k>/{train,test}.npz}`,
 `metrics/embedder/<model>.json` and `<model>_curves.csv`; MLflow parent run `embedder/<model>` with a
-child run `fold<k>` per fold. A finished fold (same params digest) is skipped; an interrupted one
-resumes from its last checkpoint and continues its MLflow run.
+child run `fold<k>` per fold. A finished fold (same params and data digest) is skipped; an interrupted one
+resumes from its last checkpoint and continues its MLflow run (ids in `mlflow_run.json` beside the
+checkpoints); a fold or model whose digest changed starts afresh with new runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -20,7 +22,7 @@ import pandas as pd
 
 from pipelines._common import load_params, params_digest, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
-from whale_core import InputError, atomic_write_csv, atomic_write_json, atomic_write_text
+from whale_core import InputError, atomic_write_csv, atomic_write_json
 from whale_embedder import EmbedderConfig, extract_embeddings, model_from_checkpoint, save_embeddings, train_fold
 
 log = logging.getLogger("pipelines.train_embedder")
@@ -48,6 +50,26 @@ def crop_table(split: str, regions: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
+def data_digest() -> str:
+    """A hash of what the folds are trained on: the prepared tables and the crop boxes.
+
+    Part of each fold's digest, so a finished fold is skipped only when params *and* data are unchanged
+    (the outputs persist across `dvc repro`, so a digest of params alone would keep stale embeddings).
+    """
+    sha = hashlib.sha256()
+    for path in (PREPARED / "train.csv", PREPARED / "test.csv", CROPS / "boxes.csv"):
+        sha.update(path.read_bytes() if path.is_file() else b"-")
+    return sha.hexdigest()[:12]
+
+
+def recorded_run(path: Path, digest: str) -> str | None:
+    """The MLflow run id recorded in `path` if it was started with the same digest (else a new run is due)."""
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record["run_id"] if record.get("params_digest") == digest else None
+
+
 def run_fold(cfg, name, k, train, test, digest, tags) -> dict:
     import mlflow
 
@@ -56,11 +78,14 @@ def run_fold(cfg, name, k, train, test, digest, tags) -> dict:
     if done.is_file() and json.loads(done.read_text())["params_digest"] == digest and (emb_dir / "test.npz").is_file():
         log.info("fold %d of %s is up to date; skipped", k, name)
         return json.loads(done.read_text())
-    id_file = fold_dir / "mlflow_run_id.txt"
-    run_id = id_file.read_text().strip() if id_file.is_file() else None
+    run_file = fold_dir / "mlflow_run.json"
+    run_id = recorded_run(run_file, digest)
+    if run_id is None:  # checkpoints of other params/data must not be resumed
+        for stale in (done, fold_dir / "last.pt", fold_dir / "best.pt"):
+            stale.unlink(missing_ok=True)
     is_val = train["fold"].astype(int) == k
     with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"fold{k}", nested=True) as run:
-        atomic_write_text(id_file, run.info.run_id)
+        atomic_write_json(run_file, {"run_id": run.info.run_id, "params_digest": digest})
         mlflow.set_tags({**tags, "fold": str(k)})
         if run_id is None:
             mlflow.log_params({"fold": k, **pd.json_normalize(cfg.to_dict()).iloc[0].astype(str).to_dict()})
@@ -102,14 +127,14 @@ def main() -> None:
     section = params.get("embedder") or {}
     cfg = model_config(section, name)
     folds = [int(k) for k in section.get("folds", [0, 1, 2, 3, 4])]
-    digest = params_digest(cfg.to_dict(), name)
+    digest = params_digest(cfg.to_dict(), name, data_digest())
     train, test = crop_table("train", cfg.regions_used()), crop_table("test", cfg.regions_used())
     configure_tracking(TrackingConfig.from_dict(params.get("tracking")))
     tags = standard_tags("train_embedder", digest, model=name)
-    parent_file = Path(f"models/embedder/{name}/mlflow_parent_run_id.txt")
-    parent_id = parent_file.read_text().strip() if parent_file.is_file() else None
+    parent_file = Path(f"models/embedder/{name}/mlflow_parent_run.json")
+    parent_id = recorded_run(parent_file, digest)
     with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else f"embedder/{name}") as parent:
-        atomic_write_text(parent_file, parent.info.run_id)
+        atomic_write_json(parent_file, {"run_id": parent.info.run_id, "params_digest": digest})
         mlflow.set_tags(tags)
         results = {k: run_fold(cfg, name, k, train, test, digest, tags) for k in folds}
         cv = float(np.mean([r["cv_map5"] for r in results.values()]))
