@@ -1,4 +1,4 @@
-"""Safe loading and atomic writing, behaviourally: pickled checkpoints are refused, a killed writer leaves the old file."""
+"""Safe loading and atomic writing: pickled checkpoints are refused, a killed writer leaves the old file."""
 
 from __future__ import annotations
 
