@@ -61,10 +61,13 @@ def test_one_pixel_image_is_valid(tmp_path):
 
 
 def _png_header_claiming(width: int, height: int) -> bytes:
-    """A PNG whose header claims a huge size (no pixel data needed to trigger the guard)."""
+    """A well-formed PNG whose header claims a huge size; the guard must refuse it before decoding."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize("reader", [load_rgb, verify_image])
@@ -77,9 +80,11 @@ def test_broken_files_name_the_file(tmp_path, reader):
         "text.jpg": b"this is not a photo\n",
         "bomb.png": _png_header_claiming(20000, 20000),
     }
+    reasons = {"truncated.jpg": "corrupt or truncated", "empty.jpg": "empty file", "text.jpg": "not an image",
+               "bomb.png": "decompression-bomb guard"}  # fmt: skip
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
-        with pytest.raises(ImageLoadError, match=name.replace(".", r"\.")):
+        with pytest.raises(ImageLoadError, match=name.replace(".", r"\.") + ".*" + reasons[name]):
             reader(tmp_path / name)
     with pytest.raises(ImageLoadError, match="not found"):
         reader(tmp_path / "missing.jpg")

@@ -26,9 +26,6 @@ ALLOWED = {
     ("src/whale_reid/enroll.py", "write_version", "save"): "GalleryIndex.save into a temp folder renamed when complete",
     ("src/whale_reid/demo/writer.py", "_encode_jpeg", "save"): "encodes into a BytesIO, then atomic_write_bytes",
     ("src/whale_reid/html.py", "image_data_uri", "save"): "encodes into a BytesIO for an inline data URI",
-    ("packages/detector/src/whale_detector/yolo_env.py", "_install_fonts", "copyfile"): (
-        "copies a font into ultralytics' cache dir (not a stage output); should move to atomic_path"
-    ),
 }
 
 

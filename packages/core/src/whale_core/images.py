@@ -77,7 +77,9 @@ def _open_checked(path: Path, max_pixels: int) -> Iterator[Image.Image]:
             with Image.open(path) as img:
                 width, height = img.size
                 if width * height > max_pixels:
-                    raise ImageLoadError(f"{path}: {width}x{height} pixels is over the limit of {max_pixels:,}")
+                    raise ImageLoadError(
+                        f"{path}: {width}x{height} pixels exceeds {max_pixels:,} (decompression-bomb guard)"
+                    )
                 if width < 1 or height < 1:
                     raise ImageLoadError(f"{path}: image has no pixels")
                 yield img

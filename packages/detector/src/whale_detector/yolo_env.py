@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from whale_core import configure_offline_env
+from whale_core import atomic_path, configure_offline_env
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ def _install_fonts(config_dir: Path) -> None:
     for name in _FONTS:
         target = config_dir / name
         if not target.exists() and source.is_file():
-            shutil.copyfile(source, target)
+            with atomic_path(target) as tmp:  # a half-copied font would never be repaired
+                shutil.copyfile(source, tmp)
 
 
 def prepare_ultralytics(threads: int | None = None) -> None:
