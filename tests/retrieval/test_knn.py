@@ -155,6 +155,7 @@ def test_backend_choice() -> None:
     from whale_retrieval.knn import resolve_backend
 
     assert resolve_backend(KnnConfig(), 100, 1000, 64) == "faiss"  # small: torch start-up would not pay
+    assert resolve_backend(KnnConfig(), 10**5, 10**5, 4608) == "faiss"  # CPU: bf16 measured slower
     assert resolve_backend(KnnConfig(index="ivf", backend="torch_bf16"), 10**5, 10**5, 4608) == "faiss"
     assert resolve_backend(BF16, 1, 1, 1) == "torch_bf16"
     assert resolve_backend(KnnConfig(backend="faiss"), 10**5, 10**5, 4608) == "faiss"

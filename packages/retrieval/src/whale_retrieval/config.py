@@ -25,7 +25,9 @@ class KnnConfig(Config):
             a bf16 candidate pass with torch (an optional accelerator, ~4× the fp32 matmul rate on CPUs with
             bf16 kernels) whose candidates are re-scored in fp32 and proven complete by an error-bound margin
             test, falling back to exact rows where the margin is too thin — the same answers as "faiss";
-            "auto" = torch_bf16 for large searches when torch with bf16 kernels is importable, else faiss.
+            "auto" = faiss, except large GPU searches (`use_gpu`) when faiss has no GPU support and torch
+            has CUDA (on CPUs the re-score's memory-bound gather outweighs the bf16 gain; see
+            benchmarks/README.md).
         bf16_extra_candidates: the bf16 pass re-scores 2k + this many candidates per query in fp32 (a second
             round re-scores four times as many for the queries whose margin test failed).
     """

@@ -86,8 +86,10 @@ def resolve_backend(config: KnnConfig, n_query: int, n_gallery: int, dim: int) -
     """The backend an exact search of this size runs on: "faiss" or "torch_bf16" (see `KnnConfig.backend`).
 
     torch is an optional accelerator: without it (or for approximate indexes) the search is FAISS.
-    `auto` picks bf16 only for searches of at least `_AUTO_BF16_MIN_MACS` multiply-adds, where the
-    bf16 matmul pays for torch's start-up, and only where the CPU (or GPU) has native bf16 kernels.
+    `auto` picks bf16 only where it is expected to pay: a GPU search (`use_gpu`) with CUDA torch but a
+    FAISS without GPU support, of at least `_AUTO_BF16_MIN_MACS` multiply-adds. On CPUs it stays with
+    FAISS: measured on a 2-core AVX512-BF16 machine, the fp32 re-score's gather of candidate rows is
+    memory-bound and costs more than the bf16 matmul saves (benchmarks/README.md).
     """
     if config.index != "flat" or config.backend == "faiss":
         return "faiss"
@@ -101,7 +103,11 @@ def resolve_backend(config: KnnConfig, n_query: int, n_gallery: int, dim: int) -
         if not native:
             log.warning("knn.backend torch_bf16: no native bf16 kernels here; the search is exact but slow")
         return "torch_bf16"
-    return "torch_bf16" if native and n_query * n_gallery * dim >= _AUTO_BF16_MIN_MACS else "faiss"
+    if not (config.use_gpu and native and n_query * n_gallery * dim >= _AUTO_BF16_MIN_MACS):
+        return "faiss"
+    import torch
+
+    return "torch_bf16" if torch.cuda.is_available() and not hasattr(faiss, "StandardGpuResources") else "faiss"
 
 
 def default_chunk_size(dim: int, k: int, memory_budget_mb: int) -> int:
