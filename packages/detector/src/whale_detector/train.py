@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from whale_core import InputError
+from whale_core import InputError, atomic_write_json
 from whale_detector.config import REGIONS, DetectorConfig
 from whale_detector.dataset import write_yolo_dataset
 from whale_detector.yolo_env import prepare_ultralytics
@@ -111,6 +114,19 @@ def _final_metrics(trainer: Any) -> tuple[float, float, dict[str, dict[str, floa
     return float(box.map50), float(box.map), per_class
 
 
+def _run_digest(cfg: DetectorConfig, boxes: pd.DataFrame) -> str:
+    """What a resumable run must share with the interrupted one: the config and the boxes."""
+    blob = json.dumps(cfg.to_dict(), sort_keys=True).encode() + boxes.to_csv(index=False).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def train_detector(
     cfg: DetectorConfig,
     boxes: pd.DataFrame,
@@ -124,6 +140,11 @@ def train_detector(
     `work_dir/dataset/` holds the ultralytics dataset (symlinks + labels + its caches) and
     `work_dir/runs/train/` the run (weights/best.pt, args.yaml, results.csv). Nothing is downloaded and no
     file is written elsewhere (ultralytics' settings/fonts live in `$YOLO_CONFIG_DIR`).
+
+    Resume: `whale_state.json` in the run folder records the digest of (config, boxes) and whether the run
+    finished. A run that was interrupted (killed, crashed) with the same digest continues from its
+    `last.pt` with ultralytics' own resume — a pickle this function wrote itself, the only kind it loads.
+    Anything else starts a fresh run.
 
     Args:
         boxes: image, region, x1, y1, x2, y2 (pixels); photos without a row are not used.
@@ -146,26 +167,37 @@ def train_detector(
         seed=cfg.seed,
         max_train_images=cfg.max_train_images,
     )
-    model = YOLO(model_source, task="detect")
+    run_dir = (work_dir / "runs" / "train").resolve()
+    state_file, last = run_dir / "whale_state.json", run_dir / "weights" / "last.pt"
+    digest = _run_digest(cfg, boxes)
+    resume = last.is_file() and _read_state(state_file) == {"digest": digest, "finished": False}
+    model = YOLO(str(last) if resume else model_source, task="detect")
     history: list[dict[str, float]] = []
     for event, callback in _epoch_callbacks(history, on_epoch_end).items():
         model.add_callback(event, callback)
-    options = {key: getattr(cfg, key) for key in _AUGMENT_KEYS + _SCHEDULE_KEYS}
-    log.info("training %s on %d photos (%d val)", cfg.model, len(dataset.train_images), len(dataset.val_images))
-    model.train(
-        data=str(dataset.data_yaml),
-        project=str((work_dir / "runs").resolve()),
-        name="train",
-        exist_ok=True,
-        cache="ram" if cfg.cache else False,
-        val=cfg.val_each_epoch,
-        close_mosaic=min(cfg.close_mosaic, cfg.epochs),
-        patience=cfg.patience,
-        seed=cfg.seed,
-        plots=False,
-        verbose=False,
-        **options,
-    )
+    if resume:  # an interrupted run of the same config and data: ultralytics continues from last.pt
+        log.info("resuming the interrupted detector run from %s", last)
+        model.train(resume=True, plots=False, verbose=False)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        atomic_write_json(state_file, {"digest": digest, "finished": False})
+        options = {key: getattr(cfg, key) for key in _AUGMENT_KEYS + _SCHEDULE_KEYS}
+        log.info("training %s on %d photos (%d val)", cfg.model, len(dataset.train_images), len(dataset.val_images))
+        model.train(
+            data=str(dataset.data_yaml),
+            project=str(run_dir.parent),
+            name=run_dir.name,
+            exist_ok=True,
+            cache="ram" if cfg.cache else False,
+            val=cfg.val_each_epoch,
+            close_mosaic=min(cfg.close_mosaic, cfg.epochs),
+            patience=cfg.patience,
+            seed=cfg.seed,
+            plots=False,
+            verbose=False,
+            **options,
+        )
+    atomic_write_json(state_file, {"digest": digest, "finished": True})
     trainer = model.trainer
     map50, map50_95, per_class = _final_metrics(trainer)
     log.info("detector val mAP50 %.3f, mAP50-95 %.3f (%s)", map50, map50_95, per_class)
