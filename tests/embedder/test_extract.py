@@ -39,3 +39,15 @@ def test_bf16_extraction_stays_close_to_fp32(crops, tiny_cfg):
     auto = extract_embeddings(model, table, tiny_cfg.replace(amp="bf16"), progress=False)
     assert auto.dtype == np.float32
     assert (np.sum(fp32 * auto, axis=1) > 0.97).all()  # bf16 has 8 mantissa bits: cosine ≈ 1, not exactly
+
+
+def test_cpu_autocast_policy():
+    from whale_embedder.runtime import CPU_BF16_TRAIN_MIN_PX, autocast_dtype, cpu_supports_bf16
+
+    cpu = torch.device("cpu")
+    bf16 = torch.bfloat16 if cpu_supports_bf16() else None
+    assert autocast_dtype("auto", cpu, training=True, image_size_px=128) is None  # fp32: exact resume, fastest
+    assert autocast_dtype("auto", cpu, training=True, image_size_px=CPU_BF16_TRAIN_MIN_PX) is bf16
+    assert autocast_dtype("auto", cpu, training=False) is bf16
+    assert autocast_dtype("fp16", cpu, training=True) is bf16  # never fp16 on a CPU
+    assert autocast_dtype("off", cpu, training=False) is None

@@ -31,11 +31,19 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def autocast_dtype(amp: str, device: torch.device, *, training: bool) -> torch.dtype | None:
+#: From this input size on, bf16 autocast beats channels_last fp32 for CPU training (measured: 2.4× the
+#: plain fp32 loop at 224 px, while at 128 px fp32 channels_last is faster).
+CPU_BF16_TRAIN_MIN_PX = 224
+
+
+def autocast_dtype(
+    amp: str, device: torch.device, *, training: bool, image_size_px: int | None = None
+) -> torch.dtype | None:
     """The autocast dtype for an `amp` setting (`auto|bf16|fp16|off`) on `device`, or None for fp32.
 
-    `auto`: CUDA → bf16 where supported, else fp16; CPU → fp32 for training (fastest at small sizes
-    and bit-reproducible), bf16 for inference where the CPU has bf16 kernels. fp16 on CPU is always
+    `auto`: CUDA → bf16 where supported, else fp16; CPU → for training, fp32 below
+    `CPU_BF16_TRAIN_MIN_PX` (fastest at small sizes and bit-reproducible) and bf16 from there on where the
+    CPU has bf16 kernels; bf16 for inference where the CPU has bf16 kernels. fp16 on CPU is always
     replaced (by bf16 where supported, else fp32).
     """
     if amp == "off":
@@ -45,7 +53,8 @@ def autocast_dtype(amp: str, device: torch.device, *, training: bool) -> torch.d
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if amp == "bf16" else torch.float16
     if amp == "auto" and training:
-        return None
+        large = image_size_px is not None and image_size_px >= CPU_BF16_TRAIN_MIN_PX
+        return torch.bfloat16 if large and cpu_supports_bf16() else None
     if amp == "fp16":
         log.warning("amp: fp16 is not used on CPU (slow there); using %s", "bf16" if cpu_supports_bf16() else "fp32")
     return torch.bfloat16 if cpu_supports_bf16() else None

@@ -102,7 +102,7 @@ def _build(cfg: EmbedderConfig, train_df: pd.DataFrame, device: torch.device) ->
         warmup_lr_init=cfg.lr * cfg.warmup_factor,
         t_in_epochs=False,
     )
-    dtype = autocast_dtype(cfg.amp, device, training=True)
+    dtype = autocast_dtype(cfg.amp, device, training=True, image_size_px=cfg.image_size)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     return _Trainer(model, optimizer, scheduler, scaler, dataset, classes, species, counts, updates_per_epoch)
 
@@ -133,7 +133,7 @@ def _loss(model: torch.nn.Module, tr: _Trainer, cfg: EmbedderConfig, batch: tupl
 def _train_epoch(tr: _Trainer, cfg: EmbedderConfig, epoch: int, device: torch.device, progress: bool) -> dict:
     model = DistributedDataParallel(tr.model) if dist_utils.is_distributed() else tr.model
     model.train()
-    dtype = autocast_dtype(cfg.amp, device, training=True)
+    dtype = autocast_dtype(cfg.amp, device, training=True, image_size_px=cfg.image_size)
     loader = _loader(cfg, tr.dataset, epoch)
     total_loss, seen, start = 0.0, 0, time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}", disable=not (progress and dist_utils.is_main_process()), leave=False)
