@@ -54,7 +54,8 @@ def ensemble_embeddings(
         if len(missing):
             raise InputError(f"{path}: no embedding for image {missing.iloc[0]!r}")
         order = position.loc[images.to_numpy()].to_numpy()
-        parts.append((images.to_numpy().astype(str), emb[order]))
+        in_order = len(order) == len(emb) and bool((order == np.arange(len(order))).all())
+        parts.append((images.to_numpy().astype(str), emb if in_order else emb[order]))  # no copy when aligned
     if not parts:
         raise InputError("the selection has no members")
     return concat_embeddings(parts)[1]

@@ -9,6 +9,8 @@ import numpy as np
 from whale_core import InputError
 from whale_retrieval.knn import check_embeddings
 
+_CHUNK_ROWS = 8192
+
 
 def concat_embeddings(
     parts: Sequence[tuple[Sequence[str], np.ndarray]], weights: Sequence[float] | None = None
@@ -34,7 +36,9 @@ def concat_embeddings(
     if len(weights) != len(parts) or any(not np.isfinite(w) or w < 0 for w in weights):
         raise InputError(f"concat_embeddings: need {len(parts)} finite non-negative weights, got {weights}")
     reference_ids = [str(i) for i in parts[0][0]]
-    blocks = []
+    widths = [int(np.shape(emb)[1]) for _, emb in parts]
+    joined = np.empty((len(reference_ids), sum(widths)), dtype=np.float32)  # the one full-size allocation
+    offsets = np.concatenate([[0], np.cumsum(widths)])
     for number, ((ids, emb), weight) in enumerate(zip(parts, weights)):
         ids = [str(i) for i in ids]
         if len(ids) != len(emb):
@@ -49,7 +53,11 @@ def concat_embeddings(
                 f"concat_embeddings: part {number} lists {ids[position]!r} at position {position} "
                 f"where part 0 lists {reference_ids[position]!r}"
             )
-        norms = check_embeddings(emb, f"part {number}")
-        blocks.append((np.asarray(emb, dtype=np.float64) / norms[:, None] * weight).astype(np.float32))
-    joined = np.concatenate(blocks, axis=1)
-    return reference_ids, joined / check_embeddings(joined, "concatenated").astype(np.float32)[:, None]
+        scale = (weight / check_embeddings(emb, f"part {number}")).astype(np.float32)
+        for start in range(0, len(emb), _CHUNK_ROWS):  # in row chunks: no full-size temporaries
+            stop = start + _CHUNK_ROWS
+            joined[start:stop, offsets[number] : offsets[number + 1]] = emb[start:stop] * scale[start:stop, None]
+    norms = check_embeddings(joined, "concatenated")
+    for start in range(0, len(joined), _CHUNK_ROWS):
+        joined[start : start + _CHUNK_ROWS] /= norms[start : start + _CHUNK_ROWS, None].astype(np.float32)
+    return reference_ids, joined
