@@ -64,6 +64,34 @@ def broadcast_object(obj: object) -> object:
     return box[0]
 
 
+def all_gather_object(obj: object) -> list:
+    """Every rank's picklable `obj`, indexed by rank (`[obj]` without a process group)."""
+    if not is_distributed():
+        return [obj]
+    boxes: list = [None] * world_size()
+    dist.all_gather_object(boxes, obj)
+    return boxes
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP re-broadcasts buffers at the start of each forward, then every rank updates them with its own
+    batch, so after the last training step the ranks' running statistics differ; this makes every rank
+    hold rank 0's model (the one rank 0 checkpoints).
+    """
+    if not is_distributed():
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src=0)
+
+
+def shutdown() -> None:
+    """Leave the process group, if one was joined."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()

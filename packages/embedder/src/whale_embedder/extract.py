@@ -1,4 +1,8 @@
-"""Batched embedding extraction: L2-normalised float32 vectors in input order, optional flip-TTA."""
+"""Batched embedding extraction: L2-normalised float32 vectors in input order, optional flip-TTA.
+
+Under torchrun every rank embeds a strided shard of the rows (rank r takes rows r, r + W, r + 2W, ...)
+and the shards are gathered back to every rank in input order, so each rank returns the whole array.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from whale_core import atomic_path
+from whale_embedder import distributed as dist_utils
 from whale_embedder.config import EmbedderConfig
 from whale_embedder.data import CropDataset
 from whale_embedder.runtime import autocast, autocast_dtype, default_device
@@ -52,6 +57,9 @@ def extract_embeddings(
         device: defaults to CUDA when available, else CPU.
         progress: show a tqdm bar.
 
+    Under a process group of W > 1 ranks this is a collective: every rank must call it with the same rows
+    and an identical model; each embeds every W-th row and all ranks return the same full array.
+
     Raises:
         FloatingPointError: the model produced non-finite embeddings.
     """
@@ -61,8 +69,9 @@ def extract_embeddings(
     table = as_table(df_or_paths, region)
     if len(table) == 0:
         return np.zeros((0, cfg.embedding_dim), dtype=np.float32)
+    shard = table.iloc[dist_utils.rank() :: dist_utils.world_size()].reset_index(drop=True)
     loader = DataLoader(
-        CropDataset(table, cfg, region=region, train=False),
+        CropDataset(shard, cfg, region=region, train=False),
         batch_size=cfg.eval_batch_size,
         shuffle=False,
         num_workers=cfg.num_workers,
@@ -82,9 +91,22 @@ def extract_embeddings(
             chunks.append(F.normalize(emb, dim=1).cpu())
     finally:
         model.train(was_training)
-    out = torch.cat(chunks).numpy().astype(np.float32, copy=False)
+    out = torch.cat(chunks).numpy() if chunks else np.zeros((0, cfg.embedding_dim), dtype=np.float32)
+    out = _gather_shards(out.astype(np.float32, copy=False), len(table))
     if not np.isfinite(out).all():
         raise FloatingPointError(f"non-finite embeddings for {int((~np.isfinite(out).all(1)).sum())} photos")
+    return out
+
+
+def _gather_shards(shard_emb: np.ndarray, n_rows: int) -> np.ndarray:
+    """Every rank's strided shard interleaved back into input order (the shard itself in one process)."""
+    world = dist_utils.world_size()
+    if world == 1:
+        return shard_emb
+    shards = dist_utils.all_gather_object(shard_emb)
+    out = np.empty((n_rows, shards[0].shape[1]), dtype=np.float32)
+    for rank, part in enumerate(shards):
+        out[rank::world] = part
     return out
 
 

@@ -157,12 +157,12 @@ def _train_epoch(tr: _Trainer, cfg: EmbedderConfig, epoch: int, device: torch.de
 
 
 def _validate(tr: _Trainer, cfg: EmbedderConfig, train_df, val_df, device: torch.device) -> dict[str, float]:
+    dist_utils.broadcast_buffers(tr.model)  # every rank holds rank 0's model: the one checkpointed and validated
     if val_df is None or len(val_df) == 0:
         return {}
-    metrics = None
-    if dist_utils.is_main_process():
-        scores = evaluate_model(tr.model, cfg, train_df, val_df, device=device)
-        metrics = {("val_threshold" if k == "threshold" else k): v for k, v in scores.items()}
+    # every rank takes part: extraction is sharded over the ranks and gathered (a collective)
+    scores = evaluate_model(tr.model, cfg, train_df, val_df, device=device)
+    metrics = {("val_threshold" if k == "threshold" else k): v for k, v in scores.items()}
     return dist_utils.broadcast_object(metrics)
 
 
