@@ -53,7 +53,7 @@ def main() -> None:
     fold_metrics = {m: _json(f"metrics/embedder/{m}.json") for m in models}
     oof = pd.read_csv("outputs/oof_predictions.csv", dtype=str, keep_default_na=False)
     train = pd.read_csv("data/prepared/train.csv", dtype=str, keep_default_na=False)
-    region = params["embedder"].get("common", {}).get("region", "backfin")
+    region = (params["embedder"].get("common") or {}).get("extract_region", "fullbody")
     html = render_report(
         fold_metrics=fold_metrics,
         selection=_json("outputs/selection.json").get("members", []),
