@@ -26,7 +26,7 @@ def _json(path: str) -> dict:
 
 def _crop_uri(image: str, crops_dir: Path, region: str) -> str | None:
     try:
-        return image_data_uri(load_rgb(crops_dir / region / "train" / f"{image}.jpg"), max_side=200)
+        return image_data_uri(load_rgb(crops_dir / region / "train" / Path(image).with_suffix(".jpg")), max_side=200)
     except ImageLoadError:
         return None
 
