@@ -71,7 +71,6 @@ def test_submission_is_valid_and_final_metrics_recompute(tiny_pipeline):
     assert final["test_map5"] == pytest.approx(_map5_oracle(predictions, labels.loc[submission["image"]].tolist()))
     report = (tiny_pipeline / "reports/index.html").read_text()
     oof = pd.read_csv(tiny_pipeline / "outputs/oof_predictions.csv", dtype=str)
-    assert oof["image"].iloc[0] in report or "data:image/jpeg;base64," in report
     assert report.count("data:image/jpeg;base64,") >= min(12, len(oof))  # every sampled query crop is embedded
     assert (tiny_pipeline / "models/gallery/gallery.npz").is_file()
 
