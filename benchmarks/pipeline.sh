@@ -2,15 +2,14 @@
 # Pipeline budget: `make demo` from a fresh clone, stage by stage, with wall time and peak memory,
 # then the time of a no-op `dvc repro`. Goal on 2 CPU cores: ≤ 15 min in all, ≤ 15 s for the no-op.
 #
-#   bash benchmarks/pipeline.sh [--keep]      # clones HEAD into a temporary folder
+#   bash benchmarks/pipeline.sh [--keep]      # clones HEAD into a temporary folder, installs afresh
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d)"
-trap '[[ "${1:-}" == "--keep" ]] || rm -rf "$WORK"' EXIT
+KEEP="${1:-}"
+trap '[[ "$KEEP" == "--keep" ]] || rm -rf "$WORK"' EXIT
 git clone -q "$REPO" "$WORK/clone"
 cd "$WORK/clone"
-# Reuse the installed environment when there is one (the install is timed separately below).
-if [[ -d "$REPO/.venv" ]]; then cp -a "$REPO/.venv" .venv 2>/dev/null || true; fi
 
 fmt() { awk -v s="$1" 'BEGIN { printf "%dm%04.1fs", s / 60, s % 60 }'; }
 start=$(date +%s.%N)
@@ -21,7 +20,7 @@ export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false YOLO_CONFIG_DIR="$PWD/.cache/ultral
   HF_HUB_OFFLINE=1 MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true DVC_NO_ANALYTICS=1 NO_ALBUMENTATIONS_UPDATE=1
 
 printf '| stage | wall | peak RSS |\n|---|---|---|\n'
-printf '| install (.venv %s) | %s | |\n' "$([[ -d "$REPO/.venv" ]] && echo reused || echo fresh)" "$(fmt "$install_s")"
+printf '| `make install` (fresh .venv) | %s | |\n' "$(fmt "$install_s")"
 total=0
 for stage in $(python - <<'PY'
 import networkx as nx
