@@ -6,11 +6,15 @@ Reads `data/prepared/{train,test}.csv` and `data/crops/<region>/<split>/<image>.
 child run `fold<k>` per fold. A finished fold (same params and data digest) is skipped; an interrupted one
 resumes from its last checkpoint and continues its MLflow run (ids in `mlflow_run.json` beside the
 checkpoints); a fold or model whose digest changed starts afresh with new runs.
+
+Runs unchanged under `torchrun --nproc_per_node=N -m pipelines.train_embedder --model NAME`: every rank
+trains and extracts (DDP, sharded extraction), only rank 0 talks to MLflow and writes files.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,6 +28,7 @@ from pipelines._common import load_params, params_digest, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
 from whale_core import InputError, atomic_write_csv, atomic_write_json
 from whale_embedder import EmbedderConfig, extract_embeddings, model_from_checkpoint, save_embeddings, train_fold
+from whale_embedder import distributed as dist_utils
 
 log = logging.getLogger("pipelines.train_embedder")
 PREPARED, CROPS = Path("data/prepared"), Path("data/crops")
@@ -70,34 +75,56 @@ def recorded_run(path: Path, digest: str) -> str | None:
     return record["run_id"] if record.get("params_digest") == digest else None
 
 
-def run_fold(cfg, name, k, train, test, digest, tags) -> dict:
+def fold_is_done(done: Path, emb_dir: Path, digest: str) -> bool:
+    """Rank 0's verdict, shared with every rank: the fold finished with this digest and its embeddings exist."""
+    finished = (
+        dist_utils.is_main_process()
+        and done.is_file()
+        and json.loads(done.read_text())["params_digest"] == digest
+        and (emb_dir / "test.npz").is_file()
+    )
+    return bool(dist_utils.broadcast_object(finished))
+
+
+def run_fold(cfg, name, k, train, test, digest, tags) -> dict | None:
+    """Train, embed and log fold `k`; its summary on rank 0, None on the other ranks (which write nothing)."""
     import mlflow
 
     fold_dir, emb_dir = Path(f"models/embedder/{name}/fold{k}"), Path(f"embeddings/{name}/fold{k}")
-    done = fold_dir / "fold.json"
-    if done.is_file() and json.loads(done.read_text())["params_digest"] == digest and (emb_dir / "test.npz").is_file():
+    done, main = fold_dir / "fold.json", dist_utils.is_main_process()
+    if fold_is_done(done, emb_dir, digest):
         log.info("fold %d of %s is up to date; skipped", k, name)
-        return json.loads(done.read_text())
+        return json.loads(done.read_text()) if main else None
     run_file = fold_dir / "mlflow_run.json"
-    run_id = recorded_run(run_file, digest)
-    if run_id is None:  # checkpoints of other params/data must not be resumed
+    run_id = recorded_run(run_file, digest) if main else None
+    if main and run_id is None:  # checkpoints of other params/data must not be resumed
         for stale in (done, fold_dir / "last.pt", fold_dir / "best.pt"):
             stale.unlink(missing_ok=True)
+    dist_utils.barrier()  # the other ranks look for last.pt only once rank 0 has removed a stale one
     is_val = train["fold"].astype(int) == k
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"fold{k}", nested=True) as run:
-        atomic_write_json(run_file, {"run_id": run.info.run_id, "params_digest": digest})
-        mlflow.set_tags({**tags, "fold": str(k)})
-        if run_id is None:
+    tracked = contextlib.nullcontext()
+    if main:
+        tracked = mlflow.start_run(run_id=run_id, run_name=None if run_id else f"fold{k}", nested=True)
+    with tracked as run:
+        if main:
+            atomic_write_json(run_file, {"run_id": run.info.run_id, "params_digest": digest})
+            mlflow.set_tags({**tags, "fold": str(k)})
+        if main and run_id is None:
             mlflow.log_params({"fold": k, **pd.json_normalize(cfg.to_dict()).iloc[0].astype(str).to_dict()})
 
         def log_epoch(metrics: dict, epoch: int) -> None:
             finite = {key: v for key, v in metrics.items() if not math.isnan(v)}
             mlflow.log_metrics({key.replace("val_threshold", "threshold"): v for key, v in finite.items()}, step=epoch)
 
-        result = train_fold(cfg, train[~is_val], train[is_val], out_dir=fold_dir, on_epoch_end=log_epoch)
+        result = train_fold(
+            cfg, train[~is_val], train[is_val], out_dir=fold_dir, on_epoch_end=log_epoch if main else None
+        )
         model, _ = model_from_checkpoint(result.best_path)
-        save_embeddings(emb_dir / "train.npz", train["image"], extract_embeddings(model, train, cfg))
-        save_embeddings(emb_dir / "test.npz", test["image"], extract_embeddings(model, test, cfg))
+        train_emb, test_emb = extract_embeddings(model, train, cfg), extract_embeddings(model, test, cfg)
+        if not main:
+            return None
+        save_embeddings(emb_dir / "train.npz", train["image"], train_emb)
+        save_embeddings(emb_dir / "test.npz", test["image"], test_emb)
         mlflow.log_metric("cv_map5", result.metrics["val_map5"])
         summary = {
             "cv_map5": result.metrics["val_map5"],
@@ -113,32 +140,8 @@ def run_fold(cfg, name, k, train, test, digest, tags) -> dict:
     return summary
 
 
-def _finite(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
-
-
-def main() -> None:
-    import mlflow
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True, help="an entry of params embedder.zoo")
-    name = parser.parse_args().model
-    params = load_params()
-    section = params.get("embedder") or {}
-    cfg = model_config(section, name)
-    folds = [int(k) for k in section.get("folds", [0, 1, 2, 3, 4])]
-    digest = params_digest(cfg.to_dict(), name, data_digest())
-    train, test = crop_table("train", cfg.regions_used()), crop_table("test", cfg.regions_used())
-    configure_tracking(TrackingConfig.from_dict(params.get("tracking")))
-    tags = standard_tags("train_embedder", digest, model=name)
-    parent_file = Path(f"models/embedder/{name}/mlflow_parent_run.json")
-    parent_id = recorded_run(parent_file, digest)
-    with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else f"embedder/{name}") as parent:
-        atomic_write_json(parent_file, {"run_id": parent.info.run_id, "params_digest": digest})
-        mlflow.set_tags(tags)
-        results = {k: run_fold(cfg, name, k, train, test, digest, tags) for k in folds}
-        cv = float(np.mean([r["cv_map5"] for r in results.values()]))
-        mlflow.log_metric("cv_map5", cv)
+def write_oof(name: str, folds: list[int], train: pd.DataFrame) -> None:
+    """`embeddings/<name>/oof.npz`: each train photo embedded by the fold checkpoint that did not train on it."""
     oof_parts = []
     for k in folds:
         emb = np.load(f"embeddings/{name}/fold{k}/train.npz", allow_pickle=False)["emb"]
@@ -152,6 +155,41 @@ def main() -> None:
         label=train["label"].to_numpy()[rows].astype(str),
         fold=train["fold"].astype(int).to_numpy()[rows],
     )
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def main() -> None:
+    import mlflow
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, help="an entry of params embedder.zoo")
+    name = parser.parse_args().model
+    dist_utils.init_from_env()
+    params = load_params()
+    section = params.get("embedder") or {}
+    cfg = model_config(section, name)
+    folds = [int(k) for k in section.get("folds", [0, 1, 2, 3, 4])]
+    digest = params_digest(cfg.to_dict(), name, data_digest())
+    train, test = crop_table("train", cfg.regions_used()), crop_table("test", cfg.regions_used())
+    if not dist_utils.is_main_process():  # a helper rank: trains and extracts with rank 0, writes nothing
+        for k in folds:
+            run_fold(cfg, name, k, train, test, digest, tags={})
+        dist_utils.shutdown()
+        return
+    configure_tracking(TrackingConfig.from_dict(params.get("tracking")))
+    tags = standard_tags("train_embedder", digest, model=name)
+    parent_file = Path(f"models/embedder/{name}/mlflow_parent_run.json")
+    parent_id = recorded_run(parent_file, digest)
+    with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else f"embedder/{name}") as parent:
+        atomic_write_json(parent_file, {"run_id": parent.info.run_id, "params_digest": digest})
+        mlflow.set_tags(tags)
+        results = {k: run_fold(cfg, name, k, train, test, digest, tags) for k in folds}
+        cv = float(np.mean([r["cv_map5"] for r in results.values()]))
+        mlflow.log_metric("cv_map5", cv)
+    write_oof(name, folds, train)
     fold_metrics = {
         str(k): {key: v for key, v in r.items() if key not in ("curves", "params_digest")} for k, r in results.items()
     }
@@ -164,6 +202,7 @@ def main() -> None:
         f"metrics/embedder/{name}_curves.csv", curves[["model", "fold", "epoch", "train_loss", "lr", "val_map5"]]
     )
     log.info("%s: cv_map5 %.4f over folds %s", name, cv, folds)
+    dist_utils.shutdown()
 
 
 if __name__ == "__main__":

@@ -82,7 +82,8 @@ def extract_embeddings(
     model.eval()
     chunks = []
     try:
-        for images, _, _ in tqdm(loader, desc="embed", disable=not progress, leave=False):
+        bar = tqdm(loader, desc="embed", disable=not (progress and dist_utils.is_main_process()), leave=False)
+        for images, _, _ in bar:
             images = images.to(device, non_blocking=True).to(memory_format=memory_format)
             with autocast(device, dtype):
                 emb = model.embed(images).float()

@@ -92,7 +92,8 @@ def _build(cfg: EmbedderConfig, train_df: pd.DataFrame, device: torch.device) ->
     optimizer = opt_class(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     batches = len(dataset) // (cfg.batch_size * dist_utils.world_size())
     if batches < 1:
-        raise InputError(f"train table: {len(dataset)} photos are fewer than one batch of {cfg.batch_size}")
+        ranks = f" on each of {dist_utils.world_size()} ranks" if dist_utils.is_distributed() else ""
+        raise InputError(f"train table: {len(dataset)} photos are fewer than one batch of {cfg.batch_size}{ranks}")
     updates_per_epoch = math.ceil(batches / cfg.grad_accum)
     scheduler = CosineLRScheduler(
         optimizer,
