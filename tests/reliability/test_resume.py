@@ -35,16 +35,26 @@ def _forget_folds(repo, folds: list[int]) -> None:
             path.unlink()
 
 
-def _start_and_kill_when(repo, checkpoint, timeout_s: float = 300) -> None:
+def _epoch_logged(repo, fold_dir) -> bool:
+    """True once the fold's first epoch is both checkpointed and logged to MLflow (the callback runs after
+    the checkpoint is written, so killing at the first sight of `last.pt` could lose epoch 0's metrics)."""
+    run_file = fold_dir / "mlflow_run.json"
+    if not (fold_dir / "last.pt").is_file() or not run_file.is_file():
+        return False
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo}/mlflow.db")
+    return bool(client.get_metric_history(json.loads(run_file.read_text())["run_id"], "val_map5"))
+
+
+def _start_and_kill_when(repo, fold_dir, timeout_s: float = 300) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipelines.train_embedder", "--model", MODEL],
         cwd=repo, env=stage_env(repo), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + timeout_s
-        while not checkpoint.is_file():
+        while not _epoch_logged(repo, fold_dir):
             assert proc.poll() is None, "the stage ended before it could be killed"
-            assert time.monotonic() < deadline, f"{checkpoint} never appeared"
+            assert time.monotonic() < deadline, f"{fold_dir}: epoch 0 was never checkpointed and logged"
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=60) == -signal.SIGKILL
@@ -56,7 +66,7 @@ def _start_and_kill_when(repo, checkpoint, timeout_s: float = 300) -> None:
 def test_killed_train_embedder_resumes_to_the_same_weights_and_runs(pipeline_copy, tiny_pipeline):
     repo = pipeline_copy
     _forget_folds(repo, [2])
-    _start_and_kill_when(repo, repo / f"models/embedder/{MODEL}/fold2/last.pt")
+    _start_and_kill_when(repo, repo / f"models/embedder/{MODEL}/fold2")
     killed_run = json.loads((repo / f"models/embedder/{MODEL}/fold2/mlflow_run.json").read_text())["run_id"]
     assert not (repo / f"models/embedder/{MODEL}/fold2/fold.json").exists()
 
