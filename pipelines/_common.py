@@ -18,27 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from whale_core import InputError, configure_offline_env
+from whale_reid.params import PARAMS_FILE as PARAMS_FILE  # re-exported for the stage scripts
+from whale_reid.params import load_params as load_params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PARAMS_FILE = "params.yaml"
 log = logging.getLogger("whale_reid")
-
-
-def load_params(path: str | os.PathLike[str] = PARAMS_FILE) -> dict[str, Any]:
-    """Read params.yaml (relative to the working directory, as DVC runs stages from the repo root)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: params file not found (run stages from the repository root)")
-    try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(params, dict):
-        raise InputError(f"{path}: expected a mapping of sections at the top level")
-    return params
 
 
 def params_digest(*sections: Any) -> str:

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from whale_core import InputError, atomic_path, atomic_write_csv, atomic_write_text, configure_offline_env
 from whale_core import resolve_image_path as safe_join
 from whale_detector import CropConfig
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
+from whale_reid.params import load_params
 from whale_reid.review import GalleryPhotos, build_views, render_review_page
 
 log = logging.getLogger("whale_reid.cli")
@@ -39,14 +39,7 @@ def _need(path: Path) -> Path:
 
 def read_params(repo: Path) -> dict:
     """The repo's params.yaml (the sections identify uses: `crop`, `data.raw_dir`)."""
-    path = _need(repo / "params.yaml")
-    try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(params, dict):
-        raise InputError(f"{path}: expected a mapping of sections")
-    return params
+    return load_params(_need(repo / "params.yaml"))
 
 
 def load_members(repo: Path, members: list[dict]) -> list[Member]:
