@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipelines._common import load_params, params_digest, require_finite_embeddings, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
-from whale_core import Config, atomic_write_csv, atomic_write_json
+from whale_core import Config, ConfigError, atomic_write_csv, atomic_write_json
 from whale_reid.ensemble import member_paths, stack_oof
 from whale_retrieval import TuneConfig, map_at_5_by_group, map_at_5_per_image
 from whale_retrieval.postprocess import PostProcessing
@@ -29,12 +29,22 @@ log = logging.getLogger("pipelines.tune")
 
 @dataclass(frozen=True)
 class TuneStageConfig(Config):
-    """params.yaml `tune`: the study's name and storage, and the search itself."""
+    """params.yaml `tune`: the study's name and storage, the simulated share of unseen animals, the search.
+
+    `simulated_new_share`: hide whole individuals from each OOF gallery until this share of the queries
+    are unseen animals (see `whale_reid.ensemble.hide_individuals`); set it to the share expected at
+    prediction time.
+    """
 
     SECTION = "tune"
     study_name: str = "postprocess"
     storage: str = "sqlite:///optuna.db"
+    simulated_new_share: float = 0.0
     search: TuneConfig = TuneConfig()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.simulated_new_share < 1.0:
+            raise ConfigError(f"tune.simulated_new_share: {self.simulated_new_share} is not in [0, 1)")
 
 
 def study_name(cfg: TuneStageConfig, members: pd.DataFrame) -> str:
@@ -43,7 +53,7 @@ def study_name(cfg: TuneStageConfig, members: pd.DataFrame) -> str:
     So raising `n_trials` continues the same study (finished trials are kept, not repeated), while a new
     selection or search space starts a new one instead of mixing in trials scored on other embeddings.
     """
-    space = {**cfg.search.to_dict(), "n_trials": None}
+    space = {**cfg.search.to_dict(), "n_trials": None, "simulated_new_share": cfg.simulated_new_share}
     return f"{cfg.study_name}-{params_digest(space, members.to_dict(orient='records'))}"
 
 
@@ -55,7 +65,9 @@ def main() -> None:
     train = pd.read_csv("data/prepared/train.csv", dtype={"image": str, "individual_id": str, "species": str})
 
     require_finite_embeddings(member_paths(members, "train"))
-    stacked, queries = stack_oof(members, train, cfg.search.k_neighbors_max)
+    stacked, queries = stack_oof(
+        members, train, cfg.search.k_neighbors_max, new_share=cfg.simulated_new_share, seed=cfg.search.seed
+    )
 
     import mlflow
 

@@ -87,16 +87,54 @@ def oof_splits(members: pd.DataFrame, train: pd.DataFrame, root: Path = EMBEDDIN
         )
 
 
+def hide_individuals(query_ids: pd.Series, gallery_ids: pd.Series, new_share: float, seed: int) -> np.ndarray:
+    """A gallery mask that hides whole individuals until `new_share` of the queries have no match left.
+
+    Cross-validation folds of a long-tailed catalogue hold few queries of unseen animals (only
+    singletons), while a real survey — and Kaggle's test set — has many. Hiding a seeded random set of
+    the queries' individuals from the gallery simulates them, so the `new_individual` threshold is
+    tuned for the share expected at prediction time.
+    """
+    keep = np.ones(len(gallery_ids), dtype=bool)
+    in_gallery = set(gallery_ids)
+    n_new = int((~query_ids.isin(in_gallery)).sum())
+    target = int(np.ceil(new_share * len(query_ids)))
+    counts = query_ids[query_ids.isin(in_gallery)].value_counts().sort_index()
+    rng = np.random.default_rng(seed)
+    for individual in rng.permutation(counts.index.to_numpy()):
+        if n_new >= target:
+            break
+        keep &= (gallery_ids != individual).to_numpy()
+        n_new += int(counts[individual])
+    return keep
+
+
 def stack_oof(
-    members: pd.DataFrame, train: pd.DataFrame, k: int, knn_config: KnnConfig | None = None
+    members: pd.DataFrame,
+    train: pd.DataFrame,
+    k: int,
+    knn_config: KnnConfig | None = None,
+    *,
+    new_share: float = 0.0,
+    seed: int = 0,
 ) -> tuple[StackedNeighbours, pd.DataFrame]:
-    """Every fold's OOF retrieval, stacked into one problem; also the query rows (with `fold`) in that order."""
+    """Every fold's OOF retrieval, stacked into one problem; also the query rows (with `fold`) in that order.
+
+    Args:
+        new_share: with `hide_individuals`, at least this share of each fold's queries are of animals
+            absent from that fold's gallery (0 = only the naturally unseen ones).
+        seed: seeds the choice of hidden individuals (per fold: `seed + fold`).
+    """
     splits, queries = [], []
     for split in oof_splits(members, train):
+        keep = hide_individuals(
+            split.query["individual_id"], split.gallery["individual_id"], new_share, seed + split.fold
+        )
+        gallery = split.gallery[keep]
         splits.append(
             RetrievalSplit(
-                split.query_emb, split.query["individual_id"], split.gallery_emb,
-                split.gallery["individual_id"], split.gallery["species"],
+                split.query_emb, split.query["individual_id"], split.gallery_emb[keep],
+                gallery["individual_id"], gallery["species"],
             )
         )  # fmt: skip
         queries.append(split.query.assign(fold=split.fold))
