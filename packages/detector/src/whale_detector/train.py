@@ -116,7 +116,8 @@ def _final_metrics(trainer: Any) -> tuple[float, float, dict[str, dict[str, floa
 
 def _run_digest(cfg: DetectorConfig, boxes: pd.DataFrame) -> str:
     """What a resumable run must share with the interrupted one: the config and the boxes."""
-    blob = json.dumps(cfg.to_dict(), sort_keys=True).encode() + boxes.to_csv(index=False).encode()
+    rows = pd.util.hash_pandas_object(boxes, index=False).to_numpy().tobytes()
+    blob = json.dumps(cfg.to_dict(), sort_keys=True).encode() + rows
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
