@@ -70,3 +70,14 @@ def tiny_pipeline(tmp_path_factory) -> Path:
     proc = run_in(repo, "dvc", "repro")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return repo
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Undo environment changes a test makes in-process (importing ultralytics sets OMP_NUM_THREADS=1 and its
+    training sets PYTHONHASHSEED), so later tests' subprocesses run as they would on their own — a stage run
+    with another thread count rounds differently and would not reproduce a reference run bit for bit."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
