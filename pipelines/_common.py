@@ -13,11 +13,9 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from whale_core import InputError, configure_offline_env
 from whale_reid.params import PARAMS_FILE as PARAMS_FILE  # re-exported for the stage scripts
@@ -60,27 +58,3 @@ def run_stage(main: Callable[[], Any]) -> Callable[[], None]:
             sys.exit(2)
 
     return entry
-
-
-def require_finite_embeddings(paths: Iterable[Path]) -> None:
-    """Refuse an embeddings `.npz` with a NaN or inf value, naming the file and the first bad photo.
-
-    Missing or malformed files are left to the loader, which names them too.
-
-    Raises:
-        InputError: e.g. `embeddings/demo/fold1/train.npz: embedding of 'x.jpg' (row 3) is NaN or inf ...`.
-    """
-    for path in paths:
-        if not Path(path).is_file():
-            continue
-        with np.load(path, allow_pickle=False) as data:
-            if "emb" not in data or not np.issubdtype(data["emb"].dtype, np.number):
-                continue
-            bad_rows = np.flatnonzero(~np.isfinite(data["emb"]).all(axis=tuple(range(1, data["emb"].ndim))))
-            if len(bad_rows):
-                row = int(bad_rows[0])
-                image = str(data["image"][row]) if "image" in data and row < len(data["image"]) else "?"
-                raise InputError(
-                    f"{path}: embedding of {image!r} (row {row}) is NaN or inf ({len(bad_rows)} bad rows) — "
-                    "the file is corrupt; re-run the train_embedder stage"
-                )

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines._common import load_params, params_digest, require_finite_embeddings, run_stage
+from pipelines._common import load_params, params_digest, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
 from whale_core import Config, atomic_write_csv, atomic_write_json
-from whale_reid.ensemble import ensemble_embeddings, member_paths
+from whale_reid.ensemble import ensemble_embeddings
 from whale_reid.submission import make_submission
 from whale_retrieval import GalleryIndex, KnnConfig, knn_search, known_new_groups, map_at_5, map_at_5_by_group
 from whale_retrieval.postprocess import PostProcessing
@@ -55,7 +55,6 @@ def main() -> None:
     post = PostProcessing(post_json["threshold"], post_json["k_neighbors"], post_json.get("species_offsets", {}))
     train, test = read_csv("data/prepared/train.csv"), read_csv("data/prepared/test.csv")
 
-    require_finite_embeddings(member_paths(members, "train") + (member_paths(members, "test") if len(test) else []))
     gallery_emb = ensemble_embeddings(members, "train", train["image"])
     gallery = GalleryIndex.build(
         gallery_emb, train["image"], train["individual_id"], train["species"],

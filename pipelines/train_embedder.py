@@ -195,7 +195,13 @@ def main() -> None:
     }
     atomic_write_json(
         f"metrics/embedder/{name}.json",
-        {"model": name, "cv_map5": cv, "folds": fold_metrics, "parent_run_id": parent.info.run_id},
+        {
+            "model": name,
+            "cv_map5": cv,
+            "folds": fold_metrics,
+            "parent_run_id": parent.info.run_id,
+            "params_digest": digest,
+        },
     )
     curves = pd.DataFrame([{"model": name, "fold": k, **c} for k, r in results.items() for c in r["curves"]])
     atomic_write_csv(

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines._common import load_params, params_digest, require_finite_embeddings, run_stage
+from pipelines._common import load_params, params_digest, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
 from whale_core import Config, ConfigError, atomic_write_csv, atomic_write_json
-from whale_reid.ensemble import member_paths, stack_oof
+from whale_reid.ensemble import stack_oof
 from whale_retrieval import TuneConfig, map_at_5_by_group, map_at_5_per_image
 from whale_retrieval.postprocess import PostProcessing
 from whale_retrieval.tuning import tune_on_neighbours
@@ -64,7 +64,6 @@ def main() -> None:
     members = pd.DataFrame(json.loads(Path("outputs/selection.json").read_text())["members"])
     train = pd.read_csv("data/prepared/train.csv", dtype={"image": str, "individual_id": str, "species": str})
 
-    require_finite_embeddings(member_paths(members, "train"))
     stacked, queries = stack_oof(
         members, train, cfg.search.k_neighbors_max, new_share=cfg.simulated_new_share, seed=cfg.search.seed
     )

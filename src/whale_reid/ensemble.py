@@ -35,6 +35,13 @@ def load_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray]:
         ids, emb = data["image"].astype(str), data["emb"].astype(np.float32)
     if len(ids) != len(emb):
         raise InputError(f"{path}: {len(ids)} image ids but {len(emb)} embeddings")
+    bad_rows = np.flatnonzero(~np.isfinite(emb).all(axis=tuple(range(1, emb.ndim))))
+    if len(bad_rows):
+        row = int(bad_rows[0])
+        raise InputError(
+            f"{path}: embedding of {ids[row]!r} (row {row}) is NaN or inf ({len(bad_rows)} bad rows) — "
+            "the file is corrupt; re-run the train_embedder stage"
+        )
     return ids, emb
 
 
