@@ -11,6 +11,7 @@ and peak RSS are its own; the table also says whether the five answers per query
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import subprocess
@@ -80,6 +81,21 @@ METHODS = {
 }
 
 
+def matmul_rates(dim: int) -> dict[str, float]:
+    """GFLOP/s of torch's fp32 and bf16 matmul at the search's shape (a query block × a gallery block)."""
+    import torch
+
+    rates = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(1024, dim).to(dtype), torch.randn(8192, dim).to(dtype)
+        a @ b.T  # warm-up
+        start = time.perf_counter()
+        for _ in range(3):
+            a @ b.T
+        rates[name] = 3 * 2 * 1024 * 8192 * dim / (time.perf_counter() - start) / 1e9
+    return rates
+
+
 def worker(args: argparse.Namespace) -> None:
     """Run one method in this process and save its answers; the parent reads time and peak RSS."""
     query, gallery = np.load(args.data / "query.npy"), np.load(args.data / "gallery.npy")
@@ -118,10 +134,14 @@ def main() -> None:
     parser.add_argument("--ref-neighbors", type=int, default=850, help="the reference recipe's kNN size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", nargs="+", default=["ours_bf16", "ours", "reference"], choices=list(METHODS))
-    parser.add_argument("--worker", choices=list(METHODS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=[*METHODS, "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--floor-dim", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == "floor":
+        print(json.dumps(matmul_rates(args.floor_dim)))
+        return None
     if args.worker:
         return worker(args)
     if args.quick:
@@ -129,22 +149,62 @@ def main() -> None:
     print(f"gallery {args.n_gallery:,} × queries {args.n_query:,}, {args.n_individuals:,} individuals")
     print("| dim | method | neighbours | wall s | peak RSS GiB | speed-up vs reference | top-5 identical |")
     print("|---:|---|---:|---:|---:|---:|---|")
+    floors: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         for dim in args.dims:
             make_data(args.n_gallery, args.n_query, dim, args.n_individuals, args.seed, data)
             results = {m: run_method(m, args, data, data / f"{m}.npy") for m in args.methods}
             ref_s, _, ref = results.get("reference", (None, None, None))
+            floors.append(search_floor(dim, args.n_query, args.n_gallery, ref_s))
             for method, (seconds, gib, answers) in results.items():
                 neighbours = args.ref_neighbors if method == "reference" else args.ours_neighbors
                 speed = f"{ref_s / seconds:.1f}×" if ref_s else ""
-                same = "" if ref is None or method == "reference" else _identical(answers, ref)
+                same = "" if ref is None or method == "reference" else _identical(answers, ref, data, neighbours)
                 print(f"| {dim} | {METHODS[method][0]} | {neighbours} | {seconds:.1f} | {gib:.2f} | {speed} | {same} |")
+    print("\nThe matmul floor (the full query × gallery product at this machine's measured torch matmul rate):")
+    print("\n".join(floors))
 
 
-def _identical(answers: np.ndarray, ref: np.ndarray) -> str:
-    differing = int((answers != ref).any(axis=1).sum())
-    return "yes" if differing == 0 else f"no ({differing} queries differ)"
+def exact_top5(query: np.ndarray, gallery: np.ndarray, labels: list[str], n_neighbors: int) -> np.ndarray:
+    """The reference recipe computed in float64 (for a few queries): the arbiter where float32 methods disagree."""
+    from whale_retrieval import insert_new_individual, most_frequent_ids, rank_individuals
+
+    q = query.astype(np.float64) / np.linalg.norm(query.astype(np.float64), axis=1, keepdims=True)
+    g = gallery.astype(np.float64) / np.linalg.norm(gallery.astype(np.float64), axis=1, keepdims=True)
+    sims = q @ g.T
+    order = np.lexsort((np.broadcast_to(np.arange(len(g)), sims.shape), -sims), axis=1)[:, :n_neighbors]
+    ranked = rank_individuals(np.take_along_axis(sims, order, axis=1), order, labels, 5)
+    return np.asarray(insert_new_individual(ranked, THRESHOLD, pad_ids=most_frequent_ids(labels, 6)), dtype=str)
+
+
+def search_floor(dim: int, n_query: int, n_gallery: int, reference_s: float | None) -> str:
+    """One line: seconds the search's matmul alone takes in fp32 and bf16, and the speed-up that caps."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker=floor", f"--floor-dim={dim}"], capture_output=True, text=True, check=True
+    )
+    rates = json.loads(done.stdout.strip().splitlines()[-1])
+    flops = 2.0 * n_query * n_gallery * dim
+    line = f"- {dim}-d: " + ", ".join(f"{k} {v:.0f} GFLOP/s → {flops / v / 1e9:.1f} s" for k, v in rates.items())
+    if reference_s:
+        line += f"; at best {reference_s / (flops / rates['bf16'] / 1e9):.1f}× the reference with a bf16 matmul"
+    return line
+
+
+def _identical(answers: np.ndarray, ref: np.ndarray, data: Path, n_neighbors: int) -> str:
+    """ "yes", or how many queries differ and on how many of them float64 arithmetic sides with this method.
+
+    The reference's cosine distance 1 − s in float32 rounds similarities to ~6e-8, so two neighbours closer
+    than that can swap places there; the float64 recomputation of the differing queries says who is right.
+    """
+    rows = np.flatnonzero((answers != ref).any(axis=1))
+    if rows.size == 0:
+        return "yes"
+    query, gallery = np.load(data / "query.npy", mmap_mode="r"), np.load(data / "gallery.npy", mmap_mode="r")
+    labels = np.load(data / "labels.npy").tolist()
+    exact = exact_top5(np.asarray(query[rows]), np.asarray(gallery), labels, n_neighbors)
+    agree = int((exact == answers[rows]).all(axis=1).sum())
+    return f"{rows.size} queries differ; float64 sides with this method on {agree}"
 
 
 if __name__ == "__main__":

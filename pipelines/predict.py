@@ -63,7 +63,8 @@ def main() -> None:
     answers: list[list[str]] = []
     if len(test):
         query_emb = ensemble_embeddings(members, "test", test["image"])
-        sims, idx = knn_search(query_emb, gallery_emb, min(post.k_neighbors, len(train)), config=cfg.knn)
+        k = min(post.k_neighbors, len(train))
+        sims, idx = knn_search(query_emb, gallery_emb, k, config=cfg.knn, gallery_labels=gallery.labels)
         answers = post.apply(sims, idx, gallery.labels, gallery.species)
     submission = make_submission(test["image"], answers)
 

@@ -226,7 +226,9 @@ def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> Ide
     sims, idx = np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
     answers, species, ranked_ids, ranked_scores = [], [], np.zeros((0, 5)), np.zeros((0, 5))
     if len(query_emb):
-        sims, idx = knn_search(query_emb, gallery.embeddings, k, config=artefacts.knn_config)
+        sims, idx = knn_search(
+            query_emb, gallery.embeddings, k, config=artefacts.knn_config, gallery_labels=gallery.labels
+        )
         answers = post.apply(sims, idx, gallery.labels, gallery.species)
         ranked = rank_individuals(sims[:, : post.k_neighbors], idx[:, : post.k_neighbors], gallery.labels, 5)
         ranked_ids, ranked_scores = ranked.ids, ranked.scores

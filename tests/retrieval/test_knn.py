@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from whale_core import InputError
-from whale_retrieval import KnnConfig, knn_recall_at_k, knn_search
+from whale_retrieval import KnnConfig, knn_recall_at_k, knn_search, rank_individuals
 
 
 def brute_force(query: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +130,83 @@ def test_bf16_backend_ties_and_thin_margins_fall_back_to_exact(k: int) -> None:
     np.testing.assert_array_equal(sims, want_sims)
 
 
+@pytest.mark.parametrize("config", [KnnConfig(), BF16], ids=["faiss", "torch_bf16"])
+def test_near_ties_follow_float64_order(config: KnnConfig) -> None:
+    # gallery rows that differ by ~1e-9 in score: fp32 cannot order them, float64 can
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=512)
+    gallery = base + 1e-8 * rng.normal(size=(60, 512))
+    query = base + 0.5 * rng.normal(size=(3, 512))
+    _, idx = knn_search(query, gallery, 10, config=config)
+    q = query / np.linalg.norm(query, axis=1, keepdims=True)
+    exact = (gallery @ q.T).T / np.linalg.norm(gallery, axis=1)
+    want = np.argsort(-exact, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(idx, want)
+
+
+def test_nth_distinct_position_known_answers() -> None:
+    from whale_retrieval.knn_bf16 import nth_distinct_position
+
+    codes = np.array([[3, 3, 1, 3, 2, 1, 4], [0, 1, 2, 3, 4, 5, 6]])
+    # row 0: labels 3, 1, 2, 4 first appear at positions 0, 2, 4, 6; row 1: every position is new
+    np.testing.assert_array_equal(nth_distinct_position(codes, 1), [0, 0])
+    np.testing.assert_array_equal(nth_distinct_position(codes, 3), [4, 2])
+    np.testing.assert_array_equal(nth_distinct_position(codes, 4), [6, 3])
+    np.testing.assert_array_equal(nth_distinct_position(codes, 5), [7, 4])  # row 0 has only four labels
+
+
+def label_prefix_lengths(idx: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Per row of exact neighbours: how many leading neighbours it takes to see n distinct labels (all if fewer)."""
+    lengths = []
+    for row in idx:
+        seen: set[str] = set()
+        length = len(row)
+        for position, i in enumerate(row):
+            seen.add(labels[i])
+            if len(seen) == n:
+                length = position + 1
+                break
+        lengths.append(length)
+    return np.array(lengths)
+
+
+@pytest.mark.parametrize(("photos_per_individual", "k", "chunk_size"), [(1, 50, None), (12, 50, 16), (40, 30, 33)])
+def test_bf16_label_aware_search_is_exact_where_ranking_looks(photos_per_individual: int, k: int, chunk_size) -> None:
+    # many photos per individual push the 5th distinct individual deep into the list (past k for 40)
+    rng = np.random.default_rng(8)
+    n_individuals = 600 // photos_per_individual
+    centres = rng.normal(size=(n_individuals, 64))
+    labels = np.repeat(np.arange(n_individuals), photos_per_individual).astype(str)
+    gallery = centres[np.repeat(np.arange(n_individuals), photos_per_individual)] + 0.6 * rng.normal(size=(600, 64))
+    query = centres[rng.integers(0, n_individuals, 80)] + 0.6 * rng.normal(size=(80, 64))
+    sims, idx = knn_search(query, gallery, k, chunk_size=chunk_size, config=BF16, gallery_labels=labels)
+    want_sims, want_idx = brute_force(query, gallery, k)
+    for row, length in enumerate(np.minimum(label_prefix_lengths(want_idx, labels, 5), k)):
+        np.testing.assert_array_equal(idx[row, :length], want_idx[row, :length])
+        np.testing.assert_allclose(sims[row, :length], want_sims[row, :length], atol=1e-6)
+    got = rank_individuals(sims, idx, labels, 5)
+    want = rank_individuals(want_sims, want_idx, labels, 5)
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-6)
+
+
+def test_bf16_label_aware_search_with_ties_matches_exact_ranking() -> None:
+    rng = np.random.default_rng(2)
+    query, gallery = exact_tie_vectors(rng, 40), exact_tie_vectors(rng, 300)
+    labels = rng.integers(0, 60, 300).astype(str)
+    sims, idx = knn_search(query, gallery, 20, chunk_size=9, config=BF16, gallery_labels=labels)
+    want_sims, want_idx = brute_force(query, gallery, 20)
+    got, want = rank_individuals(sims, idx, labels, 5), rank_individuals(want_sims, want_idx, labels, 5)
+    np.testing.assert_array_equal(got.ids, want.ids)
+    np.testing.assert_array_equal(got.scores, want.scores)
+
+
+def test_knn_search_rejects_labels_of_another_gallery() -> None:
+    rng = np.random.default_rng(3)
+    with pytest.raises(InputError, match="3 gallery labels for 10 gallery rows"):
+        knn_search(rng.normal(size=(2, 4)), rng.normal(size=(10, 4)), 3, gallery_labels=["a", "b", "c"])
+
+
 def test_bf16_error_bound_covers_every_pair() -> None:
     import torch
 
@@ -155,7 +232,14 @@ def test_backend_choice() -> None:
     from whale_retrieval.knn import resolve_backend
 
     assert resolve_backend(KnnConfig(), 100, 1000, 64) == "faiss"  # small: torch start-up would not pay
-    assert resolve_backend(KnnConfig(), 10**5, 10**5, 4608) == "faiss"  # CPU: bf16 measured slower
+    from whale_retrieval.knn_bf16 import torch_bf16_status
+
+    assert resolve_backend(KnnConfig(), 10**5, 10**5, 4608) == "faiss"  # CPU top-k: the re-score outweighs bf16
+    # label-aware (ranking individuals): bf16 wherever the CPU has native bf16 kernels
+    native = torch_bf16_status(False)[1]
+    want = "torch_bf16" if native else "faiss"
+    assert resolve_backend(KnnConfig(), 10**5, 10**5, 4608, label_aware=True) == want
+    assert resolve_backend(KnnConfig(), 100, 1000, 64, label_aware=True) == "faiss"
     assert resolve_backend(KnnConfig(index="ivf", backend="torch_bf16"), 10**5, 10**5, 4608) == "faiss"
     assert resolve_backend(BF16, 1, 1, 1) == "torch_bf16"
     assert resolve_backend(KnnConfig(backend="faiss"), 10**5, 10**5, 4608) == "faiss"

@@ -25,11 +25,13 @@ class KnnConfig(Config):
             a bf16 candidate pass with torch (an optional accelerator, ~4× the fp32 matmul rate on CPUs with
             bf16 kernels) whose candidates are re-scored in fp32 and proven complete by an error-bound margin
             test, falling back to exact rows where the margin is too thin — the same answers as "faiss";
-            "auto" = faiss, except large GPU searches (`use_gpu`) when faiss has no GPU support and torch
-            has CUDA (on CPUs the re-score's memory-bound gather outweighs the bf16 gain; see
-            benchmarks/README.md).
-        bf16_extra_candidates: the bf16 pass re-scores 2k + this many candidates per query in fp32 (a second
-            round re-scores four times as many for the queries whose margin test failed).
+            "auto" = faiss for small searches; for large ones bf16 where it was measured to pay — searches
+            that rank individuals (`knn_search(gallery_labels=...)`, as prediction does) on devices with
+            native bf16 kernels, and plain top-k searches on a GPU (`use_gpu`) when faiss has no GPU support
+            (`whale_retrieval.knn.resolve_backend`; numbers in benchmarks/README.md).
+        bf16_extra_candidates: a plain top-k bf16 search re-scores 2k + this many candidates per query in
+            fp32 (a second round re-scores four times as many for the queries whose margin test failed);
+            searches that rank individuals start from fewer (6 per individual).
     """
 
     SECTION = "knn"

@@ -108,8 +108,11 @@ class GalleryIndex:
             raise InputError("gallery.query: no threshold given and none saved in the gallery settings")
         knn_config = KnnConfig.from_dict(self.settings.get("knn"), section="gallery.knn")
         k_neighbors = int(self.settings.get("k_neighbors", DEFAULT_K_NEIGHBORS))
-        sims, idx = knn_search(query_emb, self.embeddings, k_neighbors, config=knn_config)
-        ranked = rank_individuals(sims, idx, self.labels.tolist(), k)
+        labels = self.labels.tolist()
+        sims, idx = knn_search(
+            query_emb, self.embeddings, k_neighbors, config=knn_config, gallery_labels=labels, n_individuals=k
+        )
+        ranked = rank_individuals(sims, idx, labels, k)
         return insert_new_individual(ranked, threshold, k, pad_ids=most_frequent_ids(self.labels, k + 1)), ranked
 
     def save(self, directory: str | os.PathLike[str]) -> Path:

@@ -3,23 +3,32 @@
 Rows are L2-normalised here (cosine similarity = inner product of unit vectors). The exact path is
 FAISS `IndexFlatIP` over query chunks, or for large searches a bf16 candidate pass with torch whose
 candidates are re-scored in fp32 and proven complete (`whale_retrieval.knn_bf16`); ties are broken
-deterministically, lowest gallery index first, also at the k-th position (rows with a tie there are
-re-solved from the full similarity row).
+deterministically, lowest gallery index first, also at the k-th position (rows with a tie or near-tie
+there are re-solved from the full float64 similarity row).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import faiss
 import numpy as np
 
 from whale_core import InputError
 from whale_retrieval.config import KnnConfig
+from whale_retrieval.near_ties import NEAR_TIE_GAP, exact_top_k_float64, refine_near_ties
 
 log = logging.getLogger(__name__)
 
-_NORM_CHUNK_ROWS = 8192
+_NORM_CHUNK_BYTES = 4 << 20  # float64 blocks that stay in cache: ~6× faster norms than 8k-row blocks at 4608-d
+
+
+def norm_chunk_rows(dim: int) -> int:
+    """Rows per block when norming / normalising [n, dim] embeddings block by block."""
+    return max(1, _NORM_CHUNK_BYTES // (8 * dim))
+
+
 #: `backend="auto"` uses the bf16 pass from this many multiply-adds (query rows × gallery rows × dim) on.
 _AUTO_BF16_MIN_MACS = 2 * 10**10
 
@@ -37,8 +46,9 @@ def check_embeddings(emb: np.ndarray, name: str) -> np.ndarray:
     if not np.issubdtype(emb.dtype, np.number):
         raise InputError(f"{name} embeddings: expected numbers, got dtype {emb.dtype}")
     norms = np.empty(emb.shape[0], dtype=np.float64)
-    for start in range(0, emb.shape[0], _NORM_CHUNK_ROWS):
-        block = emb[start : start + _NORM_CHUNK_ROWS].astype(np.float64)
+    rows = norm_chunk_rows(emb.shape[1])
+    for start in range(0, emb.shape[0], rows):
+        block = emb[start : start + rows].astype(np.float64)
         norms[start : start + len(block)] = np.sqrt(np.einsum("ij,ij->i", block, block))
     for bad, what in ((~np.isfinite(norms), "contain NaN or inf"), (norms == 0.0, "have zero norm")):
         rows = np.flatnonzero(bad)
@@ -49,7 +59,13 @@ def check_embeddings(emb: np.ndarray, name: str) -> np.ndarray:
 
 
 def _normalised(emb: np.ndarray, norms: np.ndarray, start: int, stop: int) -> np.ndarray:
-    return np.ascontiguousarray((emb[start:stop] / norms[start:stop, None]).astype(np.float32))
+    """Rows start:stop divided by their norms (in float64, block by block), as contiguous float32."""
+    out = np.empty((stop - start, emb.shape[1]), dtype=np.float32)
+    rows = norm_chunk_rows(emb.shape[1])
+    for begin in range(start, stop, rows):
+        end = min(stop, begin + rows)
+        np.divide(emb[begin:end], norms[begin:end, None], out=out[begin - start : end - start], casting="unsafe")
+    return out
 
 
 def build_index(gallery_emb: np.ndarray, config: KnnConfig | None = None) -> faiss.Index:
@@ -68,8 +84,9 @@ def build_index(gallery_emb: np.ndarray, config: KnnConfig | None = None) -> fai
         sample = np.random.default_rng(config.seed).choice(n, size=min(n, nlist * 256), replace=False)
         index.train(np.ascontiguousarray((gallery_emb[np.sort(sample)] / norms[np.sort(sample), None]), np.float32))
         index.nprobe = min(config.ivf_nprobe, nlist)
-    for start in range(0, n, _NORM_CHUNK_ROWS):
-        index.add(_normalised(gallery_emb, norms, start, min(n, start + _NORM_CHUNK_ROWS)))
+    rows = norm_chunk_rows(dim)
+    for start in range(0, n, rows):
+        index.add(_normalised(gallery_emb, norms, start, min(n, start + rows)))
     return _maybe_to_gpu(index, config)
 
 
@@ -82,14 +99,17 @@ def _maybe_to_gpu(index: faiss.Index, config: KnnConfig) -> faiss.Index:
     return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
 
 
-def resolve_backend(config: KnnConfig, n_query: int, n_gallery: int, dim: int) -> str:
+def resolve_backend(config: KnnConfig, n_query: int, n_gallery: int, dim: int, *, label_aware: bool = False) -> str:
     """The backend an exact search of this size runs on: "faiss" or "torch_bf16" (see `KnnConfig.backend`).
 
     torch is an optional accelerator: without it (or for approximate indexes) the search is FAISS.
-    `auto` picks bf16 only where it is expected to pay: a GPU search (`use_gpu`) with CUDA torch but a
-    FAISS without GPU support, of at least `_AUTO_BF16_MIN_MACS` multiply-adds. On CPUs it stays with
-    FAISS: measured on a 2-core AVX512-BF16 machine, the fp32 re-score's gather of candidate rows is
-    memory-bound and costs more than the bf16 matmul saves (benchmarks/README.md).
+    `auto` picks bf16 for searches of at least `_AUTO_BF16_MIN_MACS` multiply-adds where it is expected
+    to pay, measured at Kaggle size (benchmarks/README.md):
+    - label-aware searches (`gallery_labels` given) on a device with native bf16 kernels: a few dozen
+      candidates per query settle the margin test, so the bf16 matmul's speed carries through;
+    - plain top-k searches only on a GPU (`use_gpu`) with CUDA torch and a FAISS without GPU support:
+      on CPUs, re-scoring the ~2k candidates the margin test needs is memory-bound and costs more than
+      the bf16 matmul saves.
     """
     if config.index != "flat" or config.backend == "faiss":
         return "faiss"
@@ -103,7 +123,11 @@ def resolve_backend(config: KnnConfig, n_query: int, n_gallery: int, dim: int) -
         if not native:
             log.warning("knn.backend torch_bf16: no native bf16 kernels here; the search is exact but slow")
         return "torch_bf16"
-    if not (config.use_gpu and native and n_query * n_gallery * dim >= _AUTO_BF16_MIN_MACS):
+    if not (native and n_query * n_gallery * dim >= _AUTO_BF16_MIN_MACS):
+        return "faiss"
+    if label_aware:
+        return "torch_bf16"
+    if not config.use_gpu:
         return "faiss"
     import torch
 
@@ -122,29 +146,6 @@ def _sort_ties_by_index(sims: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, 
     return np.take_along_axis(sims, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
-def _top_k_lowest_index_first(full: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k of every full similarity row, ties (also at the k-th place) to the lowest gallery index."""
-    sims = np.empty((len(full), k), dtype=np.float32)
-    idx = np.empty((len(full), k), dtype=np.int64)
-    for row, values in enumerate(full):
-        kth_value = np.partition(values, len(values) - k)[len(values) - k]
-        candidates = np.flatnonzero(values >= kth_value)  # ascending index
-        best = candidates[np.argsort(-values[candidates], kind="stable")[:k]]
-        sims[row], idx[row] = values[best], best
-    return sims, idx
-
-
-def _resolve_boundary_ties(
-    queries: np.ndarray, gallery_emb: np.ndarray, gallery_norms: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k of a few query rows from their full similarity rows, lowest index first among ties."""
-    full = np.empty((len(queries), len(gallery_emb)), dtype=np.float32)
-    for start in range(0, len(gallery_emb), _NORM_CHUNK_ROWS):
-        stop = min(len(gallery_emb), start + _NORM_CHUNK_ROWS)
-        full[:, start:stop] = queries @ _normalised(gallery_emb, gallery_norms, start, stop).T
-    return _top_k_lowest_index_first(full, k)
-
-
 def knn_search(
     query_emb: np.ndarray,
     gallery_emb: np.ndarray,
@@ -152,12 +153,16 @@ def knn_search(
     *,
     chunk_size: int | None = None,
     config: KnnConfig | None = None,
+    gallery_labels: Sequence[str] | None = None,
+    n_individuals: int = 5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k gallery rows by cosine similarity for every query row.
 
     Exact by default (`config.index == "flat"`): the answer equals a brute-force sort of the full
     similarity matrix by (similarity descending, gallery index ascending) — ties, including ties at
-    the k-th place, go to the lowest gallery index. Memory is bounded by searching query chunks.
+    the k-th place, go to the lowest gallery index. Neighbours whose fp32 scores are within
+    `NEAR_TIE_GAP` (1e-6) of each other are ordered by float64 scores (`whale_retrieval.near_ties`).
+    Memory is bounded by searching query chunks.
 
     Args:
         query_emb: [n_query, d] embeddings (any float dtype; normalised here).
@@ -165,17 +170,26 @@ def knn_search(
         k: neighbours per query; capped at the gallery size.
         chunk_size: query rows per chunk; default from `config.memory_budget_mb`.
         config: index type and options; default exact.
+        gallery_labels: individual id of every gallery row, for searches that feed `rank_individuals`
+            without a classifier. Each row then only has to be exact up to the neighbour that brings its
+            `n_individuals`-th distinct individual — all that ranking the top `n_individuals` needs — and
+            later slots may miss gallery rows (or hold -inf / -1). FAISS returns the full exact top-k
+            anyway; the bf16 backend uses it to settle each query with a small candidate pool.
+        n_individuals: distinct individuals that must be ranked exactly (with `gallery_labels`).
 
     Returns:
         (similarities float32 [n_query, k] in descending order, gallery indices int64 [n_query, k]).
         Approximate indexes may return fewer than k hits: those slots hold -inf and -1.
 
     Raises:
-        InputError: bad shapes, mismatched dimensions, NaN/inf or zero-norm rows, k < 1.
+        InputError: bad shapes, mismatched dimensions, NaN/inf or zero-norm rows, k < 1, labels not
+            matching the gallery rows.
     """
     config = config or KnnConfig()
     if k < 1:
         raise InputError(f"knn_search: k must be at least 1, got {k}")
+    if gallery_labels is not None and len(gallery_labels) != len(gallery_emb):
+        raise InputError(f"knn_search: {len(gallery_labels)} gallery labels for {len(gallery_emb)} gallery rows")
     query_norms = check_embeddings(query_emb, "query")
     gallery_norms = check_embeddings(gallery_emb, "gallery")
     if query_emb.shape[1] != gallery_emb.shape[1]:
@@ -183,13 +197,36 @@ def knn_search(
             f"knn_search: query dimension {query_emb.shape[1]} differs from gallery dimension {gallery_emb.shape[1]}"
         )
     k = min(k, len(gallery_emb))
+    backend = resolve_backend(
+        config, len(query_emb), len(gallery_emb), query_emb.shape[1], label_aware=gallery_labels is not None
+    )
+    if backend == "torch_bf16":
+        from whale_retrieval.knn_bf16 import bf16_knn_search
+
+        labels = None
+        if gallery_labels is not None:
+            codes = np.unique(np.asarray([str(x) for x in gallery_labels]), return_inverse=True)[1]
+            labels = (codes.reshape(-1), max(1, n_individuals))
+        sims, idx = bf16_knn_search(query_emb, query_norms, gallery_emb, gallery_norms, k, chunk_size, config, labels)
+    else:
+        sims, idx = _faiss_search(query_emb, query_norms, gallery_emb, gallery_norms, k, chunk_size, config)
+    refine_near_ties(query_emb, query_norms, gallery_emb, gallery_norms, sims, idx)
+    return sims, idx
+
+
+def _faiss_search(
+    query_emb: np.ndarray,
+    query_norms: np.ndarray,
+    gallery_emb: np.ndarray,
+    gallery_norms: np.ndarray,
+    k: int,
+    chunk_size: int | None,
+    config: KnnConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`knn_search` with a FAISS index over query chunks (inputs validated, k ≤ gallery size)."""
     exact = config.index == "flat"
     fetch = k + 1 if exact and k < len(gallery_emb) else k
     chunk_size = chunk_size or default_chunk_size(query_emb.shape[1], fetch, config.memory_budget_mb)
-    if resolve_backend(config, len(query_emb), len(gallery_emb), query_emb.shape[1]) == "torch_bf16":
-        from whale_retrieval.knn_bf16 import bf16_knn_search
-
-        return bf16_knn_search(query_emb, query_norms, gallery_emb, gallery_norms, k, chunk_size, config)
     index = build_index(gallery_emb, config)
     sims = np.empty((len(query_emb), k), dtype=np.float32)
     idx = np.empty((len(query_emb), k), dtype=np.int64)
@@ -199,11 +236,12 @@ def knn_search(
         chunk_sims, chunk_idx = index.search(queries, fetch)
         chunk_sims = np.where(chunk_idx < 0, -np.inf, chunk_sims).astype(np.float32)
         chunk_sims, chunk_idx = _sort_ties_by_index(chunk_sims, chunk_idx.astype(np.int64))
-        if fetch > k:
-            tied = np.flatnonzero(chunk_sims[:, k - 1] == chunk_sims[:, k])
+        if fetch > k:  # a (near-)tie at the k-th place: which row is in is decided on the full float64 row
+            tied = np.flatnonzero(chunk_sims[:, k - 1] - chunk_sims[:, k] < NEAR_TIE_GAP)
             if tied.size:
-                fixed_sims, fixed_idx = _resolve_boundary_ties(queries[tied], gallery_emb, gallery_norms, k)
-                chunk_sims[tied, :k], chunk_idx[tied, :k] = fixed_sims, fixed_idx
+                rows = start + tied
+                fixed = exact_top_k_float64(query_emb[rows], query_norms[rows], gallery_emb, gallery_norms, k)
+                chunk_sims[tied, :k], chunk_idx[tied, :k] = fixed
         sims[start:stop], idx[start:stop] = chunk_sims[:, :k], chunk_idx[:, :k]
     return sims, idx
 

@@ -1,19 +1,26 @@
 """Exact cosine top-k with a bf16 candidate pass (torch, optional) and fp32 re-scoring.
 
 Why: at Kaggle sizes (51k gallery × 28k queries, 4608-d) the search is one big matmul, and bf16
-matmul runs ~4× faster than fp32 on CPUs with bf16 kernels (AVX512-BF16/AMX) and on GPUs. bf16
-scores are not exact, so they only pick candidates; the answer comes from fp32 scores, and a margin
-test proves that no excluded gallery row can belong to the top k.
+matmul runs faster than fp32 on CPUs with bf16 kernels (2.3× measured on 2 AVX512-BF16 cores; more
+with AMX) and on GPUs. bf16 scores are not exact, so they only pick candidates; the answer comes from
+re-scored candidates, and a margin test proves that no excluded gallery row can belong to the answer.
 
 The bound. With q, g the fp32 unit rows, q̃ = bf16(q), r_q = q − q̃ (same for g):
 q·g − q̃·g̃ = q̃·r_g + r_q·g̃ + r_q·r_g, so by Cauchy–Schwarz |q·g − q̃·g̃| ≤ ‖q̃‖‖r_g‖ + ‖r_q‖‖g̃‖ + ‖r_q‖‖r_g‖,
 with ‖r‖ measured row by row. Both the bf16 product (accumulated in fp32) and the fp32 re-score
-add at most γ_d = d·2⁻²⁴/(1 − d·2⁻²⁴) times ‖q̃‖‖g̃‖ of summation error, and the bf16 output is
-rounded once more (relative 2⁻⁸). x ↦ x + |x|·c is increasing, so the largest bf16 score left out
-bounds every excluded row's fp32 score. A query whose k-th fp32 score is not strictly above that
-bound is re-scored with four times as many candidates (first round: 2k + `bf16_extra_candidates`),
-then, if still undecided, against the whole gallery: the result always equals the exact search
-(ties to the lowest gallery index).
+add at most γ_d = d·2⁻²⁴/(1 − d·2⁻²⁴) times ‖q̃‖‖g̃‖ of summation error, the unit rows' own rounding
+a few 2⁻²⁴ more, and the bf16 output is rounded once more (relative 2⁻⁸). x ↦ x + |x|·c is
+increasing, so the largest bf16 score left out bounds every excluded row's score. A query whose last
+needed re-scored score is not above that bound by `NEAR_TIE_GAP` is re-scored with four times as
+many candidates (first round: 2k + `bf16_extra_candidates`), then, if still undecided, against the
+whole gallery in float64: the result always equals the exact search (ties to the lowest gallery
+index; near-ties in float64 order, see `whale_retrieval.near_ties`).
+
+Ranking individuals needs less. Given gallery labels, a row only has to be exact up to the neighbour
+that brings its n-th distinct individual (`rank_individuals` scores an individual by its first
+neighbour, so the top n individuals and their scores are fixed there). The margin test then runs at
+that position instead of the k-th, and a pool of a few dozen candidates settles almost every query:
+this is what makes the bf16 pass pay on CPUs, where re-scoring hundreds of rows per query does not.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ import logging
 import numpy as np
 
 from whale_retrieval.config import KnnConfig
-from whale_retrieval.knn import _NORM_CHUNK_ROWS, _normalised, _sort_ties_by_index, _top_k_lowest_index_first
+from whale_retrieval.knn import _normalised, _sort_ties_by_index, norm_chunk_rows
+from whale_retrieval.near_ties import NEAR_TIE_GAP, exact_top_k_float64
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,8 @@ BF16_UNIT_ROUNDOFF = 2.0**-8
 FP32_UNIT_ROUNDOFF = 2.0**-24
 _NORM_SLACK = 1e-3  # fp32 "unit" rows have norm 1 ± d·2⁻²⁴; 1e-3 covers any d below 16 million
 _RESCORE_BYTES = 64 << 20
+#: Label-aware searches first re-score this many candidates per wanted individual (then four times as many).
+_LABEL_AWARE_POOL_PER_INDIVIDUAL = 6
 
 
 @functools.cache
@@ -61,7 +71,9 @@ def bf16_error_bound(query_residual: np.ndarray, gallery_residual: float, dim: i
     g_norm = 1.0 + _NORM_SLACK + gallery_residual
     rounding = q_norm * gallery_residual + query_residual * g_norm + query_residual * gallery_residual
     gamma = dim * FP32_UNIT_ROUNDOFF / (1.0 - dim * FP32_UNIT_ROUNDOFF)
-    return rounding + gamma * (q_norm * g_norm + (1.0 + _NORM_SLACK) ** 2)
+    # the unit rows' own rounding (the re-score divides the caller's rows by their norms) and the division
+    normalisation = 4 * FP32_UNIT_ROUNDOFF * (1.0 + _NORM_SLACK) ** 2
+    return rounding + gamma * (q_norm * g_norm + (1.0 + _NORM_SLACK) ** 2) + normalisation
 
 
 def excluded_score_bound(best_excluded_bf16: np.ndarray, error_bound: np.ndarray) -> np.ndarray:
@@ -71,68 +83,122 @@ def excluded_score_bound(best_excluded_bf16: np.ndarray, error_bound: np.ndarray
 
 
 class _Bf16Gallery:
-    """The unit gallery in fp32 (for re-scoring) and bf16 (for the candidate pass)."""
+    """The unit gallery in bf16 (for the candidate pass), and the caller's rows with their inverse norms
+    (for the fp32 re-score: no normalised fp32 copy, which would add 4 bytes per value)."""
 
     def __init__(self, torch, gallery_emb: np.ndarray, norms: np.ndarray, device) -> None:
         n, dim = gallery_emb.shape
-        self.fp32 = torch.empty((n, dim), dtype=torch.float32, device=device)
+        self.rows = torch.from_numpy(np.ascontiguousarray(gallery_emb, dtype=np.float32)).to(device)
+        self.inv_norms = torch.from_numpy(1.0 / norms).to(device)
         self.bf16 = torch.empty((n, dim), dtype=torch.bfloat16, device=device)
-        self.residual = 0.0
-        for start in range(0, n, _NORM_CHUNK_ROWS):
-            stop = min(n, start + _NORM_CHUNK_ROWS)
+        residual = torch.zeros((), dtype=torch.float32, device=device)
+        rows = norm_chunk_rows(dim)
+        for start in range(0, n, rows):
+            stop = min(n, start + rows)
             block = torch.from_numpy(_normalised(gallery_emb, norms, start, stop)).to(device)
-            self.fp32[start:stop], self.bf16[start:stop] = block, block.to(torch.bfloat16)
-            residual = torch.linalg.vector_norm(block - self.bf16[start:stop].float(), dim=1).max()
-            self.residual = max(self.residual, float(residual))
+            self.bf16[start:stop] = block.to(torch.bfloat16)
+            block_residual = torch.linalg.vector_norm(block - self.bf16[start:stop].float(), dim=1).max()
+            residual = torch.maximum(residual, block_residual)
+        self.residual = float(residual)
 
 
 def _rescore(torch, queries, gallery: _Bf16Gallery, candidates: np.ndarray) -> np.ndarray:
-    """fp32 scores of each query row against its candidate gallery rows, [rows, candidates].
+    """Scores of each unit query row against its candidate gallery rows, [rows, candidates] float64.
 
-    The gather of candidate rows is memory-bound; `np.take` copies rows ~3× faster than torch indexing.
+    fp32 dot products with the caller's rows, divided by their float64 norms. The gather of candidate
+    rows is memory-bound: rows are copied block by block into one reused buffer
+    (`index_select(out=...)`), which avoids page-faulting a fresh multi-GB array.
     """
     n_rows, n_cand = candidates.shape
-    dim = gallery.fp32.shape[1]
-    step = max(1, _RESCORE_BYTES // (4 * n_cand * dim))
-    source = gallery.fp32.cpu().numpy() if gallery.fp32.device.type == "cpu" else None
+    dim = gallery.rows.shape[1]
+    step = max(1, min(n_rows, _RESCORE_BYTES // (4 * n_cand * dim)))
+    buffer = torch.empty((step * n_cand, dim), dtype=torch.float32, device=queries.device)
+    flat = torch.from_numpy(np.ascontiguousarray(candidates)).to(queries.device).reshape(-1)
     out = torch.empty((n_rows, n_cand), dtype=torch.float32, device=queries.device)
     for start in range(0, n_rows, step):
-        block = candidates[start : start + step]
-        if source is not None:
-            rows = torch.from_numpy(np.take(source, block.ravel(), axis=0).reshape(len(block), n_cand, dim))
-        else:
-            rows = gallery.fp32[torch.from_numpy(block).to(queries.device)]
-        out[start : start + step] = torch.bmm(rows, queries[start : start + step, :, None])[..., 0]
-    return out.cpu().numpy()
+        stop = min(n_rows, start + step)
+        rows = buffer[: (stop - start) * n_cand]
+        torch.index_select(gallery.rows, 0, flat[start * n_cand : stop * n_cand], out=rows)
+        out[start:stop] = torch.bmm(rows.view(stop - start, n_cand, dim), queries[start:stop, :, None])[..., 0]
+    return (out.double() * gallery.inv_norms[flat].view(n_rows, n_cand)).cpu().numpy()
 
 
-def _search_chunk(torch, queries_np: np.ndarray, gallery: _Bf16Gallery, k: int, extra: int):
-    """Exact top-k of one query chunk; returns (sims, idx, number of rows settled only by a full scan)."""
-    n_gallery, dim = gallery.fp32.shape
-    queries = torch.from_numpy(queries_np).to(gallery.fp32.device)
+def nth_distinct_position(label_codes: np.ndarray, n: int) -> np.ndarray:
+    """Per row of sorted neighbours' label codes: the position where the n-th distinct label first appears.
+
+    Rows with fewer than n distinct labels get the row length (no position in the row settles them).
+    """
+    n_rows, width = label_codes.shape
+    order = np.argsort(label_codes, axis=1, kind="stable")
+    sorted_codes = np.take_along_axis(label_codes, order, axis=1)
+    first = np.ones_like(sorted_codes, dtype=bool)
+    first[:, 1:] = sorted_codes[:, 1:] != sorted_codes[:, :-1]
+    first_positions = np.sort(np.where(first, order, width), axis=1)
+    if first_positions.shape[1] < n:
+        return np.full(n_rows, width)
+    return first_positions[:, n - 1]
+
+
+def _settle_positions(stage_idx: np.ndarray, k: int, labels: tuple[np.ndarray, int] | None) -> np.ndarray:
+    """The last position of each sorted row that must be exact: k - 1, or earlier for label-aware searches."""
+    if labels is None:
+        return np.full(len(stage_idx), k - 1)
+    codes, n_distinct = labels
+    return np.minimum(k - 1, nth_distinct_position(codes[stage_idx], n_distinct))
+
+
+def _stages(n_gallery: int, k: int, extra: int, labels: tuple[np.ndarray, int] | None) -> list[int]:
+    """Candidate pool sizes, smallest first; the last round before a full scan is four times the first."""
+    first = 2 * k + extra if labels is None else min(2 * k + extra, _LABEL_AWARE_POOL_PER_INDIVIDUAL * labels[1])
+    return sorted({min(n_gallery, first), min(n_gallery, 4 * first)})
+
+
+def _settled(stage_sims: np.ndarray, position: np.ndarray, k: int, excluded_bound: np.ndarray) -> np.ndarray:
+    """Rows whose needed prefix (through `position`) is proven complete and free of near-ties at its end.
+
+    Every row scoring within `NEAR_TIE_GAP` below the last needed score must be in the pool (so the float64
+    near-tie re-sort can see it), and a near-tie at the k-th place with a pool row past k is left to the
+    full float64 scan, which decides which of the two is in.
+    """
+    n_cand = stage_sims.shape[1]
+    last = np.take_along_axis(stage_sims, np.minimum(position, n_cand - 1)[:, None], axis=1)[:, 0]
+    settled = (position < n_cand) & (last - NEAR_TIE_GAP > excluded_bound)
+    if n_cand > k:
+        settled &= (position < k - 1) | (stage_sims[:, k - 1] - stage_sims[:, k] >= NEAR_TIE_GAP)
+    return settled
+
+
+def _search_chunk(torch, queries_np: np.ndarray, gallery: _Bf16Gallery, k: int, extra: int, labels, full_scan):
+    """Top-k of one query chunk, exact up to `_settle_positions`; returns (sims, idx, rows needing a full scan).
+
+    `full_scan(rows)` returns the float64 top-k of the chunk's `rows` for the queries no pool settles.
+    """
+    n_gallery, dim = gallery.bf16.shape
+    queries = torch.from_numpy(queries_np).to(gallery.bf16.device)
     residual = torch.linalg.vector_norm(queries - queries.to(torch.bfloat16).float(), dim=1).cpu().numpy()
-    stages = sorted({min(n_gallery, 2 * k + extra), min(n_gallery, 4 * (2 * k + extra))})
+    stages = _stages(n_gallery, k, extra, labels)
     fetch = min(n_gallery, stages[-1] + 1)
     top_vals, top_idx = torch.topk(queries.to(torch.bfloat16) @ gallery.bf16.T, fetch, dim=1)
     top_vals, top_idx = top_vals.float().cpu().numpy().astype(np.float64), top_idx.cpu().numpy()
     error = bf16_error_bound(residual.astype(np.float64), gallery.residual, dim)
-    sims = np.empty((len(queries_np), k), dtype=np.float32)
-    idx = np.empty((len(queries_np), k), dtype=np.int64)
+    sims = np.full((len(queries_np), k), -np.inf, dtype=np.float32)
+    idx = np.full((len(queries_np), k), -1, dtype=np.int64)
     pending = np.arange(len(queries_np))
     for n_cand in stages:
+        if n_cand == n_gallery:
+            break  # a pool of the whole gallery is the full scan
         candidates = top_idx[pending, :n_cand]
         scores = _rescore(torch, queries[torch.from_numpy(pending).to(queries.device)], gallery, candidates)
         stage_sims, stage_idx = _sort_ties_by_index(scores, candidates)
-        if n_cand == n_gallery:
-            settled = np.ones(len(pending), dtype=bool)
-        else:
-            settled = stage_sims[:, k - 1] > excluded_score_bound(top_vals[pending, n_cand], error[pending])
-        sims[pending[settled]], idx[pending[settled]] = stage_sims[settled, :k], stage_idx[settled, :k]
+        bound = excluded_score_bound(top_vals[pending, n_cand], error[pending])
+        settled = _settled(stage_sims, _settle_positions(stage_idx, k, labels), k, bound)
+        width = min(k, n_cand)
+        rows = pending[settled]
+        sims[rows, :width], idx[rows, :width] = stage_sims[settled, :width], stage_idx[settled, :width]
         pending = pending[~settled]
         if not pending.size:
             return sims, idx, 0
-    full = (queries[torch.from_numpy(pending).to(queries.device)] @ gallery.fp32.T).cpu().numpy()
-    sims[pending], idx[pending] = _top_k_lowest_index_first(full, k)
+    sims[pending], idx[pending] = full_scan(pending)
     return sims, idx, len(pending)
 
 
@@ -144,10 +210,13 @@ def bf16_knn_search(
     k: int,
     chunk_size: int | None,
     config: KnnConfig,
+    labels: tuple[np.ndarray, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`knn_search`'s exact answer via the bf16 candidate pass (inputs already validated, k ≤ gallery size).
+    """`knn_search`'s answer via the bf16 candidate pass (inputs already validated, k ≤ gallery size).
 
-    Memory: the unit gallery in fp32 + bf16 (6 bytes per value) plus one chunk's bf16 score block
+    `labels` = (integer label code of every gallery row, n): rows need only be exact up to the neighbour
+    that brings the n-th distinct label (see the module docstring); slots past the candidate pool hold
+    -inf / -1. Memory: the unit gallery in fp32 + bf16 (6 bytes per value) plus one chunk's bf16 score block
     (`chunk_size` × gallery rows × 2 bytes; default from `config.memory_budget_mb`).
     """
     import torch
@@ -164,7 +233,13 @@ def bf16_knn_search(
         for start in range(0, len(query_emb), chunk_size):
             stop = min(len(query_emb), start + chunk_size)
             queries = _normalised(query_emb, query_norms, start, stop)
-            sims[start:stop], idx[start:stop], scans = _search_chunk(torch, queries, gallery, k, extra)
+
+            def full_scan(rows: np.ndarray, start: int = start) -> tuple[np.ndarray, np.ndarray]:
+                rows = start + rows
+                return exact_top_k_float64(query_emb[rows], query_norms[rows], gallery_emb, gallery_norms, k)
+
+            chunk = _search_chunk(torch, queries, gallery, k, extra, labels, full_scan)
+            sims[start:stop], idx[start:stop], scans = chunk
             full_scans += scans
     if full_scans:
         log.info("bf16 kNN: %d of %d queries needed a full fp32 scan (thin margins)", full_scans, len(query_emb))

@@ -39,7 +39,11 @@ def predict_top5(
     """
     if len(gallery_labels) != len(gallery_emb):
         raise InputError(f"predict_top5: {len(gallery_labels)} gallery labels for {len(gallery_emb)} gallery rows")
-    sims, idx = knn_search(query_emb, gallery_emb, k_neighbors, chunk_size=chunk_size, config=knn_config)
+    blended = classifier_logits is not None and blend_weight != 0.0
+    labels = None if blended else gallery_labels  # without a classifier, ranking needs only the top 5 exact
+    sims, idx = knn_search(
+        query_emb, gallery_emb, k_neighbors, chunk_size=chunk_size, config=knn_config, gallery_labels=labels
+    )
     ranked = rank_individuals(
         sims,
         idx,
