@@ -26,20 +26,31 @@ def median_seconds(run: Callable[[], object], *, repeats: int = 5, warmup: int =
     return statistics.median(times)
 
 
-def matmul_gflops(dtype_name: str, *, size: int = 2048, repeats: int = 5, device: str = "cpu") -> float:
-    """Measured GFLOP/s of a square torch matmul in `dtype_name` ("float32", "bfloat16")."""
+def matmul_gflops(
+    dtype_name: str,
+    *,
+    size: int = 2048,
+    repeats: int = 5,
+    device: str = "cpu",
+    shape: tuple[int, int, int] | None = None,
+) -> float:
+    """Measured GFLOP/s of a torch matmul in `dtype_name` ("float32", "bfloat16").
+
+    Square `size` × `size` by default; `shape` = (m, n, k) times an [m, k] by a [k, n] matrix instead.
+    """
     import torch
 
+    m, n, k = shape or (size, size, size)
     dtype = getattr(torch, dtype_name)
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
+    a = torch.randn(m, k, device=device).to(dtype)
+    b = torch.randn(k, n, device=device).to(dtype)
 
     def run() -> None:
         torch.mm(a, b)
         if device != "cpu":
             torch.cuda.synchronize()
 
-    return 2 * size**3 / median_seconds(run, repeats=repeats) / 1e9
+    return 2 * m * n * k / median_seconds(run, repeats=repeats) / 1e9
 
 
 def flops_per_image(model, image_size: int, *, backward: bool = False) -> float:

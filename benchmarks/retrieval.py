@@ -26,6 +26,7 @@ from whale_core import atomic_path
 
 log = logging.getLogger("benchmarks.retrieval")
 THRESHOLD = 0.55
+FLOOR_DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
 
 def make_data(n_gallery: int, n_query: int, dim: int, n_individuals: int, seed: int, out_dir: Path) -> None:
@@ -83,17 +84,9 @@ METHODS = {
 
 def matmul_rates(dim: int) -> dict[str, float]:
     """GFLOP/s of torch's fp32 and bf16 matmul at the search's shape (a query block × a gallery block)."""
-    import torch
+    from _common import matmul_gflops
 
-    rates = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a, b = torch.randn(1024, dim).to(dtype), torch.randn(8192, dim).to(dtype)
-        a @ b.T  # warm-up
-        start = time.perf_counter()
-        for _ in range(3):
-            a @ b.T
-        rates[name] = 3 * 2 * 1024 * 8192 * dim / (time.perf_counter() - start) / 1e9
-    return rates
+    return {name: matmul_gflops(dtype, shape=(1024, 8192, dim), repeats=3) for name, dtype in FLOOR_DTYPES.items()}
 
 
 def worker(args: argparse.Namespace) -> None:

@@ -32,10 +32,12 @@ from whale_embedder import EmbedderConfig
 from whale_embedder.train import _build, _loader, _loss
 
 ROOT = Path(__file__).resolve().parents[1]
+#: name → (config overrides, torch.compile the model)
 VARIANTS = {
-    "plain fp32 (baseline)": {"channels_last": False, "amp": "off"},
-    "channels_last fp32": {"channels_last": True, "amp": "off"},
-    "channels_last + bf16": {"channels_last": True, "amp": "bf16"},
+    "plain fp32 (baseline)": ({"channels_last": False, "amp": "off"}, False),
+    "channels_last fp32": ({"channels_last": True, "amp": "off"}, False),
+    "channels_last + bf16": ({"channels_last": True, "amp": "bf16"}, False),
+    "channels_last fp32 + torch.compile": ({"channels_last": True, "amp": "off"}, True),
 }
 
 
@@ -50,23 +52,28 @@ def crop_table(folder: Path, n: int, size_px: int, n_classes: int = 8) -> pd.Dat
     )
 
 
-def step_rate(cfg: EmbedderConfig, table: pd.DataFrame, repeats: int) -> float:
-    """Images/s of forward + ArcFace loss + backward + optimizer step on a fixed batch."""
+def step_rate(cfg: EmbedderConfig, table: pd.DataFrame, repeats: int, compile: bool = False) -> float:
+    """Images/s of forward + ArcFace loss + backward + optimizer step on a fixed batch.
+
+    With `compile`, the backbone + neck run through `torch.compile` (compilation happens in the untimed
+    warm-up steps).
+    """
     device = torch.device("cpu")
     trainer = _build(cfg, table, device)
     trainer.model.train()
+    forward = torch.compile(trainer.model) if compile else trainer.model
     images = torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size)
     batch = (images, torch.arange(cfg.batch_size) % 8, torch.full((cfg.batch_size,), -1))
     dtype = torch.bfloat16 if cfg.amp == "bf16" else None
 
     def run() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
-            loss = _loss(trainer.model, trainer, cfg, batch, device)
+            loss = _loss(forward, trainer, cfg, batch, device)
         loss.backward()
         trainer.optimizer.step()
         trainer.optimizer.zero_grad(set_to_none=True)
 
-    return cfg.batch_size / median_seconds(run, repeats=repeats)
+    return cfg.batch_size / median_seconds(run, repeats=repeats, warmup=3 if compile else 1)
 
 
 def loader_rate(cfg: EmbedderConfig, table: pd.DataFrame) -> float:
@@ -85,6 +92,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: params.yaml's)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compiling)")
     args = parser.parse_args()
     configure_offline_env(ROOT)
     logging.basicConfig(level=logging.WARNING)
@@ -98,7 +106,11 @@ def main() -> None:
             table = crop_table(Path(tmp) / str(size), 4 * args.batch, size)
             base = EmbedderConfig(backbone=args.backbone, image_size=size, embedding_dim=512, batch_size=args.batch)
             base = base.replace(num_workers=workers)
-            rates = {name: step_rate(base.replace(**v), table, args.repeats) for name, v in VARIANTS.items()}
+            variants = {name: v for name, v in VARIANTS.items() if args.compile or not v[1]}
+            rates = {
+                name: step_rate(base.replace(**overrides), table, args.repeats, compile=compiled)
+                for name, (overrides, compiled) in variants.items()
+            }
             plain = rates["plain fp32 (baseline)"]
             name = f"{args.backbone} @ {size}px, batch {args.batch}"
             rows += [[name, k, v, ratio(v, plain)] for k, v in rates.items()]

@@ -3,7 +3,8 @@
 Reads `data/prepared/{train,test}.csv` (column image), the photos in `<data.raw_dir>/{train,test}_images/`
 and boxes from the detector (`models/detector/best.pt`) or, with `crop.box_source: boxes_csv`, from the
 given `crop.boxes_csv`. Writes `data/crops/<region>/<split>/<image>.jpg`, `data/crops/boxes.csv` and
-`metrics/crop.json` (fallback share; mean IoU against `<raw_dir>/boxes.csv` for the test photos it covers).
+`metrics/crop.json` (fallback share; mean IoU against `<raw_dir>/boxes.csv` for the test photos it covers;
+both per species under `by_species` where species are known).
 """
 
 from __future__ import annotations
@@ -49,6 +50,18 @@ def read_images(raw_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def photo_species(raw_dir: Path) -> dict[str, str]:
+    """Species of the train photos (prepared train.csv) and, where the data has them, of the test photos
+    (`<raw_dir>/test_labels.csv`, the demo's hidden truth): for the per-species crop numbers only."""
+    species: dict[str, str] = {}
+    for csv in (raw_dir / "test_labels.csv", PREPARED_DIR / "train.csv"):
+        if csv.is_file():
+            table = read_csv(csv)
+            if {"image", "species"} <= set(table.columns):
+                species |= dict(zip(table["image"].astype(str), table["species"].astype(str)))
+    return species
+
+
 def main() -> None:
     params = load_params()
     raw_dir = Path(params["data"]["raw_dir"])
@@ -63,7 +76,7 @@ def main() -> None:
     true_csv = raw_dir / "boxes.csv"  # true boxes: the demo has them for test photos too
     truth = read_csv(true_csv) if true_csv.is_file() else pd.DataFrame(columns=list(BOX_COLUMNS))
     truth = truth[truth["image"].astype(str).isin(set(images.loc[images["split"] == "test", "image"]))]
-    quality = crop_quality(table, truth, images, cfg.margin_frac)
+    quality = crop_quality(table, truth, images, cfg.margin_frac, species=photo_species(raw_dir))
     summary = {**quality, "box_source": cfg.box_source, "n_photos": len(images)}
     atomic_write_json(METRICS_FILE, summary)
     log.info("crops in %s: %s", OUT_DIR, summary)

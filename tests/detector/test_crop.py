@@ -108,3 +108,30 @@ def test_expand_and_iou_by_hand():
     a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 4, 4]], float)
     b = np.array([[5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 4, 4]], float)
     np.testing.assert_allclose(box_iou(a, b), [50 / 150, 0.0, 1.0])
+
+
+def test_crop_quality_per_species_against_hand_computed_iou(tmp_path):
+    from whale_detector import crop_quality
+
+    for name in ("p1.jpg", "p2.jpg"):
+        Image.new("RGB", (100, 100)).save(tmp_path / name)
+    images = _images(tmp_path, ["p1.jpg", "p2.jpg"])
+    truth = pd.DataFrame(
+        [["p1.jpg", "fullbody", 10, 10, 50, 50], ["p2.jpg", "fullbody", 10, 10, 50, 50],
+         ["p1.jpg", "backfin", 20, 20, 40, 40], ["p2.jpg", "backfin", 20, 20, 40, 40]],
+        columns=["image", "region", "x1", "y1", "x2", "y2"],
+    )  # fmt: skip
+    crops = pd.DataFrame(
+        [["p1.jpg", "fullbody", 10, 10, 50, 50, "detector"], ["p2.jpg", "fullbody", 10, 10, 30, 50, "detector"],
+         ["p1.jpg", "backfin", 0, 0, 100, 100, "full_image"], ["p2.jpg", "backfin", 20, 20, 40, 40, "detector"]],
+        columns=["image", "region", "x1", "y1", "x2", "y2", "source"],
+    )  # fmt: skip
+    quality = crop_quality(crops, truth, images, 0.0, species={"p1.jpg": "beluga", "p2.jpg": "orca"})
+    # p2 fullbody: 20×40 inside 40×40 → IoU 0.5; p1 backfin: the whole photo vs a 20×20 box → 400 / 10000
+    assert quality["iou_fullbody"] == pytest.approx(0.75) and quality["iou_backfin"] == pytest.approx(0.52)
+    assert quality["fallback_share"] == 0.25 and quality["fallback_share_backfin"] == 0.5
+    beluga, orca = quality["by_species"]["beluga"], quality["by_species"]["orca"]
+    assert beluga["iou_fullbody"] == 1.0 and beluga["iou_backfin"] == pytest.approx(0.04)
+    assert beluga["fallback_share_backfin"] == 1.0 and beluga["n_iou_backfin"] == 1
+    assert orca["iou_fullbody"] == pytest.approx(0.5) and orca["iou_backfin"] == 1.0
+    assert orca["fallback_share_backfin"] == 0.0

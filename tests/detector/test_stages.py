@@ -36,8 +36,12 @@ def _layout(root: Path, params: dict) -> None:
         old.rename(old.with_name("t" + old.name))
     pd.concat([train, test]).to_csv(raw / "boxes.csv", index=False)
     (root / "data" / "prepared").mkdir(parents=True)
-    pd.DataFrame({"image": train["image"].unique()}).to_csv(root / "data/prepared/train.csv", index=False)
-    pd.DataFrame({"image": test["image"].unique()}).to_csv(root / "data/prepared/test.csv", index=False)
+    train_names, test_names = train["image"].unique(), test["image"].unique()
+    species = ["beluga" if i % 2 else "orca" for i in range(len(train_names))]
+    pd.DataFrame({"image": train_names, "species": species}).to_csv(root / "data/prepared/train.csv", index=False)
+    pd.DataFrame({"image": test_names}).to_csv(root / "data/prepared/test.csv", index=False)
+    test_species = ["beluga"] * (len(test_names) - 1) + ["orca"]  # the demo's hidden truth has species too
+    pd.DataFrame({"image": test_names, "species": test_species}).to_csv(raw / "test_labels.csv", index=False)
     (root / "params.yaml").write_text(yaml.safe_dump({"data": {"raw_dir": "data/raw"}, **params}))
 
 
@@ -48,6 +52,10 @@ def test_crop_stage_with_given_boxes_scores_perfect_iou(tmp_path):
     metrics = json.loads((tmp_path / "metrics/crop.json").read_text())
     assert metrics["fallback_share"] == 0.0 and metrics["n_photos"] == 16
     assert metrics["iou_fullbody"] == metrics["iou_backfin"] == 1.0 and metrics["n_iou_backfin"] == 4
+    by_species = metrics["by_species"]  # species from train.csv and test_labels.csv; IoU on the test photos
+    assert sorted(by_species) == ["beluga", "orca"]
+    assert by_species["beluga"]["n_iou_backfin"] == 3 and by_species["orca"]["n_iou_backfin"] == 1
+    assert by_species["beluga"]["iou_backfin"] == 1.0 and by_species["orca"]["fallback_share_backfin"] == 0.0
     table = pd.read_csv(tmp_path / "data/crops/boxes.csv")
     assert len(table) == 32 and set(table["split"]) == {"train", "test"}
     assert all((tmp_path / "data/crops" / rel).is_file() for rel in table["crop"])

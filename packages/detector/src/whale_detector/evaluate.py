@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -11,8 +13,12 @@ from whale_detector.crop import box_to_pixels
 
 
 def crop_quality(
-    crops: pd.DataFrame, true_boxes: pd.DataFrame, images: pd.DataFrame, margin_frac: float
-) -> dict[str, float | int | None]:
+    crops: pd.DataFrame,
+    true_boxes: pd.DataFrame,
+    images: pd.DataFrame,
+    margin_frac: float,
+    species: Mapping[str, str] | None = None,
+) -> dict[str, float | int | dict | None]:
     """Fallback share and mean IoU of the cropped rectangles against the true boxes.
 
     The true box is turned into the crop it would have given (grown by `margin_frac`, clipped, rounded to
@@ -23,11 +29,28 @@ def crop_quality(
         crops: `crop_regions` output (image, region, x1, y1, x2, y2, source).
         true_boxes: image, region, x1, y1, x2, y2 — only photos present here are scored.
         images: image, path — for the photo sizes.
+        species: optional species of each image; adds the same numbers per species under `by_species`
+            (photos without a species are left out of it).
 
     Returns:
         `fallback_share` (all crops), `fallback_share_<region>`, and for photos with true boxes
-        `iou_<region>` (None if none) and `n_iou_<region>`.
+        `iou_<region>` (None if none) and `n_iou_<region>`; with `species`, `by_species[<species>]`
+        holding `fallback_share_<region>` and `iou_<region>` / `n_iou_<region>` of that species' photos.
     """
+    out = _quality(crops, true_boxes, images, margin_frac)
+    if species:
+        named = crops["image"].astype(str).map(species)
+        out["by_species"] = {}
+        for name in sorted(named.dropna().unique()):
+            numbers = _quality(crops[named == name], true_boxes, images, margin_frac)
+            out["by_species"][name] = {k: v for k, v in numbers.items() if k != "fallback_share"}
+    return out
+
+
+def _quality(
+    crops: pd.DataFrame, true_boxes: pd.DataFrame, images: pd.DataFrame, margin_frac: float
+) -> dict[str, float | int | None]:
+    """`crop_quality` of one set of crops."""
     out: dict[str, float | int | None] = {"fallback_share": float((crops["source"] == "full_image").mean())}
     true_boxes = validate_boxes(true_boxes, "true boxes")
     paths = dict(zip(images["image"].astype(str), images["path"]))
