@@ -1,7 +1,7 @@
 """Switch params.yaml to a profile: `python -m pipelines.profile tiny|kaggle [--params params.yaml]`.
 
 A profile (`profiles/<name>.yaml`) is an overlay: only the keys it names change; comments and the
-rest of params.yaml are kept (round-trip YAML). `default` restores `profiles/default.yaml`.
+rest of params.yaml are kept (round-trip YAML). `git checkout params.yaml` returns to the defaults.
 """
 
 from __future__ import annotations

@@ -80,3 +80,21 @@ def test_second_repro_is_a_no_op(tiny_pipeline):
     assert proc.returncode == 0 and "up to date" in proc.stdout, proc.stdout
     proc = run_in(tiny_pipeline, "dvc", "repro")
     assert proc.returncode == 0 and "Running stage" not in proc.stdout, proc.stdout
+
+
+def test_select_refuses_a_run_logged_with_other_params(tiny_pipeline, tmp_path):
+    # the metrics file says the folds were trained with another params digest than their MLflow runs carry
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_pipeline, repo, ignore=shutil.ignore_patterns("data", "embeddings", "models", ".dvc"))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    metrics_file = repo / f"metrics/embedder/{params['embedder']['models'][0]}.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics_file.write_text(json.dumps({**metrics, "params_digest": "0123456789ab"}))
+    selection_before = (repo / "outputs/selection.json").read_text()
+    proc = run_in(repo, "python", "-m", "pipelines.select")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    first_run = next(iter(metrics["folds"].values()))["run_id"]
+    assert f"MLflow run {first_run} was logged with other params" in proc.stderr
+    assert (repo / "outputs/selection.json").read_text() == selection_before  # the old selection is kept

@@ -102,7 +102,7 @@ class CropConfig(Config):
     SECTION = "crop"
     box_source: Literal["detector", "boxes_csv"] = "detector"
     boxes_csv: str | None = None
-    conf_threshold: float = 0.25
+    conf_threshold: float = 0.1
     iou_nms: float = 0.7
     margin_frac: float = 0.05
     imgsz: int | None = None
