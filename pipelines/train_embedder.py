@@ -134,7 +134,7 @@ def run_fold(cfg, name, k, train, test, digest, tags) -> dict | None:
             "best_epoch": result.best_epoch,
             "run_id": run.info.run_id,
             "params_digest": digest,
-            "curves": [{key: h[key] for key in ("epoch", "train_loss", "lr", "val_map5")} for h in result.history],
+            "curves": [{key: h.get(key) for key in ("epoch", "train_loss", "lr", "val_map5")} for h in result.history],
         }
     atomic_write_json(done, summary)
     return summary

@@ -37,6 +37,25 @@ def test_training_beats_the_untrained_model(crops, tiny_cfg, tmp_path):
     assert evaluate_model(model, cfg, train_df, val_df)["val_map5"] == pytest.approx(result.metrics["val_map5"])
 
 
+def test_validation_every_n_epochs_counts_back_from_the_last(crops, tiny_cfg, tmp_path):
+    train_df, val_df = split(crops)
+    cfg = tiny_cfg.replace(epochs=4, val_every_epochs=2)
+    validated = []
+    result = train_fold(
+        cfg,
+        train_df,
+        val_df,
+        out_dir=tmp_path,
+        progress=False,
+        on_epoch_end=lambda m, e: validated.append(e) if "val_map5" in m else None,
+    )
+    assert validated == [1, 3]  # 4 epochs, every 2nd counted back from the last
+    assert [("val_map5" in h) for h in result.history] == [False, True, False, True]
+    assert result.best_epoch in (1, 3)
+    assert result.metrics["val_map5"] == max(result.history[e]["val_map5"] for e in (1, 3))
+    assert load_checkpoint(result.best_path)["epoch"] == result.best_epoch
+
+
 class Interrupt(Exception):
     pass
 

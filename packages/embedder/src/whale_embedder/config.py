@@ -79,6 +79,9 @@ class EmbedderConfig(Config):
             fp16 is never used on CPU.
         min_lr: cosine floor; `warmup_epochs` linear warm-up from `lr * warmup_factor`.
         thresholds: `new_individual` thresholds swept during validation.
+        val_every_epochs: validate every N-th epoch, counted back from the last (always validated);
+            `best.pt` is the best validated epoch. Validation embeds the whole train and val tables, so
+            on small data it costs a good share of an epoch.
     """
 
     SECTION = "embedder"
@@ -115,13 +118,14 @@ class EmbedderConfig(Config):
     flip_tta: bool = True
     knn_k: int = 100
     thresholds: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    val_every_epochs: int = 1
 
     def __post_init__(self) -> None:
         where = self.SECTION
         if self.image_size < 16:
             raise ConfigError(f"{where}.image_size: {self.image_size} is too small (>= 16 pixels)")
-        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ConfigError(f"{where}: epochs, batch_size and grad_accum must be >= 1")
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1 or self.val_every_epochs < 1:
+            raise ConfigError(f"{where}: epochs, batch_size, grad_accum and val_every_epochs must be >= 1")
         if self.region == "mix":
             unknown = sorted(set(self.region_probs) - set(REGIONS))
             if unknown:

@@ -217,8 +217,9 @@ def train_fold(
         val_df: held-out crops with labels (individuals absent from `train_df` count as
             `new_individual`); None or empty skips validation and keeps the last epoch as best.
         out_dir: receives `last.pt` (every epoch) and `best.pt` (best val MAP@5).
-        on_epoch_end: `callback(metrics, epoch)` with train_loss, lr, images_per_s and val_map5,
-            val_map5_known, val_map5_new, val_threshold; called after the epoch's checkpoint is written.
+        on_epoch_end: `callback(metrics, epoch)` with train_loss, lr, images_per_s and, on validated
+            epochs (`cfg.val_every_epochs`), val_map5, val_map5_known, val_map5_new, val_threshold; called
+            after the epoch's checkpoint is written.
         resume: continue from `out_dir/last.pt` when it exists and matches `cfg` and the classes.
         device: defaults to CUDA when available, else CPU.
         progress: tqdm bars.
@@ -230,11 +231,15 @@ def train_fold(
     start_epoch, history, best = 0, [], None
     if resume and last_path.is_file():
         start_epoch, history, best = _try_resume(tr, cfg, last_path)
+    has_val = val_df is not None and len(val_df) > 0
     for epoch in range(start_epoch, cfg.epochs):
-        metrics = {**_train_epoch(tr, cfg, epoch, device, progress), **_validate(tr, cfg, train_df, val_df, device)}
+        validated = (cfg.epochs - 1 - epoch) % cfg.val_every_epochs == 0
+        metrics = _train_epoch(tr, cfg, epoch, device, progress)
+        if validated:
+            metrics |= _validate(tr, cfg, train_df, val_df, device)
         history.append({"epoch": epoch, **metrics})
-        score = metrics.get("val_map5", float(epoch))
-        if best is None or score > best["score"]:
+        score = metrics.get("val_map5", float(epoch))  # without val photos the last epoch is the best
+        if (validated or not has_val) and (best is None or score > best["score"]):
             best = {"epoch": epoch, "score": score}
             if dist_utils.is_main_process():
                 save_checkpoint(best_path, _state(tr, cfg, epoch, history, best))
