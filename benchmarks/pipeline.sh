@@ -11,7 +11,7 @@ trap '[[ "$KEEP" == "--keep" ]] || rm -rf "$WORK"' EXIT
 git clone -q "$REPO" "$WORK/clone"
 cd "$WORK/clone"
 
-fmt() { awk -v s="$1" 'BEGIN { printf "%dm%04.1fs", s / 60, s % 60 }'; }
+fmt() { awk -v s="$1" 'BEGIN { t = int(s * 10 + 0.5); printf "%dm%04.1fs", int(t / 600), (t % 600) / 10 }'; }
 start=$(date +%s.%N)
 make install >/dev/null
 install_s=$(echo "$(date +%s.%N) - $start" | bc)
