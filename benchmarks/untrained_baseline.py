@@ -26,16 +26,9 @@ import yaml
 from whale_core import configure_offline_env
 from whale_embedder import EmbeddingModel, extract_embeddings, load_checkpoint
 from whale_embedder.config import EmbedderConfig
+from whale_reid.crops import crop_table
 from whale_retrieval import concat_embeddings, knn_search, map_at_5, rank_individuals, sweep_thresholds
 from whale_retrieval.postprocess import PostProcessing
-
-
-def crop_table(repo: Path, split: str, region: str) -> pd.DataFrame:
-    frame = pd.read_csv(repo / "data/prepared" / f"{split}.csv", dtype=str)
-    frame[f"path_{region}"] = [
-        str(repo / "data/crops" / region / split / Path(i).with_suffix(".jpg")) for i in frame.image
-    ]
-    return frame
 
 
 def untrained_embeddings(repo: Path, member: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -44,8 +37,8 @@ def untrained_embeddings(repo: Path, member: dict) -> tuple[np.ndarray, np.ndarr
     torch.manual_seed(cfg.seed)
     model = EmbeddingModel(cfg, len(state["classes"])).eval()
     region = cfg.extract_region
-    train = extract_embeddings(model, crop_table(repo, "train", region), cfg, progress=False)
-    test = extract_embeddings(model, crop_table(repo, "test", region), cfg, progress=False)
+    train = extract_embeddings(model, crop_table("train", [region], repo), cfg, progress=False)
+    test = extract_embeddings(model, crop_table("test", [region], repo), cfg, progress=False)
     return train, test
 
 

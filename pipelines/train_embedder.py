@@ -29,9 +29,9 @@ from pipelines._tracking import TrackingConfig, configure_tracking, standard_tag
 from whale_core import InputError, atomic_write_csv, atomic_write_json
 from whale_embedder import EmbedderConfig, extract_embeddings, model_from_checkpoint, save_embeddings, train_fold
 from whale_embedder import distributed as dist_utils
+from whale_reid.crops import CROPS_DIR, PREPARED_DIR, crop_table
 
 log = logging.getLogger("pipelines.train_embedder")
-PREPARED, CROPS = Path("data/prepared"), Path("data/crops")
 VAL_KEYS = ("val_map5", "val_map5_known", "val_map5_new")
 
 
@@ -46,15 +46,6 @@ def model_config(section: dict, name: str) -> EmbedderConfig:
     return EmbedderConfig.from_dict(merged, section=f"embedder.zoo.{name}")
 
 
-def crop_table(split: str, regions: tuple[str, ...]) -> pd.DataFrame:
-    frame = pd.read_csv(PREPARED / f"{split}.csv", dtype=str)
-    if "individual_id" in frame.columns:
-        frame = frame.rename(columns={"individual_id": "label"})
-    for region in regions:
-        frame[f"path_{region}"] = [str(CROPS / region / split / Path(i).with_suffix(".jpg")) for i in frame["image"]]
-    return frame
-
-
 def data_digest() -> str:
     """A hash of what the folds are trained on: the prepared tables and the crop boxes.
 
@@ -62,7 +53,7 @@ def data_digest() -> str:
     (the outputs persist across `dvc repro`, so a digest of params alone would keep stale embeddings).
     """
     sha = hashlib.sha256()
-    for path in (PREPARED / "train.csv", PREPARED / "test.csv", CROPS / "boxes.csv"):
+    for path in (PREPARED_DIR / "train.csv", PREPARED_DIR / "test.csv", CROPS_DIR / "boxes.csv"):
         sha.update(path.read_bytes() if path.is_file() else b"-")
     return sha.hexdigest()[:12]
 
