@@ -37,7 +37,7 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def read_images(raw_dir: Path) -> pd.DataFrame:
-    """image, split, path of every prepared train and test photo."""
+    """image, split, path (and species where the prepared table has it) of every train and test photo."""
     frames = []
     for split in ("train", "test"):
         csv = PREPARED_DIR / f"{split}.csv"
@@ -46,19 +46,21 @@ def read_images(raw_dir: Path) -> pd.DataFrame:
             raise InputError(f"{csv}: missing column 'image'")
         names = table["image"].astype(str)
         paths = [resolve_image_path(raw_dir / f"{split}_images", name) for name in names]
-        frames.append(pd.DataFrame({"image": names, "split": split, "path": paths}))
+        species = table["species"].astype(str) if "species" in table.columns else None
+        frames.append(pd.DataFrame({"image": names, "split": split, "path": paths, "species": species}))
     return pd.concat(frames, ignore_index=True)
 
 
-def photo_species(raw_dir: Path) -> dict[str, str]:
-    """Species of the train photos (prepared train.csv) and, where the data has them, of the test photos
-    (`<raw_dir>/test_labels.csv`, the demo's hidden truth): for the per-species crop numbers only."""
-    species: dict[str, str] = {}
-    for csv in (raw_dir / "test_labels.csv", PREPARED_DIR / "train.csv"):
-        if csv.is_file():
-            table = read_csv(csv)
-            if {"image", "species"} <= set(table.columns):
-                species |= dict(zip(table["image"].astype(str), table["species"].astype(str)))
+def photo_species(images: pd.DataFrame, raw_dir: Path) -> dict[str, str]:
+    """Species of the photos as the prepared tables give them, completed (test photos) by
+    `<raw_dir>/test_labels.csv` where the data has one (the demo's hidden truth): for the per-species crop
+    numbers only."""
+    known = images.dropna(subset=["species"])
+    species = dict(zip(known["image"], known["species"]))
+    hidden = raw_dir / "test_labels.csv"
+    table = read_csv(hidden) if hidden.is_file() else pd.DataFrame()
+    if {"image", "species"} <= set(table.columns):
+        species = dict(zip(table["image"].astype(str), table["species"].astype(str))) | species
     return species
 
 
@@ -76,7 +78,7 @@ def main() -> None:
     true_csv = raw_dir / "boxes.csv"  # true boxes: the demo has them for test photos too
     truth = read_csv(true_csv) if true_csv.is_file() else pd.DataFrame(columns=list(BOX_COLUMNS))
     truth = truth[truth["image"].astype(str).isin(set(images.loc[images["split"] == "test", "image"]))]
-    quality = crop_quality(table, truth, images, cfg.margin_frac, species=photo_species(raw_dir))
+    quality = crop_quality(table, truth, images, cfg.margin_frac, species=photo_species(images, raw_dir))
     summary = {**quality, "box_source": cfg.box_source, "n_photos": len(images)}
     atomic_write_json(METRICS_FILE, summary)
     log.info("crops in %s: %s", OUT_DIR, summary)

@@ -102,18 +102,17 @@ def hide_individuals(query_ids: pd.Series, gallery_ids: pd.Series, new_share: fl
     the queries' individuals from the gallery simulates them, so the `new_individual` threshold is
     tuned for the share expected at prediction time.
     """
-    keep = np.ones(len(gallery_ids), dtype=bool)
     in_gallery = set(gallery_ids)
     n_new = int((~query_ids.isin(in_gallery)).sum())
     target = int(np.ceil(new_share * len(query_ids)))
     counts = query_ids[query_ids.isin(in_gallery)].value_counts().sort_index()
-    rng = np.random.default_rng(seed)
-    for individual in rng.permutation(counts.index.to_numpy()):
+    hidden = []
+    for individual in np.random.default_rng(seed).permutation(counts.index.to_numpy()):
         if n_new >= target:
             break
-        keep &= (gallery_ids != individual).to_numpy()
+        hidden.append(individual)
         n_new += int(counts[individual])
-    return keep
+    return ~gallery_ids.isin(hidden).to_numpy()  # one pass over the gallery, not one per hidden individual
 
 
 def stack_oof(

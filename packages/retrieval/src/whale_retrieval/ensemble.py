@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from whale_core import InputError
+from whale_retrieval._blocks import chunks
 from whale_retrieval.knn import check_embeddings
 
 _CHUNK_ROWS = 8192
@@ -54,10 +55,9 @@ def concat_embeddings(
                 f"where part 0 lists {reference_ids[position]!r}"
             )
         scale = (weight / check_embeddings(emb, f"part {number}")).astype(np.float32)
-        for start in range(0, len(emb), _CHUNK_ROWS):  # in row chunks: no full-size temporaries
-            stop = start + _CHUNK_ROWS
+        for start, stop in chunks(len(emb), _CHUNK_ROWS):  # in row chunks: no full-size temporaries
             joined[start:stop, offsets[number] : offsets[number + 1]] = emb[start:stop] * scale[start:stop, None]
     norms = check_embeddings(joined, "concatenated")
-    for start in range(0, len(joined), _CHUNK_ROWS):
-        joined[start : start + _CHUNK_ROWS] /= norms[start : start + _CHUNK_ROWS, None].astype(np.float32)
+    for start, stop in chunks(len(joined), _CHUNK_ROWS):
+        joined[start:stop] /= norms[start:stop, None].astype(np.float32)
     return reference_ids, joined

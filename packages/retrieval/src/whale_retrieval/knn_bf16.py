@@ -30,8 +30,9 @@ import logging
 
 import numpy as np
 
+from whale_retrieval._blocks import chunks, norm_chunk_rows
 from whale_retrieval.config import KnnConfig
-from whale_retrieval.knn import _normalised, _sort_ties_by_index, norm_chunk_rows
+from whale_retrieval.knn import _normalised, _sort_ties_by_index
 from whale_retrieval.near_ties import NEAR_TIE_GAP, exact_top_k_float64
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,7 @@ class _Bf16Gallery:
         self.inv_norms = torch.from_numpy(1.0 / norms).to(device)
         self.bf16 = torch.empty((n, dim), dtype=torch.bfloat16, device=device)
         residual = torch.zeros((), dtype=torch.float32, device=device)
-        rows = norm_chunk_rows(dim)
-        for start in range(0, n, rows):
-            stop = min(n, start + rows)
+        for start, stop in chunks(n, norm_chunk_rows(dim)):
             block = torch.from_numpy(_normalised(gallery_emb, norms, start, stop)).to(device)
             self.bf16[start:stop] = block.to(torch.bfloat16)
             block_residual = torch.linalg.vector_norm(block - self.bf16[start:stop].float(), dim=1).max()
@@ -115,8 +114,7 @@ def _rescore(torch, queries, gallery: _Bf16Gallery, candidates: np.ndarray) -> n
     buffer = torch.empty((step * n_cand, dim), dtype=torch.float32, device=queries.device)
     flat = torch.from_numpy(np.ascontiguousarray(candidates)).to(queries.device).reshape(-1)
     out = torch.empty((n_rows, n_cand), dtype=torch.float32, device=queries.device)
-    for start in range(0, n_rows, step):
-        stop = min(n_rows, start + step)
+    for start, stop in chunks(n_rows, step):
         rows = buffer[: (stop - start) * n_cand]
         torch.index_select(gallery.rows, 0, flat[start * n_cand : stop * n_cand], out=rows)
         out[start:stop] = torch.bmm(rows.view(stop - start, n_cand, dim), queries[start:stop, :, None])[..., 0]
@@ -216,7 +214,8 @@ def bf16_knn_search(
 
     `labels` = (integer label code of every gallery row, n): rows need only be exact up to the neighbour
     that brings the n-th distinct label (see the module docstring); slots past the candidate pool hold
-    -inf / -1. Memory: the unit gallery in fp32 + bf16 (6 bytes per value) plus one chunk's bf16 score block
+    -inf / -1. Memory: the unit gallery in bf16 (2 bytes per value; the caller's rows are re-scored in
+    place, copied to float32 only when they are another dtype) plus one chunk's bf16 score block
     (`chunk_size` × gallery rows × 2 bytes; default from `config.memory_budget_mb`).
     """
     import torch
@@ -230,8 +229,7 @@ def bf16_knn_search(
         sims = np.empty((len(query_emb), k), dtype=np.float32)
         idx = np.empty((len(query_emb), k), dtype=np.int64)
         full_scans = 0
-        for start in range(0, len(query_emb), chunk_size):
-            stop = min(len(query_emb), start + chunk_size)
+        for start, stop in chunks(len(query_emb), chunk_size):
             queries = _normalised(query_emb, query_norms, start, stop)
 
             def full_scan(rows: np.ndarray, start: int = start) -> tuple[np.ndarray, np.ndarray]:
@@ -242,5 +240,5 @@ def bf16_knn_search(
             sims[start:stop], idx[start:stop], scans = chunk
             full_scans += scans
     if full_scans:
-        log.info("bf16 kNN: %d of %d queries needed a full fp32 scan (thin margins)", full_scans, len(query_emb))
+        log.info("bf16 kNN: %d of %d queries needed a full float64 scan (thin margins)", full_scans, len(query_emb))
     return sims, idx

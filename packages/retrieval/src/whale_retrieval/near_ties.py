@@ -1,8 +1,5 @@
 """Float64 re-scoring of neighbours whose fp32 scores are too close to be ordered reliably.
 
-Also the float64 full scan (`exact_top_k_float64`) that settles a few rows when a search cannot:
-a near-tie at the k-th place, or a bf16 margin too thin to prove.
-
 fp32 dot products of 4608-d unit rows err by ~1e-8 (summation order differs between BLAS, FAISS and
 torch), so two neighbours closer than that can come out in either order — and when they belong to
 different individuals, the fifth answer flips. Measured at Kaggle size: 1–2 of 27,956 queries per
@@ -10,11 +7,16 @@ method, the float32 reference included. Rows of the result with two scores withi
 other are re-scored here in float64 from the caller's own (unnormalised) rows and re-sorted, so their
 order is the float64 order (ties still to the lowest gallery index). Such rows are rare, so this costs
 little; it only reorders what the search found.
+
+Also the float64 full scan (`exact_top_k_float64`) that settles the few rows a search cannot: a
+near-tie at the k-th place, or a bf16 margin too thin to prove.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from whale_retrieval._blocks import chunks, norm_chunk_rows
 
 #: Neighbours this close in fp32 are re-scored in float64 (≫ the ~1e-8 fp32 error at d = 4608, ≪ score spread).
 NEAR_TIE_GAP = 1e-6
@@ -63,12 +65,9 @@ def exact_top_k_float64(
     """
     queries = np.asarray(query_rows, dtype=np.float64) / query_norms[:, None]
     full = np.empty((len(queries), len(gallery_emb)), dtype=np.float64)
-    step = max(1, (4 << 20) // (8 * gallery_emb.shape[1]))
-    for start in range(0, len(gallery_emb), step):
-        stop = min(len(gallery_emb), start + step)
-        full[:, start:stop] = (queries @ np.asarray(gallery_emb[start:stop], dtype=np.float64).T) / gallery_norms[
-            start:stop
-        ]
+    for start, stop in chunks(len(gallery_emb), norm_chunk_rows(gallery_emb.shape[1])):
+        block = np.asarray(gallery_emb[start:stop], dtype=np.float64)
+        full[:, start:stop] = (queries @ block.T) / gallery_norms[start:stop]
     sims = np.empty((len(full), k), dtype=np.float32)
     idx = np.empty((len(full), k), dtype=np.int64)
     for row, values in enumerate(full):
