@@ -1,0 +1,59 @@
+"""The typed, frozen config of local-feature matching (params.yaml section `match.features`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from whale_core import Config, ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class MatcherConfig(Config):
+    """How keypoints are extracted from crops and how a (query, gallery) pair is verified.
+
+    Attributes:
+        extractor: keypoint detector + descriptor: "rootsift" (SIFT, L1-normalised then square-rooted: unit
+            L2, compared by L2), "sift" (raw SIFT, L2), "orb" / "akaze" (binary, Hamming).
+        max_keypoints: keep at most this many keypoints per crop, the strongest by detector response.
+        ratio: Lowe's ratio test: a query keypoint matches its nearest gallery keypoint when that one is
+            closer than `ratio` × the distance of the second nearest.
+        mutual: also require the gallery keypoint's nearest query keypoint to be the query keypoint.
+        geometry: robust fit of the matched points. "ransac" = `cv2.estimateAffinePartial2D` (similarity:
+            rotation, uniform scale, shift) with RANSAC. OpenCV (5.0 and 4.x) rejects the USAC methods for
+            the partial affine, so "usac_magsac" / "usac_accurate" fit a full affine with
+            `cv2.estimateAffine2D(method=cv2.USAC_MAGSAC / cv2.USAC_ACCURATE)` instead.
+        reproj_px: inlier threshold of the fit, in pixels of the stored crop.
+        min_matches: the fit runs only where the ratio test leaves at least this many matches (0 inliers else).
+        mirror: also match the horizontally mirrored query (features extracted from the flipped crop) and
+            keep the orientation with more inliers (ties: the plain one).
+        workers: processes for extraction and verification (1 = in this process).
+    """
+
+    SECTION = "match.features"
+
+    extractor: Literal["rootsift", "sift", "orb", "akaze"] = "rootsift"
+    max_keypoints: int = 400
+    ratio: float = 0.8
+    mutual: bool = False
+    geometry: Literal["ransac", "usac_magsac", "usac_accurate"] = "ransac"
+    reproj_px: float = 8.0
+    min_matches: int = 4
+    mirror: bool = True
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        where = self.SECTION
+        if not 1 <= self.max_keypoints <= 100_000:
+            raise ConfigError(f"{where}.max_keypoints: {self.max_keypoints} is out of range [1, 100000]")
+        if not 0.0 < self.ratio <= 1.0:
+            raise ConfigError(f"{where}.ratio: {self.ratio} is out of range (0, 1]")
+        if not self.reproj_px > 0.0:
+            raise ConfigError(f"{where}.reproj_px: {self.reproj_px} must be > 0 pixels")
+        fewest = 2 if self.geometry == "ransac" else 3  # points that determine a similarity / a full affine
+        if self.min_matches < fewest:
+            raise ConfigError(
+                f"{where}.min_matches: {self.min_matches} is below {fewest}, the fewest points the fit needs"
+            )
+        if not 1 <= self.workers <= 256:
+            raise ConfigError(f"{where}.workers: {self.workers} is out of range [1, 256]")

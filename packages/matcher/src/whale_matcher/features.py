@@ -1,0 +1,210 @@
+"""Keypoints + descriptors of many crops in one CSR layout: extraction, subsetting, `.npz` storage.
+
+`extract_features` reads every crop through `whale_core.load_rgb`, converts it to grayscale and runs a
+registered extractor (`whale_matcher.extractors`); with `cfg.mirror` it also describes the horizontally
+flipped crop. `save_features` / `load_features` store it all in one pickle-free `.npz`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from whale_core import InputError, atomic_path, load_rgb
+from whale_matcher import _parallel
+from whale_matcher.config import MatcherConfig
+from whale_matcher.extractors import make_extractor
+
+FORMAT_VERSION = 1
+_CHUNK_PHOTOS = 16
+_ARRAYS = ("offsets", "xy", "desc", "size")
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    """Keypoints + descriptors of many photos in CSR layout (what the stage caches per region and split).
+
+    Attributes:
+        image: str [n] photo ids.
+        offsets: int64 [n+1]; photo i's keypoints are rows `offsets[i]:offsets[i+1]`.
+        xy: float32 [N, 2] keypoint coordinates (x, y) in the crop's pixels.
+        desc: float32 [N, D] (RootSIFT: L1-normalised then square-rooted, so unit L2) or uint8 [N, bytes] for
+            the binary ORB / AKAZE descriptors.
+        size: int32 [n, 2] crop width, height.
+        mirrored: the same photos' features computed on the horizontally flipped crop (xy in the flipped
+            frame: x_flipped = width − 1 − x), when extracted with `mirror`; else None.
+
+    Raises:
+        ValueError: on construction, when the arrays do not fit together.
+    """
+
+    image: np.ndarray
+    offsets: np.ndarray
+    xy: np.ndarray
+    desc: np.ndarray
+    size: np.ndarray
+    mirrored: Features | None = None
+
+    def __post_init__(self) -> None:
+        n, offsets = len(self.image), self.offsets
+        if self.image.ndim != 1 or offsets.shape != (n + 1,) or self.size.shape != (n, 2):
+            raise ValueError(f"inconsistent shapes: {n} images, offsets {offsets.shape}, size {self.size.shape}")
+        total = len(self.xy)
+        if self.xy.shape != (total, 2) or self.desc.ndim != 2 or len(self.desc) != total:
+            raise ValueError(f"inconsistent keypoint arrays: xy {self.xy.shape}, desc {self.desc.shape}")
+        if offsets[0] != 0 or offsets[-1] != total or (np.diff(offsets) < 0).any():
+            raise ValueError(f"offsets must rise from 0 to {total} keypoints")
+        if self.desc.dtype not in (np.float32, np.uint8):
+            raise ValueError(f"descriptors must be float32 or uint8, not {self.desc.dtype}")
+        if self.mirrored is not None and (
+            len(self.mirrored) != n or self.mirrored.desc.shape[1:] != self.desc.shape[1:]
+        ):
+            raise ValueError("mirrored features must describe the same photos with the same descriptor")
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+    @property
+    def binary(self) -> bool:
+        """Whether the descriptors are packed bits (compared by Hamming distance)."""
+        return self.desc.dtype == np.uint8
+
+    def counts(self) -> np.ndarray:
+        """int64 [n] keypoints per photo."""
+        return np.diff(self.offsets)
+
+    def keypoints(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(xy [m, 2], desc [m, D]) of photo `i`."""
+        start, stop = self.offsets[i], self.offsets[i + 1]
+        return self.xy[start:stop], self.desc[start:stop]
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> Features:
+        """The features of photos `rows` (indices, or a boolean mask), in that order (mirrored too)."""
+        rows = np.asarray(rows)
+        rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64).reshape(-1)
+        starts = self.offsets[rows]
+        counts = self.offsets[rows + 1] - starts
+        offsets = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        index = np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1])
+        mirrored = self.mirrored.take(rows) if self.mirrored is not None else None
+        return Features(self.image[rows], offsets, self.xy[index], self.desc[index], self.size[rows], mirrored)
+
+    @classmethod
+    def from_photos(
+        cls,
+        images: Sequence[str],
+        xys: Sequence[np.ndarray],
+        descs: Sequence[np.ndarray],
+        sizes: np.ndarray,
+        *,
+        empty_desc: np.ndarray,
+    ) -> Features:
+        """Assemble per-photo arrays (no mirrored part) into one CSR `Features`.
+
+        Args:
+            images, xys, descs, sizes: per photo: id, [m, 2] points, [m, D] descriptors, (width, height).
+            empty_desc: a [0, D] array of the descriptor dtype (what an empty set of photos holds).
+        """
+        offsets = np.zeros(len(images) + 1, np.int64)
+        np.cumsum([len(x) for x in xys], out=offsets[1:])
+        return cls(
+            image=np.asarray(list(images), dtype=str).reshape(-1),
+            offsets=offsets,
+            xy=np.concatenate([np.zeros((0, 2), np.float32), *xys]).astype(np.float32, copy=False),
+            desc=np.concatenate([empty_desc, *descs]),
+            size=np.asarray(sizes, np.int32).reshape(len(images), 2),
+        )
+
+
+def _extract_chunk(task: list[tuple[str, str]]) -> list[tuple]:
+    """Worker: per photo (w, h, xy, desc, mirrored xy, mirrored desc) of a chunk of (image, path)."""
+    cfg: MatcherConfig = _parallel.shared()
+    extractor = make_extractor(cfg.extractor, cfg.max_keypoints)
+    out = []
+    for _image, path in task:
+        gray = cv2.cvtColor(np.asarray(load_rgb(path)), cv2.COLOR_RGB2GRAY)
+        xy, desc = extractor.detect_and_describe(gray)
+        mxy, mdesc = extractor.detect_and_describe(cv2.flip(gray, 1)) if cfg.mirror else (None, None)
+        out.append((gray.shape[1], gray.shape[0], xy, desc, mxy, mdesc))
+    return out
+
+
+def extract_features(
+    images: Sequence[str], paths: Sequence[str | Path], cfg: MatcherConfig, *, progress: bool = True
+) -> Features:
+    """Detect and describe the keypoints of every crop.
+
+    Args:
+        images: photo ids, one per path.
+        paths: crop files (any format `whale_core.load_rgb` reads).
+        cfg: extractor, `max_keypoints`, `mirror` (also describe the flipped crop) and `workers`.
+        progress: show a tqdm bar.
+
+    Returns:
+        The photos' `Features` in input order (`mirrored` filled when `cfg.mirror`); a crop without
+        keypoints has 0 rows.
+
+    Raises:
+        InputError: an unreadable crop (the message starts with its path); lengths that differ.
+    """
+    if len(images) != len(paths):
+        raise InputError(f"extract_features: {len(images)} image ids but {len(paths)} paths")
+    make_extractor(cfg.extractor, cfg.max_keypoints)  # fail on an unknown name before any work
+    extractor = make_extractor(cfg.extractor, cfg.max_keypoints)  # an unknown name fails before any work
+    pairs = [(str(i), str(p)) for i, p in zip(images, paths)]
+    tasks = [pairs[s : s + _CHUNK_PHOTOS] for s in range(0, len(pairs), _CHUNK_PHOTOS)]
+    photos: list[tuple] = []
+    with tqdm(total=len(pairs), desc="keypoints", unit="photo", disable=None if progress else True) as bar:
+        for chunk in _parallel.imap_ordered(_extract_chunk, tasks, cfg, cfg.workers):
+            photos.extend(chunk)
+            bar.update(len(chunk))
+    sizes = np.array([(p[0], p[1]) for p in photos], np.int32).reshape(-1, 2)
+    empty_desc = extractor.empty()[1]
+    plain = Features.from_photos(images, [p[2] for p in photos], [p[3] for p in photos], sizes, empty_desc=empty_desc)
+    if not cfg.mirror:
+        return plain
+    mirrored = Features.from_photos(
+        images, [p[4] for p in photos], [p[5] for p in photos], sizes, empty_desc=empty_desc
+    )
+    return dataclasses.replace(plain, mirrored=mirrored)
+
+
+def save_features(path: Path, feats: Features) -> None:
+    """Write `feats` (and its mirrored part) to one uncompressed `.npz`, atomically; loadable without pickle."""
+    arrays = {"format_version": np.array(FORMAT_VERSION), "image": feats.image.astype(str)}
+    arrays.update({name: getattr(feats, name) for name in _ARRAYS})
+    if feats.mirrored is not None:
+        arrays.update({f"mirrored_{name}": getattr(feats.mirrored, name) for name in _ARRAYS})
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def load_features(path: Path) -> Features:
+    """Read what `save_features` wrote.
+
+    Raises:
+        InputError: naming the file when it is missing, not a features file, corrupt or inconsistent.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: features file not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+        version = int(arrays.pop("format_version"))
+        if version != FORMAT_VERSION:
+            raise ValueError(f"format version {version}, this code reads {FORMAT_VERSION}")
+        image = arrays.pop("image")
+        mirrored = None
+        if "mirrored_offsets" in arrays:
+            mirrored = Features(image, **{name: arrays.pop(f"mirrored_{name}") for name in _ARRAYS})
+        return Features(image, **{name: arrays.pop(name) for name in _ARRAYS}, mirrored=mirrored)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise InputError(f"{path}: not a readable features file ({err})") from None
