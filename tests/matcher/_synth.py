@@ -56,7 +56,7 @@ def reference_orientation(qxy, qdesc, gxy, gdesc, cfg: MatcherConfig) -> tuple[i
     knn = matcher.knnMatch(qdesc, gdesc, k=2)
     good = [m[0] for m in knn if len(m) == 2 and m[0].distance < cfg.ratio * m[1].distance]
     if cfg.mutual:
-        back = {m[0].trainIdx: m[0].queryIdx for m in matcher.knnMatch(gdesc, qdesc, k=1) if m}
+        back = {m[0].queryIdx: m[0].trainIdx for m in matcher.knnMatch(gdesc, qdesc, k=1) if m}
         good = [m for m in good if back.get(m.trainIdx) == m.queryIdx]
     if len(good) < cfg.min_matches:
         return len(good), 0
