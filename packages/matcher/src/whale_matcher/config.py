@@ -16,6 +16,10 @@ class MatcherConfig(Config):
         extractor: keypoint detector + descriptor: "rootsift" (SIFT, L1-normalised then square-rooted: unit
             L2, compared by L2), "sift" (raw SIFT, L2), "orb" / "akaze" (binary, Hamming).
         max_keypoints: keep at most this many keypoints per crop, the strongest by detector response.
+        resize_px: the crop is resized (up or down, aspect kept) so that its longer side has this many pixels
+            before detection; keypoint coordinates are in that frame. 0 = as stored. Marks a few pixels wide
+            (nicks, scars) give SIFT keypoints only at a working size of ~400–500 px, and one size makes the
+            matching independent of how large the crops were stored (demo 256 px, Kaggle 1536 px).
         ratio: Lowe's ratio test: a query keypoint matches its nearest gallery keypoint when that one is
             closer than `ratio` × the distance of the second nearest.
         mutual: also require the gallery keypoint's nearest query keypoint to be the query keypoint.
@@ -23,7 +27,7 @@ class MatcherConfig(Config):
             rotation, uniform scale, shift) with RANSAC. OpenCV (5.0 and 4.x) rejects the USAC methods for
             the partial affine, so "usac_magsac" / "usac_accurate" fit a full affine with
             `cv2.estimateAffine2D(method=cv2.USAC_MAGSAC / cv2.USAC_ACCURATE)` instead.
-        reproj_px: inlier threshold of the fit, in pixels of the stored crop.
+        reproj_px: inlier threshold of the fit, in pixels of the (resized) crop.
         min_matches: the fit runs only where the ratio test leaves at least this many matches (0 inliers else).
         mirror: also match the horizontally mirrored query (features extracted from the flipped crop) and
             keep the orientation with more inliers (ties: the plain one).
@@ -34,6 +38,7 @@ class MatcherConfig(Config):
 
     extractor: Literal["rootsift", "sift", "orb", "akaze"] = "rootsift"
     max_keypoints: int = 400
+    resize_px: int = 0
     ratio: float = 0.8
     mutual: bool = False
     geometry: Literal["ransac", "usac_magsac", "usac_accurate"] = "ransac"
@@ -46,6 +51,8 @@ class MatcherConfig(Config):
         where = self.SECTION
         if not 1 <= self.max_keypoints <= 100_000:
             raise ConfigError(f"{where}.max_keypoints: {self.max_keypoints} is out of range [1, 100000]")
+        if not (self.resize_px == 0 or 32 <= self.resize_px <= 8192):
+            raise ConfigError(f"{where}.resize_px: {self.resize_px} must be 0 (as stored) or in [32, 8192]")
         if not 0.0 < self.ratio <= 1.0:
             raise ConfigError(f"{where}.ratio: {self.ratio} is out of range (0, 1]")
         if not self.reproj_px > 0.0:

@@ -123,13 +123,22 @@ class Features:
         )
 
 
+def working_size(gray: np.ndarray, resize_px: int) -> np.ndarray:
+    """The crop at the size keypoints are detected on: longer side `resize_px` (0 = unchanged)."""
+    if not resize_px or not gray.size or max(gray.shape) == resize_px:
+        return gray
+    scale = resize_px / max(gray.shape)
+    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+
+
 def _extract_chunk(task: list[tuple[str, str]]) -> list[tuple]:
     """Worker: per photo (w, h, xy, desc, mirrored xy, mirrored desc) of a chunk of (image, path)."""
     cfg: MatcherConfig = _parallel.shared()
     extractor = make_extractor(cfg.extractor, cfg.max_keypoints)
     out = []
     for _image, path in task:
-        gray = cv2.cvtColor(np.asarray(load_rgb(path)), cv2.COLOR_RGB2GRAY)
+        gray = working_size(cv2.cvtColor(np.asarray(load_rgb(path)), cv2.COLOR_RGB2GRAY), cfg.resize_px)
         xy, desc = extractor.detect_and_describe(gray)
         mxy, mdesc = extractor.detect_and_describe(cv2.flip(gray, 1)) if cfg.mirror else (None, None)
         out.append((gray.shape[1], gray.shape[0], xy, desc, mxy, mdesc))
