@@ -69,10 +69,11 @@ def reference_top5(query, gallery, labels, n_neighbors: int) -> list[list[str]]:
 
 
 def ours_top5(query, gallery, labels, n_neighbors: int, backend: str = "faiss") -> list[list[str]]:
-    from whale_retrieval import KnnConfig, predict_top5
+    from whale_retrieval import AnswerRule, KnnConfig, PostProcessing, knn_search
 
     config = KnnConfig(backend=backend)
-    return predict_top5(query, gallery, labels, THRESHOLD, k_neighbors=n_neighbors, knn_config=config)
+    sims, idx = knn_search(query, gallery, n_neighbors, config=config, gallery_labels=labels)
+    return AnswerRule(PostProcessing(THRESHOLD, n_neighbors)).apply(sims, idx, labels).ids
 
 
 METHODS = {

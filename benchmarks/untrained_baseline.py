@@ -27,8 +27,15 @@ from whale_core import configure_offline_env
 from whale_embedder import EmbeddingModel, extract_embeddings, load_checkpoint
 from whale_embedder.config import EmbedderConfig
 from whale_reid.crops import crop_table
-from whale_retrieval import concat_embeddings, knn_search, map_at_5, rank_individuals, sweep_thresholds
-from whale_retrieval.postprocess import PostProcessing
+from whale_retrieval import (
+    AnswerRule,
+    PostProcessing,
+    concat_embeddings,
+    knn_search,
+    map_at_5,
+    rank_individuals,
+    sweep_thresholds,
+)
 
 
 def untrained_embeddings(repo: Path, member: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +68,7 @@ def main() -> None:
     queries = concat_embeddings([(test.image.tolist(), q) for _, q in parts])[1]
     k = min(int(post["k_neighbors"]), len(gallery))
     sims, idx = knn_search(queries, gallery, k)
-    tuned = PostProcessing(post["threshold"], k).apply(sims, idx, train.individual_id.tolist(), None)
+    tuned = AnswerRule(PostProcessing(post["threshold"], k)).apply(sims, idx, train.individual_id.tolist()).ids
     ranked = rank_individuals(sims, idx, train.individual_id.tolist(), 5)
     sweep = sweep_thresholds(ranked, truth, np.round(np.arange(0, 1.0001, 0.02), 2))
     final = json.loads((repo / "metrics/final.json").read_text())

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from whale_core import InputError
-from whale_retrieval import NEW_INDIVIDUAL, GalleryIndex, concat_embeddings, predict_top5
+from whale_retrieval import NEW_INDIVIDUAL, AnswerRule, GalleryIndex, concat_embeddings, knn_search
 
 
 def test_concat_equals_hand_computed() -> None:
@@ -52,12 +52,13 @@ def test_gallery_round_trip_and_query(tmp_path: Path) -> None:
     for name in ("embeddings", "image_ids", "labels", "species"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(gallery, name))
     assert loaded.settings == gallery.settings
-    answers, ranked = loaded.query(centres[[2, 5]], k=5)
-    assert [a[0] for a in answers] == ["w2", "w5"] and all(len(set(a)) == 5 for a in answers)
-    assert ranked.scores.shape == (2, 5)
+    rule = AnswerRule.from_dict(loaded.settings)
+    answers = rule.apply(*knn_search(centres[[2, 5]], loaded.embeddings, 10), loaded.labels, loaded.species)
+    assert [a[0] for a in answers.ids] == ["w2", "w5"] and all(len(set(a)) == 5 for a in answers.ids)
+    assert answers.ranked.scores.shape == (2, 5)
     stranger = rng.normal(size=(1, 12))
-    assert answers == predict_top5(centres[[2, 5]], gallery.embeddings, gallery.labels.tolist(), 0.5, k_neighbors=10)
-    assert loaded.query(stranger, threshold=1.01)[0][0][0] == NEW_INDIVIDUAL
+    far = AnswerRule.from_dict({**loaded.settings, "threshold": 1.01})
+    assert far.apply(*knn_search(stranger, loaded.embeddings, 10), loaded.labels).ids[0][0] == NEW_INDIVIDUAL
 
 
 def test_add_enrolls_a_new_animal_without_changing_the_old_index() -> None:
@@ -66,7 +67,8 @@ def test_add_enrolls_a_new_animal_without_changing_the_old_index() -> None:
     newcomer = rng.normal(size=(1, 12))
     bigger = gallery.add(newcomer, ["new1.jpg"], ["w_new"], ["orca"])
     assert len(bigger) == 17 and len(gallery) == 16
-    assert bigger.query(newcomer)[0][0][0] == "w_new"
+    answers = AnswerRule.from_dict(bigger.settings).apply(*knn_search(newcomer, bigger.embeddings, 10), bigger.labels)
+    assert answers.ids[0][0] == "w_new"
     with pytest.raises(InputError, match="'img0.jpg' appears 2 times"):
         gallery.add(newcomer, ["img0.jpg"], ["w_new"])
     with pytest.raises(InputError, match=r"expected \[n, 12\]"):

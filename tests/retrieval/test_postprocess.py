@@ -8,6 +8,7 @@ import pytest
 from whale_core import InputError
 from whale_retrieval import (
     NEW_INDIVIDUAL,
+    AnswerRule,
     PostProcessing,
     RetrievalSplit,
     TuneConfig,
@@ -51,12 +52,12 @@ def test_stacked_neighbours_equal_per_split_search():
         row, offset = row + n, offset + len(split.gallery_emb)
 
 
-def test_postprocessing_apply_matches_the_building_blocks():
+def test_answer_rule_matches_the_building_blocks():
     rng = np.random.default_rng(1)
     split = _split(rng, 12, 20, "x")
     sims, idx = knn_search(split.query_emb, split.gallery_emb, 20)
     post = PostProcessing(threshold=0.3, k_neighbors=10, species_offsets={"beluga": 0.2})
-    answers = post.apply(sims, idx, split.gallery_labels, split.gallery_species)
+    answers = AnswerRule(post).apply(sims, idx, split.gallery_labels, split.gallery_species).ids
     ranked = rank_individuals(sims[:, :10], idx[:, :10], split.gallery_labels, 5)
     top1_species = np.asarray(split.gallery_species)[idx[:, 0]]
     thresholds = np.where(top1_species == "beluga", 0.5, 0.3)

@@ -1,16 +1,18 @@
-"""Embeddings to five answers: MAP@5, exact kNN, `new_individual` post-processing, tuning, ensembles.
+"""Embeddings to five answers: MAP@5, exact kNN, the one answer rule (with calibrated fusion of local
+evidence), `new_individual` post-processing, tuning, ensembles.
 
 Pure numpy + FAISS + scikit-learn + Optuna + pandas (no torch): usable by the embedder for
 validation MAP@5 and by the tune/predict stages.
 """
 
+from whale_retrieval.answers import AnswerRule, Answers
+from whale_retrieval.calibration import PairCalibrator, fit_calibrator
 from whale_retrieval.config import KnnConfig, TuneConfig
 from whale_retrieval.ensemble import concat_embeddings
 from whale_retrieval.gallery import GalleryIndex
 from whale_retrieval.knn import build_index, check_embeddings, knn_recall_at_k, knn_search
 from whale_retrieval.metrics import NEW_INDIVIDUAL, known_new_groups, map_at_5, map_at_5_by_group, map_at_5_per_image
 from whale_retrieval.postprocess import PostProcessing, RetrievalSplit, StackedNeighbours, stack_splits
-from whale_retrieval.predict import DEFAULT_K_NEIGHBORS, predict_top5
 from whale_retrieval.ranking import PAD_ID, PAD_SCORE, RankedIndividuals, most_frequent_ids, rank_individuals
 from whale_retrieval.thresholds import (
     insert_new_individual,
@@ -23,8 +25,10 @@ from whale_retrieval.thresholds import (
 from whale_retrieval.tuning import TuneResult, threshold_grid, tune_on_neighbours, tune_postprocessing
 
 __all__ = [
-    "DEFAULT_K_NEIGHBORS",
     "NEW_INDIVIDUAL",
+    "AnswerRule",
+    "Answers",
+    "PairCalibrator",
     "PAD_ID",
     "PAD_SCORE",
     "GalleryIndex",
@@ -38,6 +42,7 @@ __all__ = [
     "build_index",
     "check_embeddings",
     "concat_embeddings",
+    "fit_calibrator",
     "insert_new_individual",
     "knn_recall_at_k",
     "knn_search",
@@ -47,7 +52,6 @@ __all__ = [
     "map_at_5_by_group",
     "map_at_5_per_image",
     "most_frequent_ids",
-    "predict_top5",
     "query_species",
     "rank_individuals",
     "species_thresholds",

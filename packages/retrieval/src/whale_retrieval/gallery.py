@@ -1,4 +1,7 @@
-"""A saved gallery: embeddings + image ids + individual labels + species + settings, queryable and extendable.
+"""A saved gallery: embeddings + image ids + individual labels + species + settings, extendable.
+
+Its settings hold what the predict stage answered with (the `AnswerRule`, the kNN and match configs), so
+`whale-reid identify` answers through the same rule: `AnswerRule.from_dict(gallery.settings)`.
 
 Saved as `gallery.npz` (arrays, read back with `allow_pickle=False`) and `gallery.json` (settings),
 both written atomically. `add` returns a new index, so new animals can be enrolled without retraining.
@@ -16,11 +19,7 @@ from typing import Any
 import numpy as np
 
 from whale_core import InputError, atomic_path, atomic_write_json
-from whale_retrieval.config import KnnConfig
-from whale_retrieval.knn import check_embeddings, knn_search
-from whale_retrieval.predict import DEFAULT_K_NEIGHBORS
-from whale_retrieval.ranking import RankedIndividuals, most_frequent_ids, rank_individuals
-from whale_retrieval.thresholds import insert_new_individual
+from whale_retrieval.knn import check_embeddings
 
 ARRAYS_FILE = "gallery.npz"
 SETTINGS_FILE = "gallery.json"
@@ -33,8 +32,8 @@ class GalleryIndex:
     Attributes:
         embeddings: float32 [n, d].
         image_ids, labels, species: str arrays [n] (species "" when unknown).
-        settings: JSON-able dict; read keys: "threshold" (default for `query`), "k_neighbors",
-            "knn" (a `KnnConfig` dict).
+        settings: JSON-able dict; the predict stage saves the `AnswerRule` keys, "knn" (a `KnnConfig`
+            dict), "match" (a `MatchConfig` dict) and the ensemble "members".
     """
 
     embeddings: np.ndarray
@@ -95,25 +94,6 @@ class GalleryIndex:
             [*self.species.tolist(), *species],
             self.settings,
         )
-
-    def query(
-        self, query_emb: np.ndarray, k: int = 5, threshold: float | np.ndarray | None = None
-    ) -> tuple[list[list[str]], RankedIndividuals]:
-        """Top-k answers per query with `new_individual` inserted, and the candidate individuals' scores.
-
-        `threshold` defaults to `settings["threshold"]` (an InputError when neither is set).
-        """
-        threshold = self.settings.get("threshold") if threshold is None else threshold
-        if threshold is None:
-            raise InputError("gallery.query: no threshold given and none saved in the gallery settings")
-        knn_config = KnnConfig.from_dict(self.settings.get("knn"), section="gallery.knn")
-        k_neighbors = int(self.settings.get("k_neighbors", DEFAULT_K_NEIGHBORS))
-        labels = self.labels.tolist()
-        sims, idx = knn_search(
-            query_emb, self.embeddings, k_neighbors, config=knn_config, gallery_labels=labels, n_individuals=k
-        )
-        ranked = rank_individuals(sims, idx, labels, k)
-        return insert_new_individual(ranked, threshold, k, pad_ids=most_frequent_ids(self.labels, k + 1)), ranked
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write `gallery.npz` and `gallery.json` into `directory` (created if missing), each atomically."""

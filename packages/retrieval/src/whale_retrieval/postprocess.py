@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from whale_core import InputError
+from whale_core import Config, ConfigError, InputError
 from whale_retrieval.config import KnnConfig
 from whale_retrieval.knn import knn_search
 from whale_retrieval.metrics import NEW_INDIVIDUAL
-from whale_retrieval.ranking import most_frequent_ids, rank_individuals
-from whale_retrieval.thresholds import insert_new_individual, query_species, species_thresholds
+from whale_retrieval.thresholds import query_species, species_thresholds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +30,7 @@ class RetrievalSplit:
     gallery_emb: np.ndarray
     gallery_labels: Sequence[str]
     gallery_species: Sequence[str] | None = None
+    gallery_images: Sequence[str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +39,8 @@ class StackedNeighbours:
 
     Attributes:
         truth: each query's id, or `new_individual` when absent from its own split's gallery.
+        gallery_images: image id of every stacked gallery row, when every split gave them (the local
+            evidence of a pair is looked up by image).
     """
 
     sims: np.ndarray
@@ -46,6 +48,7 @@ class StackedNeighbours:
     gallery_labels: np.ndarray
     gallery_species: np.ndarray | None
     truth: list[str]
+    gallery_images: np.ndarray | None = None
 
 
 def stack_splits(splits: Sequence[RetrievalSplit], k: int, knn_config: KnnConfig | None = None) -> StackedNeighbours:
@@ -53,9 +56,10 @@ def stack_splits(splits: Sequence[RetrievalSplit], k: int, knn_config: KnnConfig
     if not splits:
         raise InputError("no retrieval splits to stack")
     k = min(k, *(len(s.gallery_emb) for s in splits))
-    sims, idx, labels, species, truth = [], [], [], [], []
+    sims, idx, labels, species, images, truth = [], [], [], [], [], []
     offset = 0
     with_species = all(s.gallery_species is not None for s in splits)
+    with_images = all(s.gallery_images is not None for s in splits)
     for number, split in enumerate(splits):
         if len(split.query_labels) != len(split.query_emb):
             raise InputError(f"split {number}: {len(split.query_labels)} query labels for {len(split.query_emb)} rows")
@@ -70,6 +74,8 @@ def stack_splits(splits: Sequence[RetrievalSplit], k: int, knn_config: KnnConfig
         labels.extend(gallery_labels)
         if with_species:
             species.extend(str(x) for x in split.gallery_species)
+        if with_images:
+            images.extend(str(x) for x in split.gallery_images)
         known = set(gallery_labels)
         truth.extend(label if label in known else NEW_INDIVIDUAL for label in map(str, split.query_labels))
         offset += len(split.gallery_emb)
@@ -79,22 +85,31 @@ def stack_splits(splits: Sequence[RetrievalSplit], k: int, knn_config: KnnConfig
         gallery_labels=np.asarray(labels, dtype=str),
         gallery_species=np.asarray(species, dtype=str) if with_species else None,
         truth=truth,
+        gallery_images=np.asarray(images, dtype=str) if with_images else None,
     )
 
 
 @dataclasses.dataclass(frozen=True)
-class PostProcessing:
-    """Tuned knobs that turn neighbours into five answers (what `outputs/postprocess.json` stores).
+class PostProcessing(Config):
+    """Tuned knobs that turn ranked individuals into five answers (part of `outputs/postprocess.json`).
 
     Attributes:
-        threshold: global cosine-similarity threshold for `new_individual`.
+        threshold: global threshold for `new_individual`, on the scale of the scores it is applied to
+            (cosine similarity, or P(same individual) when local evidence is fused — see `AnswerRule`).
         k_neighbors: neighbours used for ranking.
         species_offsets: per-species threshold offsets (query species = top-1 neighbour's species).
     """
 
-    threshold: float
-    k_neighbors: int
-    species_offsets: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    SECTION = "postprocess"
+    threshold: float = 0.5
+    k_neighbors: int = 50
+    species_offsets: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.k_neighbors < 1:
+            raise ConfigError(f"{self.SECTION}.k_neighbors: must be at least 1, got {self.k_neighbors}")
+        if not np.isfinite(self.threshold):
+            raise ConfigError(f"{self.SECTION}.threshold: must be a finite number, got {self.threshold}")
 
     @classmethod
     def from_best_params(cls, best_params: Mapping[str, Any], default_k: int) -> PostProcessing:
@@ -102,23 +117,7 @@ class PostProcessing:
         offsets = {k.removeprefix("offset_"): float(v) for k, v in best_params.items() if k.startswith("offset_")}
         return cls(float(best_params["threshold"]), int(best_params.get("k_neighbors", default_k)), offsets)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "threshold": self.threshold,
-            "k_neighbors": self.k_neighbors,
-            "species_offsets": dict(self.species_offsets),
-        }
-
     def thresholds(self, idx: np.ndarray, gallery_species: Sequence[str] | None) -> float | np.ndarray:
         if not self.species_offsets or gallery_species is None:
             return self.threshold
         return species_thresholds(query_species(idx, gallery_species, 1), self.threshold, self.species_offsets)
-
-    def apply(
-        self, sims: np.ndarray, idx: np.ndarray, gallery_labels: Sequence[str], gallery_species: Sequence[str] | None
-    ) -> list[list[str]]:
-        """Five distinct answers per query; padding ids are the gallery's most frequent (batch-independent)."""
-        k = min(self.k_neighbors, sims.shape[1])
-        ranked = rank_individuals(sims[:, :k], idx[:, :k], gallery_labels, 5)
-        pad_ids = most_frequent_ids(list(map(str, gallery_labels)), 6)
-        return insert_new_individual(ranked, self.thresholds(idx, gallery_species), 5, pad_ids=pad_ids)

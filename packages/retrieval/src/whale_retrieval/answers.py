@@ -1,0 +1,189 @@
+"""The one answer path: neighbours (and, when verified, their local evidence) → five answers per query.
+
+`AnswerRule` is what `tune` fits and saves (`outputs/postprocess.json`, copied into the gallery settings), and
+what `predict`, `whale-reid identify`, the report and the review page apply:
+
+1. the first `k_neighbors` neighbours of each query, best first;
+2. with a calibrator: the first `shortlist` of them carry local evidence (inliers per region); every
+   neighbour's score becomes the calibrated P(same individual) of its pair — neighbours past the shortlist
+   count zero inliers — and the neighbours are re-sorted by it;
+3. individuals ranked by their best neighbour (`rank_individuals`);
+4. `new_individual` inserted at the first rank scoring below the (per-species) threshold
+   (`insert_new_individual`), on the same scale the threshold was tuned on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from whale_core import InputError
+from whale_retrieval.calibration import SIMILARITY, PairCalibrator
+from whale_retrieval.postprocess import PostProcessing
+from whale_retrieval.ranking import RankedIndividuals, most_frequent_ids, rank_individuals
+from whale_retrieval.thresholds import insert_new_individual
+
+
+def with_excess(evidence: Mapping[str, np.ndarray], valid: np.ndarray) -> dict[str, np.ndarray]:
+    """The evidence plus, for each `inliers_<region>`, `excess_<region>`: the inliers above the median of the
+    query's verified shortlist (0 below it).
+
+    Why: photos of one species share structure (fin outline, saddle patch) that matches between *different*
+    animals of that species; how many inliers a pair has beyond what the query's other candidates also get is
+    the part due to the individual's own marks. The normalisation is per query, so it does not depend on how
+    textured a survey's photos are.
+
+    Args:
+        evidence: name → [n, m] values for the first m neighbours of each query.
+        valid: [n, m] True where the neighbour exists (the median is taken over these).
+    """
+    out = {name: np.asarray(values) for name, values in evidence.items()}
+    for name, values in list(out.items()):
+        if not name.startswith("inliers_"):
+            continue
+        masked = np.where(valid, values.astype(np.float64), np.nan)
+        with np.errstate(all="ignore"):
+            median = np.nanmedian(masked, axis=1, keepdims=True) if masked.size else np.zeros((len(masked), 1))
+        excess = np.maximum(values - np.nan_to_num(median), 0)
+        out["excess_" + name.removeprefix("inliers_")] = np.where(valid, excess, 0)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Answers:
+    """What the rule produced for a batch of queries.
+
+    Attributes:
+        ids: five distinct answers per query, best first (`new_individual` included where decided).
+        ranked: the candidate individuals and their scores (similarity, or P(same) when verified).
+        scores, idx: the neighbours in the order the ranking used ([n, k]; P(same) when verified).
+    """
+
+    ids: list[list[str]]
+    ranked: RankedIndividuals
+    scores: np.ndarray
+    idx: np.ndarray
+
+    def best_rows(self, gallery_labels: Sequence[str]) -> list[list[int]]:
+        """Per query and answer, the gallery row of that individual's best neighbour (-1: none, or
+        `new_individual`) — the photo the answer rests on, shown beside the query on the pages."""
+        labels = np.asarray([str(x) for x in gallery_labels], dtype=object)
+        rows = []
+        for answers, neighbours in zip(self.ids, self.idx):
+            valid = neighbours[neighbours >= 0]
+            first: dict[str, int] = {}
+            for j, label in zip(valid.tolist(), labels[valid].tolist()):
+                first.setdefault(label, j)
+            rows.append([first.get(a, -1) for a in answers])
+        return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class AnswerRule:
+    """Tuned post-processing plus, optionally, the calibrated fusion of local evidence.
+
+    Attributes:
+        post: threshold, k_neighbors and species offsets (on the probability scale when calibrated).
+        calibrator: maps (similarity, inliers per region) to P(same); None = rank by similarity alone.
+        shortlist: neighbours per query that were verified (their evidence columns).
+    """
+
+    post: PostProcessing
+    calibrator: PairCalibrator | None = None
+    shortlist: int = 0
+
+    @property
+    def scale(self) -> str:
+        """What the scores and the threshold are: "probability" when calibrated, else "similarity"."""
+        return "probability" if self.calibrator is not None else "similarity"
+
+    @property
+    def evidence_names(self) -> tuple[str, ...]:
+        """The calibrator's local-evidence inputs (`inliers_<region>`, `excess_<region>`; empty without one).
+
+        `apply` takes the `inliers_<region>` arrays; the excess is derived from them (`with_excess`)."""
+        return tuple(f for f in (self.calibrator.features if self.calibrator else ()) if f != SIMILARITY)
+
+    def shortlist_columns(self, n_neighbours: int) -> int:
+        """How many of a query's first neighbours are verified (the evidence arrays' width)."""
+        return min(self.shortlist, self.post.k_neighbors, n_neighbours) if self.calibrator else 0
+
+    def fuse(
+        self, sims: np.ndarray, idx: np.ndarray, evidence: Mapping[str, np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The first `k_neighbors` neighbours re-scored as P(same) and re-sorted (unchanged without a calibrator).
+
+        Args:
+            sims, idx: [n, k] neighbours, best first (idx -1 = no neighbour).
+            evidence: name → [n, m] values for the first m = `shortlist_columns(k)` neighbours.
+
+        Raises:
+            InputError: missing evidence or arrays of the wrong shape.
+        """
+        k = min(self.post.k_neighbors, sims.shape[1])
+        sims, idx = np.asarray(sims)[:, :k], np.asarray(idx)[:, :k]
+        if self.calibrator is None:
+            return sims, idx
+        m = self.shortlist_columns(k)
+        given = {}
+        for name in {f"inliers_{f.split('_', 1)[1]}" for f in self.evidence_names}:
+            values = None if evidence is None else evidence.get(name)
+            if values is None or np.shape(values)[0] != len(sims) or np.shape(values)[1] < m:
+                raise InputError(f"answers: evidence {name!r} must be [{len(sims)}, {m}], got {np.shape(values)}")
+            given[name] = np.asarray(values)[:, :m]
+        inputs = {SIMILARITY: sims.astype(np.float64)}
+        for name, values in with_excess(given, idx[:, :m] >= 0).items():
+            full = np.zeros(sims.shape, dtype=np.float64)
+            full[:, :m] = values
+            inputs[name] = full
+        flat = {name: values.ravel() for name, values in inputs.items()}
+        fused = self.calibrator.predict(flat).reshape(sims.shape).astype(np.float32)
+        fused[idx < 0] = -np.inf
+        order = np.argsort(-fused, axis=1, kind="stable")
+        return np.take_along_axis(fused, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+    def apply(
+        self,
+        sims: np.ndarray,
+        idx: np.ndarray,
+        gallery_labels: Sequence[str],
+        gallery_species: Sequence[str] | None = None,
+        evidence: Mapping[str, np.ndarray] | None = None,
+    ) -> Answers:
+        """Five distinct answers per query; padding ids are the gallery's most frequent (batch-independent)."""
+        scores, order_idx = self.fuse(sims, idx, evidence)
+        ranked = rank_individuals(scores, order_idx, gallery_labels, 5)
+        thresholds = self.post.thresholds(order_idx, gallery_species)
+        pad_ids = most_frequent_ids(list(map(str, gallery_labels)), 6)
+        return Answers(insert_new_individual(ranked, thresholds, 5, pad_ids=pad_ids), ranked, scores, order_idx)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: the post-processing keys plus `scale`, `shortlist` and `calibrator` (or null)."""
+        return {
+            **self.post.to_dict(),
+            "scale": self.scale,
+            "shortlist": self.shortlist,
+            "calibrator": self.calibrator.to_dict() if self.calibrator else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "post-processing") -> AnswerRule:
+        """Read `to_dict`'s keys from `postprocess.json` or the gallery settings (other keys are ignored there).
+
+        Raises:
+            InputError: a missing threshold or k, or an unreadable calibrator, naming `source`.
+        """
+        try:
+            post = PostProcessing.from_dict(
+                {key: data[key] for key in ("threshold", "k_neighbors", "species_offsets") if key in data},
+                section=source,
+            )
+        except InputError as err:
+            raise InputError(f"{source}: {err}") from None
+        if "threshold" not in data or "k_neighbors" not in data:
+            raise InputError(f"{source}: no threshold / k_neighbors saved (re-run the tune stage)")
+        calibrator = PairCalibrator.from_dict(data["calibrator"]) if data.get("calibrator") else None
+        return cls(post, calibrator, int(data.get("shortlist", 0)))
