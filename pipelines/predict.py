@@ -15,8 +15,9 @@ from pipelines._tracking import TrackingConfig, configure_tracking, standard_tag
 from whale_core import Config, atomic_write_csv, atomic_write_json
 from whale_reid.ensemble import ensemble_embeddings
 from whale_reid.submission import make_submission
+from whale_reid.verification import MatchConfig, load_feature_sets, save_gallery_features, shortlist_evidence
 from whale_retrieval import GalleryIndex, KnnConfig, knn_search, known_new_groups, map_at_5, map_at_5_by_group
-from whale_retrieval.postprocess import PostProcessing
+from whale_retrieval.answers import AnswerRule
 
 log = logging.getLogger("pipelines.predict")
 GALLERY_DIR = Path("models/gallery")
@@ -52,20 +53,29 @@ def main() -> None:
     selection = json.loads(Path("outputs/selection.json").read_text())
     members = pd.DataFrame(selection["members"])
     post_json = json.loads(Path("outputs/postprocess.json").read_text())
-    post = PostProcessing(post_json["threshold"], post_json["k_neighbors"], post_json.get("species_offsets", {}))
+    rule = AnswerRule.from_dict(post_json, "outputs/postprocess.json")
+    match = MatchConfig.from_dict(params.get("match"))
     train, test = read_csv("data/prepared/train.csv"), read_csv("data/prepared/test.csv")
 
     gallery_emb = ensemble_embeddings(members, "train", train["image"])
     gallery = GalleryIndex.build(
         gallery_emb, train["image"], train["individual_id"], train["species"],
-        settings={**post.to_dict(), "knn": cfg.knn.to_dict(), "members": selection["members"]},
+        settings={**rule.to_dict(), "knn": cfg.knn.to_dict(), "members": selection["members"],
+                  "match": match.to_dict()},
     )  # fmt: skip
     answers: list[list[str]] = []
     if len(test):
         query_emb = ensemble_embeddings(members, "test", test["image"])
-        k = min(post.k_neighbors, len(train))
-        sims, idx = knn_search(query_emb, gallery_emb, k, config=cfg.knn, gallery_labels=gallery.labels)
-        answers = post.apply(sims, idx, gallery.labels, gallery.species)
+        k = min(rule.post.k_neighbors, len(train))
+        labels = None if rule.calibrator else gallery.labels  # fusion re-ranks the whole shortlist: search it exactly
+        sims, idx = knn_search(query_emb, gallery_emb, k, config=cfg.knn, gallery_labels=labels)
+        evidence = None
+        if rule.calibrator:
+            evidence = shortlist_evidence(
+                load_feature_sets("test", match.regions), load_feature_sets("train", match.regions),
+                test["image"].tolist(), gallery.image_ids, idx, rule.shortlist_columns(k), match,
+            )  # fmt: skip
+        answers = rule.apply(sims, idx, gallery.labels, gallery.species, evidence).ids
     submission = make_submission(test["image"], answers)
 
     final = {k: post_json[k] for k in ("oof_map5", "oof_map5_known", "oof_map5_new")}
@@ -76,11 +86,13 @@ def main() -> None:
     digest = params_digest(selection, post_json)
     with mlflow.start_run(run_name="ensemble", tags=standard_tags("predict", digest)):
         mlflow.log_params({"members": ", ".join(f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"]))})
-        mlflow.log_params({"threshold": post.threshold, "k_neighbors": post.k_neighbors})
+        mlflow.log_params({"threshold": rule.post.threshold, "k_neighbors": rule.post.k_neighbors, "scale": rule.scale})
         mlflow.log_metrics({k: float(v) for k, v in final.items()})
         mlflow.log_dict(selection, "selection.json")
 
     gallery.save(GALLERY_DIR)
+    if rule.calibrator:
+        save_gallery_features(GALLERY_DIR, match.regions)
     atomic_write_csv("outputs/submission.csv", submission)
     atomic_write_json("metrics/final.json", final)
     log.info("submission: %d test photos; %s", len(submission), {k: round(v, 4) for k, v in final.items()})

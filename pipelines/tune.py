@@ -20,7 +20,9 @@ from pipelines._common import load_params, params_digest, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
 from whale_core import Config, ConfigError, atomic_write_csv, atomic_write_json
 from whale_reid.ensemble import stack_oof
+from whale_reid.verification import MatchConfig, fuse_oof
 from whale_retrieval import TuneConfig, map_at_5_by_group, map_at_5_per_image
+from whale_retrieval.answers import AnswerRule
 from whale_retrieval.postprocess import PostProcessing
 from whale_retrieval.tuning import tune_on_neighbours
 
@@ -47,19 +49,20 @@ class TuneStageConfig(Config):
             raise ConfigError(f"tune.simulated_new_share: {self.simulated_new_share} is not in [0, 1)")
 
 
-def study_name(cfg: TuneStageConfig, members: pd.DataFrame) -> str:
+def study_name(cfg: TuneStageConfig, members: pd.DataFrame, match: MatchConfig) -> str:
     """`<study_name>-<digest>`: the digest covers the search space and the ensemble but not `n_trials`.
 
     So raising `n_trials` continues the same study (finished trials are kept, not repeated), while a new
-    selection or search space starts a new one instead of mixing in trials scored on other embeddings.
+    selection, search space or fusion starts a new one instead of mixing in trials scored on other scores.
     """
     space = {**cfg.search.to_dict(), "n_trials": None, "simulated_new_share": cfg.simulated_new_share}
-    return f"{cfg.study_name}-{params_digest(space, members.to_dict(orient='records'))}"
+    return f"{cfg.study_name}-{params_digest(space, members.to_dict(orient='records'), match.to_dict())}"
 
 
 def main() -> None:
     params = load_params()
     cfg = TuneStageConfig.from_dict(params.get("tune"))
+    match = MatchConfig.from_dict(params.get("match"))
     configure_tracking(TrackingConfig.from_dict(params.get("tracking")))  # an outage fails before the work
     members = pd.DataFrame(json.loads(Path("outputs/selection.json").read_text())["members"])
     train = pd.read_csv("data/prepared/train.csv", dtype={"image": str, "individual_id": str, "species": str})
@@ -67,6 +70,9 @@ def main() -> None:
     stacked, queries = stack_oof(
         members, train, cfg.search.k_neighbors_max, new_share=cfg.simulated_new_share, seed=cfg.search.seed
     )
+    calibrator = None
+    if match.enabled:  # the threshold is then tuned on cross-fitted P(same), the scale predict applies it to
+        stacked, calibrator = fuse_oof(stacked, queries, match, cfg.search.k_neighbors_max)
 
     import mlflow
 
@@ -78,16 +84,19 @@ def main() -> None:
             mlflow.log_metric("trial_map5", value, step=number)
 
         result = tune_on_neighbours(
-            stacked, cfg.search, study_name=study_name(cfg, members), storage=cfg.storage, on_trial=on_trial
+            stacked, cfg.search, study_name=study_name(cfg, members, match), storage=cfg.storage, on_trial=on_trial
         )
         post = PostProcessing.from_best_params(result.best_params, cfg.search.k_neighbors_max)
-        answers = post.apply(stacked.sims, stacked.idx, stacked.gallery_labels, stacked.gallery_species)
+        rule = AnswerRule(post, calibrator, match.shortlist if calibrator else 0)
+        # The OOF neighbours are already fused (by the cross-fitted calibrators), so they are ranked as they are.
+        oof_answers = AnswerRule(post).apply(stacked.sims, stacked.idx, stacked.gallery_labels, stacked.gallery_species)
+        answers = oof_answers.ids
         per_image = map_at_5_per_image(answers, stacked.truth)
         by_group = map_at_5_by_group(
             answers, stacked.truth, ["new" if t == "new_individual" else "known" for t in stacked.truth]
         )
         summary = {
-            **post.to_dict(),
+            **rule.to_dict(),
             "oof_map5": float(per_image.mean()),
             "oof_map5_known": by_group.get("known", 0.0),
             "oof_map5_new": by_group.get("new", 0.0),
@@ -104,11 +113,15 @@ def main() -> None:
     oof = pd.DataFrame({
         "image": queries["image"], "fold": queries["fold"], "truth": stacked.truth,
         "predictions": [" ".join(a) for a in answers], "map5": per_image,
+        "evidence_images": [" ".join(str(stacked.gallery_images[j]) if j >= 0 else "-" for j in rows)
+                            for rows in oof_answers.best_rows(stacked.gallery_labels)],
     })  # fmt: skip
     atomic_write_csv("outputs/oof_predictions.csv", oof)
     atomic_write_csv("outputs/threshold_curve.csv", result.grid)
     atomic_write_json("outputs/postprocess.json", summary)
-    atomic_write_json("metrics/tune.json", {k: v for k, v in summary.items() if k != "species_offsets"})
+    atomic_write_json(
+        "metrics/tune.json", {k: v for k, v in summary.items() if k not in ("species_offsets", "calibrator", "scale")}
+    )
     log.info("OOF MAP@5 %.4f (grid %.4f) at threshold %.3f", summary["oof_map5"], result.grid_best_map5, post.threshold)
 
 

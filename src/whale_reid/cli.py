@@ -11,6 +11,7 @@ outputs. Exit status: 0 done, 1 no photo could be read, 2 bad usage or missing a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -26,6 +27,7 @@ from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
 from whale_reid.params import load_params
 from whale_reid.review import GalleryPhotos, build_views, render_review_page
+from whale_reid.verification import gallery_features_path
 
 log = logging.getLogger("whale_reid.cli")
 HINT = "run `make demo` (or `dvc repro`) in the pipeline's repository first, or pass --repo"
@@ -75,7 +77,14 @@ def load_artefacts(repo: Path) -> Artefacts:
     else:
         boxes = pd.read_csv(_need(repo / str(crop.boxes_csv)))
     members = load_members(repo, selection["members"])
-    return Artefacts(crop, members, gallery, gallery_dir, detector_weights=weights, given_boxes=boxes)
+    artefacts = Artefacts(crop, members, gallery, gallery_dir, detector_weights=weights, given_boxes=boxes)
+    if artefacts.answer_rule.calibrator is None:
+        return artefacts
+    from whale_matcher import load_features
+
+    regions = artefacts.match_config.regions
+    features = {r: load_features(_need(gallery_features_path(repo / BASE_GALLERY, r))) for r in regions}
+    return dataclasses.replace(artefacts, gallery_features=features)
 
 
 def gallery_locator(repo: Path, raw_dir: Path, region: str):
@@ -110,8 +119,11 @@ def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out:
         )
     raw_dir = repo / str(read_params(repo).get("data", {}).get("raw_dir", "data/raw"))
     photos = GalleryPhotos(gallery_locator(repo, raw_dir, region))
-    views = build_views(result, artefacts.gallery, out / "crops", region, photos)
-    atomic_write_text(out / "review.html", render_review_page(views))
+    rule = artefacts.answer_rule
+    match = artefacts.match_config if rule.calibrator is not None else None
+    views = build_views(result, artefacts.gallery, out / "crops", region, photos, match)
+    note = f"new_individual below {rule.scale} {rule.post.threshold:.3f}"
+    atomic_write_text(out / "review.html", render_review_page(views, note=note))
 
 
 def cmd_identify(args: argparse.Namespace) -> int:

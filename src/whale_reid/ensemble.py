@@ -140,7 +140,7 @@ def stack_oof(
         splits.append(
             RetrievalSplit(
                 split.query_emb, split.query["individual_id"], split.gallery_emb[keep],
-                gallery["individual_id"], gallery["species"],
+                gallery["individual_id"], gallery["species"], gallery["image"],
             )
         )  # fmt: skip
         queries.append(split.query.assign(fold=split.fold))

@@ -3,7 +3,9 @@
 The answers are the predict stage's, by construction: the same detector and `crop` params cut the crops
 (`whale_detector.detect_boxes` / `crop_regions`), every selected checkpoint embeds them with its own config
 (flip-TTA included), the parts are concatenated in the selection's order (`concat_embeddings`, as
-`ensemble_embeddings` does), then `knn_search` + `PostProcessing.apply` with the gallery's saved settings.
+`ensemble_embeddings` does), then `knn_search`, the local verification of the shortlist when the saved rule
+is calibrated (`whale_matcher.extract_features` on the crops, `shortlist_evidence` against the gallery's
+cached features) and `AnswerRule.apply` with the rule saved in the gallery settings.
 A photo that cannot be read gets an error row; the others go on.
 """
 
@@ -24,19 +26,15 @@ from tqdm.auto import tqdm
 
 from whale_core import InputError, load_rgb
 from whale_detector import CropConfig, crop_regions, detect_boxes, given_boxes
-from whale_retrieval import (
-    GalleryIndex,
-    KnnConfig,
-    PostProcessing,
-    concat_embeddings,
-    knn_search,
-    query_species,
-    rank_individuals,
-)
+from whale_reid.verification import MatchConfig, shortlist_evidence
+from whale_retrieval import AnswerRule, Answers, GalleryIndex, KnnConfig, concat_embeddings, knn_search, query_species
+from whale_retrieval.ranking import RankedIndividuals
 
 log = logging.getLogger(__name__)
 
-MATCH_COLUMNS = ["photo", "rank", "individual_id", "similarity", "species", "region", "x1", "y1", "x2", "y2", "error"]
+MATCH_COLUMNS = [
+    "photo", "rank", "individual_id", "similarity", "probability", "species", "region", "x1", "y1", "x2", "y2", "error"
+]  # fmt: skip
 QUERY_SPLIT = "query"
 CHUNK_PHOTOS = 256  # photos detected, cropped and embedded together (bounds memory on large surveys)
 
@@ -66,6 +64,8 @@ class Artefacts:
         given_boxes: the `crop.boxes_csv` table (used when the box source is `boxes_csv`).
         members: the ensemble in the selection's order.
         gallery_dir: the gallery version in use (`models/gallery` or an enrolled version).
+        gallery_features: the gallery photos' local features per region, when the answers are verified
+            (photos enrolled later have none and count 0 inliers).
     """
 
     crop_config: CropConfig
@@ -74,12 +74,16 @@ class Artefacts:
     gallery_dir: Path
     detector_weights: Path | None = None
     given_boxes: pd.DataFrame | None = None
+    gallery_features: dict[str, Any] | None = None
 
     @property
-    def postprocessing(self) -> PostProcessing:
-        """The tuned threshold, k and species offsets saved with the gallery by the predict stage."""
-        s = self.gallery.settings
-        return PostProcessing(float(s["threshold"]), int(s["k_neighbors"]), dict(s.get("species_offsets") or {}))
+    def answer_rule(self) -> AnswerRule:
+        """The predict stage's answer rule, saved with the gallery (threshold, k, offsets, calibrator)."""
+        return AnswerRule.from_dict(self.gallery.settings, source=f"{self.gallery_dir}/gallery.json")
+
+    @property
+    def match_config(self) -> MatchConfig:
+        return MatchConfig.from_dict(self.gallery.settings.get("match"), section="gallery.match")
 
     @property
     def knn_config(self) -> KnnConfig:
@@ -146,7 +150,9 @@ class IdentifyResult:
             species (predicted), path.
         embeddings: float32 [n_photos, d] ensemble embeddings, rows in `photos` order.
         boxes: the `crop_regions` table of the readable photos (image = key).
-        similarities, neighbours: the kNN result [n_photos, k] (gallery row indices), best first.
+        similarities, neighbours: the neighbours [n_photos, k] (gallery row indices) in the order the answers
+            ranked them, best first, with the answer rule's scores (P(same) when verified).
+        scale: what `similarities` are: "similarity" or "probability".
     """
 
     matches: pd.DataFrame
@@ -155,6 +161,7 @@ class IdentifyResult:
     boxes: pd.DataFrame
     similarities: np.ndarray
     neighbours: np.ndarray
+    scale: str = "similarity"
 
 
 def check_photos(photos: Sequence[Path]) -> tuple[list[Path], list[dict]]:
@@ -211,6 +218,36 @@ def region_box(boxes: pd.DataFrame, key: str, region: str) -> dict:
     return {"region": label, **{c: int(row[c]) for c in ("x1", "y1", "x2", "y2")}}
 
 
+def answer_queries(
+    artefacts: Artefacts, keys: Sequence[str], query_emb: np.ndarray, crops_dir: Path
+) -> tuple[Answers, np.ndarray, np.ndarray]:
+    """The predict stage's answers for embedded photos: kNN, local verification when calibrated, the rule.
+
+    Returns:
+        (the rule's answers, the raw kNN similarities and neighbours).
+    """
+    gallery, rule = artefacts.gallery, artefacts.answer_rule
+    k = min(rule.post.k_neighbors, len(gallery))
+    if not len(query_emb):
+        empty = np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        return Answers([], RankedIndividuals(np.zeros((0, 5), object), np.zeros((0, 5), np.float32)), *empty), *empty
+    labels = None if rule.calibrator else gallery.labels  # fusion re-ranks the whole shortlist: search it exactly
+    sims, idx = knn_search(query_emb, gallery.embeddings, k, config=artefacts.knn_config, gallery_labels=labels)
+    evidence = None
+    if rule.calibrator is not None:
+        from whale_matcher import extract_features
+
+        match = artefacts.match_config
+        query_features = {
+            region: extract_features(list(keys), [str(crops_dir / region / QUERY_SPLIT / f"{key}.jpg") for key in keys],
+                                     match.features, progress=False)
+            for region in match.regions
+        }  # fmt: skip
+        evidence = shortlist_evidence(query_features, artefacts.gallery_features or {}, keys, gallery.image_ids, idx,
+                                      rule.shortlist_columns(k), match, allow_missing_gallery=True)  # fmt: skip
+    return rule.apply(sims, idx, gallery.labels, gallery.species, evidence), sims, idx
+
+
 def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> IdentifyResult:
     """Identify `photos` against the artefacts' gallery; crops are written under `<out_dir>/crops/`.
 
@@ -221,27 +258,24 @@ def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> Ide
     keys = [f"{i:05d}-{p.stem}" for i, p in enumerate(readable)]
     images = pd.DataFrame({"image": keys, "split": QUERY_SPLIT, "path": [str(p) for p in readable]})
     boxes, query_emb = embed_photos(artefacts, images, out_dir / "crops")
-    gallery, post = artefacts.gallery, artefacts.postprocessing
-    k = min(post.k_neighbors, len(gallery))
-    sims, idx = np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-    answers, species, ranked_ids, ranked_scores = [], [], np.zeros((0, 5)), np.zeros((0, 5))
-    if len(query_emb):
-        sims, idx = knn_search(
-            query_emb, gallery.embeddings, k, config=artefacts.knn_config, gallery_labels=gallery.labels
-        )
-        answers = post.apply(sims, idx, gallery.labels, gallery.species)
-        ranked = rank_individuals(sims[:, : post.k_neighbors], idx[:, : post.k_neighbors], gallery.labels, 5)
-        ranked_ids, ranked_scores = ranked.ids, ranked.scores
-        species = [str(s) for s in query_species(idx, gallery.species, 1)]
+    answers, sims, idx = answer_queries(artefacts, keys, query_emb, out_dir / "crops")
+    calibrated = artefacts.answer_rule.calibrator is not None
+    species = [str(s) for s in query_species(answers.idx, artefacts.gallery.species, 1)]
     region = artefacts.members[0].config.extract_region
     rows: list[dict] = [{"photo": e["photo"], "rank": 0, "error": e["error"]} for e in errors]
+    labels = artefacts.gallery.labels
     for i, path in enumerate(readable):
-        score = {str(c): float(s) for c, s in zip(ranked_ids[i], ranked_scores[i]) if c != ""}
+        score = {str(c): float(s) for c, s in zip(answers.ranked.ids[i], answers.ranked.scores[i]) if c != ""}
+        best_sim = {}
+        for sim, j in zip(sims[i], idx[i]):
+            if j >= 0:
+                best_sim.setdefault(str(labels[j]), float(sim))
         box = region_box(boxes, keys[i], region)
         rows += [
-            {"photo": str(path), "rank": rank, "individual_id": answer, "similarity": score.get(answer, np.nan),
+            {"photo": str(path), "rank": rank, "individual_id": answer, "similarity": best_sim.get(answer, np.nan),
+             "probability": score.get(answer, np.nan) if calibrated else np.nan,
              "species": species[i], **box, "error": ""}
-            for rank, answer in enumerate(answers[i], start=1)
+            for rank, answer in enumerate(answers.ids[i], start=1)
         ]  # fmt: skip
     order = {str(p): n for n, p in enumerate(photos)}
     matches = pd.DataFrame(rows, columns=MATCH_COLUMNS)
@@ -252,5 +286,6 @@ def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> Ide
     )  # fmt: skip
     log.info("identified %d photos (%d unreadable)", len(readable), len(errors))
     return IdentifyResult(
-        matches.drop(columns="_order").reset_index(drop=True), photo_table, query_emb, boxes, sims, idx
-    )
+        matches.drop(columns="_order").reset_index(drop=True), photo_table, query_emb, boxes, answers.scores,
+        answers.idx, "probability" if calibrated else "similarity",
+    )  # fmt: skip

@@ -23,6 +23,16 @@ class OofExample:
     answers: list[tuple[str, str | None]] = field(default_factory=list)
 
 
+def _short(value: Any) -> str:
+    """A table cell: floats to 4 significant digits, a saved calibrator as its kind and inputs."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict) and "kind" in value and "features" in value:
+        weights = ", ".join(f"{f} {c:.3g}" for f, c in zip(value["features"], value.get("coef") or []))
+        return f"{value['kind']} on {', '.join(value['features'])}" + (f" (weights {weights})" if weights else "")
+    return str(value)
+
+
 def _bars(rows: list[tuple[str, float]], selected: set[str]) -> str:
     top = max([v for _, v in rows] + [1e-9])
     cells = []
@@ -99,7 +109,7 @@ def render_report(
         cv_rows.append(f"<h2>{esc(model)} · mean CV MAP@5 {float(metrics['cv_map5']):.4f}</h2>{_bars(rows, selected)}")
     summary = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in sorted(final.items()))
     det = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in sorted(detector.items()))
-    post = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in sorted(postprocess.items()))
+    post = "".join(f"<tr><th>{esc(k)}</th><td>{esc(_short(v))}</td></tr>" for k, v in sorted(postprocess.items()))
     body = (
         "<header><h1>whale-reid · pipeline report</h1></header><main>"
         f"<section class='card'><h2>Final</h2><table>{summary}</table></section>"

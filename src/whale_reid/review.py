@@ -20,9 +20,11 @@ from PIL import Image, ImageDraw
 from whale_core import InputError, load_rgb
 from whale_reid.html import draw_boxes, esc, image_data_uri, json_for_script, page
 from whale_reid.identify import IdentifyResult
+from whale_reid.verification import MatchConfig, evidence_picture
 from whale_retrieval import GalleryIndex
 
 NEW_INDIVIDUAL = "new_individual"
+Evidence = tuple[Path, MatchConfig] | None  # the query crop and the matcher settings, when verified
 NEW_CARD = (
     "<figure class='newcard' data-choice='new'><div class='newbox'>new_individual<br>(below threshold)</div>"
     "<figcaption>the call: no candidate is similar enough</figcaption></figure>"
@@ -37,13 +39,21 @@ REVIEW_STYLE = (
 
 @dataclass(frozen=True)
 class Candidate:
-    """One of a query's top-5 individuals and its best-matching gallery photo (a data URI)."""
+    """One of a query's top-5 individuals and its best-matching gallery photo (a data URI).
+
+    Attributes:
+        score: the answer rule's score of that photo: cosine similarity, or P(same) when verified (`scale`).
+        inliers: verified keypoint matches drawn in the picture (None when the answers are not verified);
+            the picture is then the query crop beside the gallery crop with a line per match.
+    """
 
     individual_id: str
-    similarity: float
+    score: float
     species: str
     image_uri: str
     gallery_photo: str = ""
+    scale: str = "similarity"
+    inliers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,11 +75,13 @@ class QueryView:
 
 
 def _candidate_card(index: int, cand: Candidate) -> str:
-    similarity = f"{cand.similarity:.3f}" if np.isfinite(cand.similarity) else "n/a"
+    value = f"{cand.score:.3f}" if np.isfinite(cand.score) else "n/a"
+    score = f"P(same) {value}" if cand.scale == "probability" else f"similarity {value}"
+    evidence = f" · {cand.inliers} matches" if cand.inliers is not None else ""
     return (
         f"<figure class='cand' data-choice='c{index}'><img src='{cand.image_uri}' alt='{esc(cand.individual_id)}'>"
         f"<figcaption>#{index + 1} <b>{esc(cand.individual_id)}</b><br>"
-        f"<span class='sim'>{similarity}</span> · {esc(cand.species)}"
+        f"<span class='sim'>{score}</span>{evidence} · {esc(cand.species)}"
         f"<br><span class='muted'>{esc(cand.gallery_photo)}</span></figcaption></figure>"
     )
 
@@ -99,11 +111,11 @@ def _query_section(index: int, query: QueryView) -> str:
     )
 
 
-def render_review_page(queries: list[QueryView], title: str = "whale-reid · review matches") -> str:
-    """The complete self-contained HTML page."""
+def render_review_page(queries: list[QueryView], title: str = "whale-reid · review matches", note: str = "") -> str:
+    """The complete self-contained HTML page; `note` (e.g. the threshold in use) is shown in the header."""
     data = {"queries": [{"photo": q.photo, "candidates": [c.individual_id for c in q.candidates]} for q in queries]}
     header = (
-        f"<header><h1>{esc(title)}</h1><span id='position'></span>"
+        f"<header><h1>{esc(title)}</h1><span id='position'></span><span class='muted'>{esc(note)}</span>"
         "<span class='hint'>←/→ next photo · 1–5 pick a candidate · n new individual</span>"
         "<button id='export'>Export decisions.csv</button></header>"
     )
@@ -162,10 +174,36 @@ def _best_gallery_row(row: int, result: IdentifyResult, label: str, gallery: Gal
     return int(np.flatnonzero(gallery.labels == label)[0]), float("nan")
 
 
+def _candidate(
+    label: str, row: int, result: IdentifyResult, gallery: GalleryIndex, photos: GalleryPhotos, evidence: Evidence
+) -> Candidate:
+    j, score = _best_gallery_row(row, result, label, gallery)
+    image_id = str(gallery.image_ids[j])
+    uri, inliers = photos.uri(image_id), None
+    gallery_crop = photos.locate(image_id)
+    if evidence is not None and gallery_crop is not None and np.isfinite(score):
+        query_crop, match = evidence
+        try:
+            picture, inliers = evidence_picture(query_crop, gallery_crop, match)
+            uri = image_data_uri(Image.fromarray(picture), max_side=420)
+        except InputError:
+            inliers = None
+    return Candidate(label, score, str(gallery.species[j]), uri, image_id, result.scale, inliers)
+
+
 def build_views(
-    result: IdentifyResult, gallery: GalleryIndex, crops_dir: Path, region: str, photos: GalleryPhotos
+    result: IdentifyResult,
+    gallery: GalleryIndex,
+    crops_dir: Path,
+    region: str,
+    photos: GalleryPhotos,
+    match: MatchConfig | None = None,
 ) -> list[QueryView]:
-    """One QueryView per photo of `result.matches` (error rows included), in that order."""
+    """One QueryView per photo of `result.matches` (error rows included), in that order.
+
+    With `match` (the answers were verified), each candidate's picture shows the verified keypoint matches
+    between the query crop and that candidate's best gallery crop.
+    """
     by_photo = {p: i for i, p in enumerate(result.photos["photo"])}
     views = []
     for photo, rows in result.matches.groupby("photo", sort=False):
@@ -177,16 +215,15 @@ def build_views(
         drawn = result.boxes[(result.boxes["image"] == key) & (result.boxes["source"] != "full_image")]
         boxes = [(r.region, r.x1, r.y1, r.x2, r.y2) for r in drawn.itertuples()]
         full = draw_boxes(load_rgb(result.photos["path"].iloc[i]), boxes)
-        candidates = []
-        for label in _candidates(i, result, answers, gallery):
-            j, sim = _best_gallery_row(i, result, label, gallery)
-            image_id = str(gallery.image_ids[j])
-            candidates.append(Candidate(label, sim, str(gallery.species[j]), photos.uri(image_id), image_id))
+        query_crop = crops_dir / region / "query" / f"{key}.jpg"
+        evidence = (query_crop, match) if match is not None and result.scale == "probability" else None
+        candidates = [_candidate(label, i, result, gallery, photos, evidence)
+                      for label in _candidates(i, result, answers, gallery)]  # fmt: skip
         views.append(
             QueryView(
                 photo=str(photo),
                 photo_uri=image_data_uri(full, max_side=480),
-                crop_uri=image_data_uri(load_rgb(crops_dir / region / "query" / f"{key}.jpg")),
+                crop_uri=image_data_uri(load_rgb(query_crop)),
                 candidates=candidates,
                 new_rank=answers.index(NEW_INDIVIDUAL) if NEW_INDIVIDUAL in answers else None,
                 species=str(result.photos["species"].iloc[i]),
