@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, atomic_path, atomic_write_csv, atomic_write_text, configure_offline_env
-from whale_core import resolve_image_path as safe_join
+from whale_core import InputError, atomic_path, atomic_write_csv, atomic_write_text, configure_offline_env, inside
 from whale_detector import CropConfig
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
@@ -82,15 +81,19 @@ def gallery_locator(repo: Path, raw_dir: Path, region: str):
     """Where a gallery image is shown from: its crop, an enrolled photo's crop, or the train photo."""
 
     def locate(image_id: str) -> Path | None:
-        try:
-            options = (
-                safe_join(repo / "data" / "crops" / region / "train", str(Path(image_id).with_suffix(".jpg"))),
-                safe_join(repo / CATALOGUE / "crops", f"{image_id}.jpg"),
-                safe_join(raw_dir / "train_images", image_id),
-            )
-        except InputError:
-            return None
-        return next((p for p in options if p.is_file()), None)
+        options = (
+            (repo / "data" / "crops" / region / "train", str(Path(image_id).with_suffix(".jpg"))),
+            (repo / CATALOGUE / "crops", f"{image_id}.jpg"),
+            (raw_dir / "train_images", image_id),
+        )
+        for folder, name in options:
+            try:
+                path = inside(folder, name)  # the id is read from a gallery file: symlinks out are refused too
+            except InputError:
+                continue
+            if path.is_file():
+                return path
+        return None
 
     return locate
 

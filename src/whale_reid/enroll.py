@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, atomic_write_bytes, atomic_write_csv, atomic_write_text
+from whale_core import InputError, atomic_write_bytes, atomic_write_csv, atomic_write_text, inside, safe_name
 from whale_retrieval import NEW_INDIVIDUAL, GalleryIndex
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ def current_gallery(repo: Path) -> tuple[GalleryIndex, Path]:
     pointer = repo / CATALOGUE / "CURRENT"
     if not pointer.is_file():
         return base, base_dir
-    version_dir = repo / CATALOGUE / "versions" / pointer.read_text(encoding="utf-8").strip()
+    name = safe_name(pointer.read_text(encoding="utf-8").strip(), f"gallery version in {pointer}")
+    version_dir = inside(repo / CATALOGUE / "versions", name, f"gallery version in {pointer}")
     enrolled = GalleryIndex.load(version_dir)
     if enrolled.settings.get("base_fingerprint") != gallery_fingerprint(base_dir):
         log.warning(
@@ -105,21 +106,30 @@ def read_decisions(path: Path) -> pd.DataFrame:
 def load_query_embeddings(identify_dir: Path, base_fingerprint: str) -> pd.DataFrame:
     """identify's `query_embeddings.npz` as a table: photo, image_id, species, crop, emb (one array per row).
 
+    The folder may come from someone else: every image id must be a plain file name and every crop a file
+    inside `identify_dir` (symlinks resolved), else the whole file is refused before anything is read or written.
+
     Raises:
-        InputError: missing file or arrays, or embeddings made against another trained gallery.
+        InputError: missing file or arrays, unsafe names, or embeddings made against another trained gallery.
     """
     path = identify_dir / QUERY_EMBEDDINGS
     if not path.is_file():
         raise InputError(f"{path}: not found (run `whale-reid identify --out {identify_dir}` first)")
+    path = inside(identify_dir, QUERY_EMBEDDINGS)
     with np.load(path, allow_pickle=False) as data:
         missing = {"photo", "image_id", "species", "crop", "emb"} - set(data.files)
         if missing:
             raise InputError(f"{path}: missing arrays {sorted(missing)}")
-        columns = {name: data[name].astype(str) for name in ("photo", "image_id", "species", "crop")}
+        columns = {name: data[name].astype(str).ravel() for name in ("photo", "image_id", "species", "crop")}
         emb = data["emb"].astype(np.float32)
         made_for = str(data["base_fingerprint"]) if "base_fingerprint" in data.files else ""
     if made_for != base_fingerprint:
         raise InputError(f"{path}: made with other models than today's {BASE_GALLERY} (re-run `whale-reid identify`)")
+    if emb.ndim != 2 or any(len(values) != len(emb) for values in columns.values()):
+        raise InputError(f"{path}: arrays of different lengths (emb has shape {emb.shape})")
+    for image_id, crop in zip(columns["image_id"], columns["crop"]):
+        safe_name(f"{image_id}.jpg", f"{path}: image id")
+        inside(identify_dir, crop, f"{path}: crop")
     return pd.DataFrame({**columns, "emb": list(emb)})
 
 
@@ -173,7 +183,7 @@ def write_version(repo: Path, gallery: GalleryIndex, enrolled: pd.DataFrame) -> 
     try:
         gallery.save(tmp)
         atomic_write_csv(tmp / "enrolled.csv", enrolled[ENROLLED_COLUMNS])
-        os.rename(tmp, versions / name)  # fails if a concurrent enroll took the name: nothing is overwritten
+        os.rename(tmp, inside(versions, name))  # fails if a concurrent enroll took the name: nothing is overwritten
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -199,8 +209,11 @@ def enroll(repo: Path, decisions_csv: Path, identify_dir: Path) -> EnrollResult:
     if plan.empty:
         log.info("nothing to add: all %d photos are already in %s", len(skipped), gallery_dir)
         return EnrollResult(plan[ENROLLED_COLUMNS], skipped, None)
+    crops_dir = repo / CATALOGUE / "crops"
     for image_id, crop in zip(plan["image_id"], plan["crop"]):
-        atomic_write_bytes(repo / CATALOGUE / "crops" / f"{image_id}.jpg", (identify_dir / crop).read_bytes())
+        source = inside(identify_dir, crop, f"{identify_dir / QUERY_EMBEDDINGS}: crop")
+        target = inside(crops_dir, safe_name(f"{image_id}.jpg", "image id"), "enrolled crop")
+        atomic_write_bytes(target, source.read_bytes())
     grown = gallery.add(np.stack(plan["emb"].to_list()), plan["image_id"], plan["individual_id"], plan["species"])
     grown = dataclasses.replace(grown, settings={**gallery.settings, "base_fingerprint": base_fingerprint})
     previous = gallery_dir / "enrolled.csv"
