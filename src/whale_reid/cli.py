@@ -25,6 +25,7 @@ from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
 from whale_reid.params import load_params
 from whale_reid.review import GalleryPhotos, build_views, render_review_page
+from whale_reid.run_folder import RunFolder
 
 log = logging.getLogger("whale_reid.cli")
 HINT = "run `make demo` (or `dvc repro`) in the pipeline's repository first, or pass --repo"
@@ -98,8 +99,8 @@ def gallery_locator(repo: Path, raw_dir: Path, region: str):
     return locate
 
 
-def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out: Path) -> None:
-    """`matches.csv`, `query_embeddings.npz` (for enroll) and the self-contained `review.html`."""
+def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out: Path, run_id: str = "") -> None:
+    """`matches.csv`, `query_embeddings.npz` (for enroll; carries `run_id`) and the self-contained `review.html`."""
     region = artefacts.members[0].config.extract_region
     atomic_write_csv(out / "matches.csv", result.matches)
     crops = [f"crops/{region}/query/{key}.jpg" for key in result.photos["key"]]
@@ -110,6 +111,7 @@ def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out:
             crop=np.asarray(crops, dtype=str),
             emb=result.embeddings.astype(np.float32),
             base_fingerprint=np.asarray(gallery_fingerprint(repo / BASE_GALLERY)),
+            run_id=np.asarray(run_id),
         )
     raw_dir = repo / str(read_params(repo).get("data", {}).get("raw_dir", "data/raw"))
     photos = GalleryPhotos(gallery_locator(repo, raw_dir, region))
@@ -122,11 +124,13 @@ def cmd_identify(args: argparse.Namespace) -> int:
     photos = find_photos(args.photos)
     if not photos:
         raise InputError(f"no photos found in {', '.join(args.photos)}")
-    artefacts = load_artefacts(repo)
-    log.info("gallery %s: %d photos of %d individuals", artefacts.gallery_dir, len(artefacts.gallery),
-             len(set(artefacts.gallery.labels)))  # fmt: skip
-    result = identify(artefacts, photos, out)
-    write_outputs(result, artefacts, repo, out)
+    with RunFolder(out) as run:  # written aside and switched into place whole; a second writer fails at once
+        artefacts = load_artefacts(repo)
+        log.info("gallery %s: %d photos of %d individuals", artefacts.gallery_dir, len(artefacts.gallery),
+                 len(set(artefacts.gallery.labels)))  # fmt: skip
+        result = identify(artefacts, photos, run.path)
+        write_outputs(result, artefacts, repo, run.path, run.run_id)
+        run.commit()
     print(f"{len(result.photos)} of {len(photos)} photos identified → {out / 'matches.csv'}, {out / 'review.html'}")
     return 0 if len(result.photos) else 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 from PIL import Image
 
 from whale_reid.enroll import BASE_GALLERY, QUERY_EMBEDDINGS, gallery_fingerprint
+from whale_reid.run_folder import RunFolder
 from whale_retrieval import GalleryIndex
 
 DIM = 8
@@ -28,7 +30,7 @@ def make_repo(root: Path) -> Path:
     return root
 
 
-def write_query_file(out: Path, repo: Path, image_ids: list[str], crops: list[str], **extra: np.ndarray) -> Path:
+def write_query_file(out: Path, repo: Path, image_ids: list[str], crops: list[str], run_id: str = "") -> Path:
     """`query_embeddings.npz` as identify writes it, with the given image ids and crop paths."""
     n = len(image_ids)
     out.mkdir(parents=True, exist_ok=True)
@@ -36,9 +38,27 @@ def write_query_file(out: Path, repo: Path, image_ids: list[str], crops: list[st
         np.savez(
             fh, photo=np.asarray([f"survey/p{i}.jpg" for i in range(n)]), image_id=np.asarray(image_ids),
             species=np.asarray(["beluga"] * n), crop=np.asarray(crops), emb=unit_rows(n, 1),
-            base_fingerprint=np.asarray(gallery_fingerprint(repo / BASE_GALLERY)), **extra,
+            base_fingerprint=np.asarray(gallery_fingerprint(repo / BASE_GALLERY)), run_id=np.asarray(run_id),
         )  # fmt: skip
     return out / QUERY_EMBEDDINGS
+
+
+def write_run(out: Path, repo: Path, image_ids: list[str], crops: list[str], shade: int = 90) -> str:
+    """A complete identify run folder (through `RunFolder`, as the CLI writes it): crops, npz, page, run.json.
+
+    A crop named `link.jpg` is made a symlink to `<out's parent>/secret.txt`.
+    """
+    with RunFolder(out) as run:
+        for crop in crops:
+            if crop.endswith("link.jpg"):
+                (run.path / crop).parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(out.parent / "secret.txt", run.path / crop)
+            elif not Path(crop).is_absolute() and ".." not in crop:
+                write_crop(run.path / crop, shade)
+        write_query_file(run.path, repo, image_ids, crops, run.run_id)
+        (run.path / "review.html").write_text(f"<p>run {run.run_id}</p>")
+        run.commit()
+    return run.run_id
 
 
 def write_crop(path: Path, shade: int = 90) -> Path:

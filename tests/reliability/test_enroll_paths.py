@@ -7,12 +7,11 @@ files someone may hand over, so each is refused unless it stays inside its folde
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.reliability.catalogue import make_repo, write_crop, write_decisions, write_query_file
+from tests.reliability.catalogue import make_repo, write_decisions, write_run
 from whale_core import InputError
 from whale_reid.enroll import CATALOGUE, enroll
 
@@ -27,14 +26,13 @@ def setting(tmp_path: Path) -> dict:
     secret.write_text("a colleague's private file\n")
     repo = make_repo(tmp_path / "repo")
     ident = tmp_path / "identify"
-    write_crop(ident / "crops/fullbody/query/00000-p0.jpg")
     return {"tmp": tmp_path, "repo": repo, "identify": ident, "secret": secret,
             "decisions": write_decisions(tmp_path / "decisions.csv", 1)}  # fmt: skip
 
 
 def test_a_clean_identify_folder_enrolls(setting: dict) -> None:
     repo, ident = setting["repo"], setting["identify"]
-    write_query_file(ident, repo, ["abc-p0.jpg"], ["crops/fullbody/query/00000-p0.jpg"])
+    write_run(ident, repo, ["abc-p0.jpg"], ["crops/fullbody/query/00000-p0.jpg"])
     result = enroll(repo, setting["decisions"], ident)
     assert result.version == "v0001"
     assert (repo / CATALOGUE / "crops/abc-p0.jpg.jpg").is_file()
@@ -52,8 +50,7 @@ def test_a_clean_identify_folder_enrolls(setting: dict) -> None:
 )
 def test_tampered_identify_folder_is_refused_and_nothing_is_written(setting: dict, image_id, crop, needle) -> None:
     repo, ident, tmp = setting["repo"], setting["identify"], setting["tmp"]
-    os.symlink(setting["secret"], ident / "crops/fullbody/query/link.jpg")
-    write_query_file(ident, repo, [image_id], [crop])
+    write_run(ident, repo, [image_id], [crop])
     before = _tree(tmp)
     with pytest.raises(InputError, match=needle):
         enroll(repo, setting["decisions"], ident)
@@ -63,7 +60,7 @@ def test_tampered_identify_folder_is_refused_and_nothing_is_written(setting: dic
 
 def test_a_current_pointer_out_of_the_catalogue_is_refused(setting: dict) -> None:
     repo, ident = setting["repo"], setting["identify"]
-    write_query_file(ident, repo, ["abc-p0.jpg"], ["crops/fullbody/query/00000-p0.jpg"])
+    write_run(ident, repo, ["abc-p0.jpg"], ["crops/fullbody/query/00000-p0.jpg"])
     (repo / CATALOGUE).mkdir(parents=True)
     (repo / CATALOGUE / "CURRENT").write_text("../../../gallery\n")
     with pytest.raises(InputError, match="gallery version in .*CURRENT"):

@@ -129,6 +129,7 @@ def test_every_torch_load_is_weights_only():
 #: module → the functions checked (None: all of it).
 UNTRUSTED_NAME_SCOPES = {
     "src/whale_reid/enroll.py": None,
+    "src/whale_reid/run_folder.py": None,
     "src/whale_reid/cli.py": {"gallery_locator", "locate"},  # only its gallery-photo lookup
 }
 #: (file, function, joined expression) → why the name it joins is not data from a file.
@@ -136,6 +137,10 @@ JOIN_ALLOWED = {
     ("src/whale_reid/cli.py", "locate", "repo / 'data' / 'crops' / region"): (
         "region is the checkpoint config's extract_region, a Literal['fullbody', 'backfin'] checked on load"
     ),
+    ("src/whale_reid/run_folder.py", "sibling", "out.parent / f'.{out.name}.{tag}'"): (
+        "out is the user's own --out argument; tag is a run id or a fixed word"
+    ),
+    ("src/whale_reid/run_folder.py", "__init__", "Path(out)"): "the user's own --out argument",
     ("src/whale_reid/cli.py", "locate", "Path(image_id)"): "only its suffix changes; inside() checks the name below",
     ("src/whale_reid/enroll.py", "write_version", "Path(tempfile.mkdtemp(prefix=f'.{name}.', dir=versions))"): (
         "mkdtemp's own new folder inside versions/"
