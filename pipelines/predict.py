@@ -15,6 +15,7 @@ from pipelines._tracking import TrackingConfig, configure_tracking, standard_tag
 from whale_core import Config, atomic_write_csv, atomic_write_json
 from whale_reid.ensemble import ensemble_embeddings
 from whale_reid.submission import make_submission
+from whale_reid.tables import read_table
 from whale_retrieval import GalleryIndex, KnnConfig, knn_search, known_new_groups, map_at_5, map_at_5_by_group
 from whale_retrieval.postprocess import PostProcessing
 
@@ -31,7 +32,7 @@ class PredictConfig(Config):
 
 
 def read_csv(path: str) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    return read_table(path)
 
 
 def test_scores(raw_dir: Path, submission: pd.DataFrame) -> dict[str, float]:

@@ -29,7 +29,7 @@ from pipelines._tracking import TrackingConfig, configure_tracking, standard_tag
 from whale_core import InputError, atomic_write_csv, atomic_write_json
 from whale_embedder import EmbedderConfig, extract_embeddings, model_from_checkpoint, save_embeddings, train_fold
 from whale_embedder import distributed as dist_utils
-from whale_reid.crops import CROPS_DIR, PREPARED_DIR, crop_table
+from whale_reid.crops import CROPS_DIR, PREPARED_DIR, check_crops, check_fold_inputs, crop_table
 
 log = logging.getLogger("pipelines.train_embedder")
 VAL_KEYS = ("val_map5", "val_map5_known", "val_map5_new")
@@ -165,6 +165,8 @@ def main() -> None:
     folds = [int(k) for k in section.get("folds", [0, 1, 2, 3, 4])]
     digest = params_digest(cfg.to_dict(), name, data_digest())
     train, test = crop_table("train", cfg.regions_used()), crop_table("test", cfg.regions_used())
+    check_fold_inputs(train, folds)  # before any stale checkpoint is removed: a bad input fails with them intact
+    check_crops(test)
     if not dist_utils.is_main_process():  # a helper rank: trains and extracts with rank 0, writes nothing
         for k in folds:
             run_fold(cfg, name, k, train, test, digest, tags={})
