@@ -5,7 +5,8 @@
 
 This is the glue of the two commands (like a stage script): it reads the pipeline's files — params.yaml
 `crop` and `data.raw_dir`, `outputs/selection.json`, the checkpoints, the gallery — and writes the
-outputs. Exit status: 0 done, 1 no photo could be read, 2 bad usage or missing artefacts (one line).
+outputs. Exit status: 0 done, 1 no photo could be read, 2 bad usage, input or missing artefacts (one line),
+3 an unexpected error (a bug: the traceback is printed, please report it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from whale_reid.review import GalleryPhotos, build_views, render_review_page
 from whale_reid.run_folder import RunFolder
 
 log = logging.getLogger("whale_reid.cli")
+CRASH = 3  #: exit status of an unexpected error (1: no photo could be read, 2: bad usage or input)
 HINT = "run `make demo` (or `dvc repro`) in the pipeline's repository first, or pass --repo"
 
 
@@ -168,4 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         status = 2
+    except Exception:  # not the user's mistake: its own status, so scripts can tell it from 1 and 2
+        log.exception("unexpected error (a bug; please report it with this traceback)")
+        status = CRASH
     sys.exit(status)

@@ -116,3 +116,18 @@ def test_concurrent_enrolls_take_turns(repo: Path, tmp_path: Path) -> None:
     assert (repo / CATALOGUE / "CURRENT").read_text().strip() == f"v{n:04d}"
     last = GalleryIndex.load(repo / CATALOGUE / "versions" / f"v{n:04d}")
     assert sorted(last.labels[-n:]) == [f"animal{i}" for i in range(n)]  # each saw the version before it
+
+
+def test_a_crash_exits_3_and_bad_input_2(repo: Path, tmp_path: Path) -> None:
+    """The CLI's documented statuses: 2 = bad input (one line), 3 = an unexpected error (with its traceback)."""
+    out = tmp_path / "identify"
+    write_run(out, repo, ["abc-p0.jpg"], [CROP])
+    decisions = write_decisions(tmp_path / "d.csv", 1)
+    cli = [str(Path(sys.executable).parent / "whale-reid"), "enroll", str(decisions), "--identify-dir", str(out),
+           "--repo", str(repo)]  # fmt: skip
+    (repo / "models/gallery/gallery.json").write_text('{"format": 1, "settings": [1]}')  # hand-damaged
+    crash = subprocess.run(cli, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert crash.returncode == 3 and "unexpected error" in crash.stderr and "Traceback" in crash.stderr
+    (out / "run.json").unlink()
+    bad = subprocess.run(cli, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "no run.json" in bad.stderr
