@@ -44,7 +44,8 @@ def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise InputError(f"{path}: missing column '{missing[0]}' (found: {', '.join(frame.columns)})")
+        found = ", ".join(c if c.isprintable() else repr(c) for c in frame.columns)  # the message stays one line
+        raise InputError(f"{path}: missing column '{missing[0]}' (found: {found})")
     frame = frame[list(required)].apply(lambda col: col.str.strip())
     for column in required:
         empty = frame.index[frame[column] == ""]
@@ -57,6 +58,12 @@ def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
+def _crop_stem(image: str) -> str:
+    """The name without its suffix (the crop is `<stem>.jpg`); names like `.` or `..` are refused later."""
+    path = Path(image)
+    return str(path.with_suffix("")) if path.name not in ("", ".", "..") else image
+
+
 def check_unique_images(frame: pd.DataFrame, path: Path) -> None:
     """Refuse two rows naming the same image, or names equal but for the suffix (`a.jpg`, `a.png`)."""
     dup = frame["image"].duplicated(keep=False)
@@ -64,7 +71,7 @@ def check_unique_images(frame: pd.DataFrame, path: Path) -> None:
         lines = (frame.index[dup][:2] + 2).tolist()
         name = frame.loc[dup, "image"].iloc[0]
         raise InputError(f"{path} lines {lines[0]} and {lines[1]}: duplicate image name {name!r}")
-    stems = frame["image"].map(lambda image: str(Path(image).with_suffix("")))
+    stems = frame["image"].map(_crop_stem)
     clash = stems.duplicated(keep=False)
     if clash.any():  # crops are stored as <name without suffix>.jpg: one would overwrite the other
         lines = (frame.index[clash][:2] + 2).tolist()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,15 @@ def read_table(path: str | os.PathLike[str], **read_csv_kwargs: Any) -> pd.DataF
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
+    fixed = {"dtype": str, "keep_default_na": False, "na_filter": False, "index_col": False}
     try:
-        return pd.read_csv(path, **{**read_csv_kwargs, "dtype": str, "keep_default_na": False, "na_filter": False})
+        with warnings.catch_warnings():
+            # rows with more fields than the header: pandas would take the first column as the index (so
+            # every line number shifts) or, with index_col=False, drop the extra fields with only a warning
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, **{**read_csv_kwargs, **fixed})
+    except pd.errors.ParserWarning:
+        raise InputError(f"{path}: a row has more fields than the header (a stray comma?)") from None
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: empty CSV (no header)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
