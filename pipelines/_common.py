@@ -1,7 +1,8 @@
 """What every stage script shares: params loading, the error boundary, logging, MLflow set-up.
 
 A stage script is `main()` doing I/O around package calls; `run_stage(main)` turns an
-`InputError` (bad data, bad params) into one clear line on stderr and exit status 2.
+`InputError` (bad data, bad params) into one clear line on stderr and exit status 2; an unexpected
+error prints its traceback and exits 3.
 """
 
 from __future__ import annotations
@@ -56,5 +57,8 @@ def run_stage(main: Callable[[], Any]) -> Callable[[], None]:
         except InputError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
+        except Exception:  # a bug, not bad input: the traceback, and a status of its own
+            log.exception("unexpected error in stage %s (a bug; please report it with this traceback)", main.__module__)
+            sys.exit(3)
 
     return entry

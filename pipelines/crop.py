@@ -18,6 +18,7 @@ from pipelines._common import load_params, run_stage
 from whale_core import InputError, atomic_write_csv, atomic_write_json, resolve_image_path
 from whale_detector import CropConfig, crop_quality, crop_regions, detect_boxes, given_boxes
 from whale_detector.boxes import BOX_COLUMNS
+from whale_reid.tables import read_table
 
 log = logging.getLogger("pipelines.crop")
 PREPARED_DIR = Path("data/prepared")
@@ -41,7 +42,7 @@ def read_images(raw_dir: Path) -> pd.DataFrame:
     frames = []
     for split in ("train", "test"):
         csv = PREPARED_DIR / f"{split}.csv"
-        table = read_csv(csv)
+        table = read_table(csv)
         if "image" not in table.columns:
             raise InputError(f"{csv}: missing column 'image'")
         names = table["image"].astype(str)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from whale_matcher import extract_features, save_features
 
 from pipelines._common import load_params, run_stage
 from whale_core import atomic_write_json
+from whale_matcher import extract_features, save_features
 from whale_reid.crops import crop_table
 from whale_reid.verification import FEATURES_DIR, MatchConfig, features_path
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pipelines._tracking import TrackingConfig, configure_tracking, standard_tag
 from whale_core import Config, atomic_write_csv, atomic_write_json
 from whale_reid.ensemble import ensemble_embeddings
 from whale_reid.submission import make_submission
+from whale_reid.tables import read_json, read_table
 from whale_reid.verification import MatchConfig, load_feature_sets, save_gallery_features, shortlist_evidence
 from whale_retrieval import GalleryIndex, KnnConfig, knn_search, known_new_groups, map_at_5, map_at_5_by_group
 from whale_retrieval.answers import AnswerRule
@@ -32,7 +32,7 @@ class PredictConfig(Config):
 
 
 def read_csv(path: str) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    return read_table(path)
 
 
 def test_scores(raw_dir: Path, submission: pd.DataFrame) -> dict[str, float]:
@@ -50,9 +50,9 @@ def main() -> None:
     params = load_params()
     cfg = PredictConfig.from_dict(params.get("predict"))
     configure_tracking(TrackingConfig.from_dict(params.get("tracking")))  # an outage fails before the work
-    selection = json.loads(Path("outputs/selection.json").read_text())
+    selection = read_json("outputs/selection.json", "written by the select stage")
     members = pd.DataFrame(selection["members"])
-    post_json = json.loads(Path("outputs/postprocess.json").read_text())
+    post_json = read_json("outputs/postprocess.json", "written by the tune stage")
     rule = AnswerRule.from_dict(post_json, "outputs/postprocess.json")
     match = MatchConfig.from_dict(params.get("match"))
     train, test = read_csv("data/prepared/train.csv"), read_csv("data/prepared/test.csv")

@@ -26,20 +26,29 @@ import pandas as pd
 
 from pipelines._common import load_params, params_digest, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
-from whale_core import InputError, atomic_write_csv, atomic_write_json
+from whale_core import ConfigError, InputError, atomic_write_csv, atomic_write_json
 from whale_embedder import EmbedderConfig, extract_embeddings, model_from_checkpoint, save_embeddings, train_fold
 from whale_embedder import distributed as dist_utils
-from whale_reid.crops import CROPS_DIR, PREPARED_DIR, crop_table
+from whale_reid.crops import CROPS_DIR, PREPARED_DIR, check_crops, check_fold_inputs, crop_table
+from whale_reid.params import EmbedderParams
 
 log = logging.getLogger("pipelines.train_embedder")
 VAL_KEYS = ("val_map5", "val_map5_known", "val_map5_new")
 
 
 def model_config(section: dict, name: str) -> EmbedderConfig:
-    """`embedder.common` overridden by `embedder.zoo.<name>` (nested sections merged key by key)."""
+    """`embedder.common` overridden by `embedder.zoo.<name>` (nested sections merged key by key).
+
+    An unknown key of `common` is named there (`embedder.common`), not in the zoo entry that inherits it.
+    """
     zoo = section.get("zoo") or {}
     if name not in zoo:
         raise InputError(f"params embedder.zoo has no model '{name}' (known: {', '.join(sorted(zoo))})")
+    try:
+        EmbedderConfig.from_dict(section.get("common"), section="embedder.common")
+    except ConfigError as err:
+        if "unknown key" in str(err):
+            raise
     merged = dict(section.get("common") or {})
     for key, value in (zoo[name] or {}).items():
         merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
@@ -162,9 +171,11 @@ def main() -> None:
     params = load_params()
     section = params.get("embedder") or {}
     cfg = model_config(section, name)
-    folds = [int(k) for k in section.get("folds", [0, 1, 2, 3, 4])]
+    folds = list(EmbedderParams.from_dict(section).folds)
     digest = params_digest(cfg.to_dict(), name, data_digest())
     train, test = crop_table("train", cfg.regions_used()), crop_table("test", cfg.regions_used())
+    check_fold_inputs(train, folds)  # before any stale checkpoint is removed: a bad input fails with them intact
+    check_crops(test)
     if not dist_utils.is_main_process():  # a helper rank: trains and extracts with rank 0, writes nothing
         for k in folds:
             run_fold(cfg, name, k, train, test, digest, tags={})

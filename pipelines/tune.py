@@ -9,10 +9,8 @@ optuna-dashboard; named after the search space and ensemble, see `study_name`). 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -20,6 +18,7 @@ from pipelines._common import load_params, params_digest, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
 from whale_core import Config, ConfigError, atomic_write_csv, atomic_write_json
 from whale_reid.ensemble import stack_oof
+from whale_reid.tables import read_json, read_table
 from whale_reid.verification import MatchConfig, fuse_oof
 from whale_retrieval import TuneConfig, map_at_5_by_group, map_at_5_per_image
 from whale_retrieval.answers import AnswerRule
@@ -64,8 +63,8 @@ def main() -> None:
     cfg = TuneStageConfig.from_dict(params.get("tune"))
     match = MatchConfig.from_dict(params.get("match"))
     configure_tracking(TrackingConfig.from_dict(params.get("tracking")))  # an outage fails before the work
-    members = pd.DataFrame(json.loads(Path("outputs/selection.json").read_text())["members"])
-    train = pd.read_csv("data/prepared/train.csv", dtype={"image": str, "individual_id": str, "species": str})
+    members = pd.DataFrame(read_json("outputs/selection.json", "written by the select stage")["members"])
+    train = read_table("data/prepared/train.csv").astype({"fold": int})
 
     stacked, queries = stack_oof(
         members, train, cfg.search.k_neighbors_max, new_share=cfg.simulated_new_share, seed=cfg.search.seed

@@ -5,7 +5,8 @@
 
 This is the glue of the two commands (like a stage script): it reads the pipeline's files — params.yaml
 `crop` and `data.raw_dir`, `outputs/selection.json`, the checkpoints, the gallery — and writes the
-outputs. Exit status: 0 done, 1 no photo could be read, 2 bad usage or missing artefacts (one line).
+outputs. Exit status: 0 done, 1 no photo could be read, 2 bad usage, input or missing artefacts (one line),
+3 an unexpected error (a bug: the traceback is printed, please report it).
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, atomic_path, atomic_write_csv, atomic_write_text, configure_offline_env
-from whale_core import resolve_image_path as safe_join
+from whale_core import InputError, atomic_path, atomic_write_csv, atomic_write_text, configure_offline_env, inside
 from whale_detector import CropConfig
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
 from whale_reid.params import load_params
 from whale_reid.review import GalleryPhotos, build_views, render_review_page
+from whale_reid.run_folder import RunFolder
 from whale_reid.verification import gallery_features_path
 
 log = logging.getLogger("whale_reid.cli")
+CRASH = 3  #: exit status of an unexpected error (1: no photo could be read, 2: bad usage or input)
 HINT = "run `make demo` (or `dvc repro`) in the pipeline's repository first, or pass --repo"
 
 
@@ -91,21 +93,25 @@ def gallery_locator(repo: Path, raw_dir: Path, region: str):
     """Where a gallery image is shown from: its crop, an enrolled photo's crop, or the train photo."""
 
     def locate(image_id: str) -> Path | None:
-        try:
-            options = (
-                safe_join(repo / "data" / "crops" / region / "train", str(Path(image_id).with_suffix(".jpg"))),
-                safe_join(repo / CATALOGUE / "crops", f"{image_id}.jpg"),
-                safe_join(raw_dir / "train_images", image_id),
-            )
-        except InputError:
-            return None
-        return next((p for p in options if p.is_file()), None)
+        options = (
+            (repo / "data" / "crops" / region / "train", str(Path(image_id).with_suffix(".jpg"))),
+            (repo / CATALOGUE / "crops", f"{image_id}.jpg"),
+            (raw_dir / "train_images", image_id),
+        )
+        for folder, name in options:
+            try:
+                path = inside(folder, name)  # the id is read from a gallery file: symlinks out are refused too
+            except InputError:
+                continue
+            if path.is_file():
+                return path
+        return None
 
     return locate
 
 
-def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out: Path) -> None:
-    """`matches.csv`, `query_embeddings.npz` (for enroll) and the self-contained `review.html`."""
+def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out: Path, run_id: str = "") -> None:
+    """`matches.csv`, `query_embeddings.npz` (for enroll; carries `run_id`) and the self-contained `review.html`."""
     region = artefacts.members[0].config.extract_region
     atomic_write_csv(out / "matches.csv", result.matches)
     crops = [f"crops/{region}/query/{key}.jpg" for key in result.photos["key"]]
@@ -116,6 +122,7 @@ def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out:
             crop=np.asarray(crops, dtype=str),
             emb=result.embeddings.astype(np.float32),
             base_fingerprint=np.asarray(gallery_fingerprint(repo / BASE_GALLERY)),
+            run_id=np.asarray(run_id),
         )
     raw_dir = repo / str(read_params(repo).get("data", {}).get("raw_dir", "data/raw"))
     photos = GalleryPhotos(gallery_locator(repo, raw_dir, region))
@@ -131,11 +138,13 @@ def cmd_identify(args: argparse.Namespace) -> int:
     photos = find_photos(args.photos)
     if not photos:
         raise InputError(f"no photos found in {', '.join(args.photos)}")
-    artefacts = load_artefacts(repo)
-    log.info("gallery %s: %d photos of %d individuals", artefacts.gallery_dir, len(artefacts.gallery),
-             len(set(artefacts.gallery.labels)))  # fmt: skip
-    result = identify(artefacts, photos, out)
-    write_outputs(result, artefacts, repo, out)
+    with RunFolder(out) as run:  # written aside and switched into place whole; a second writer fails at once
+        artefacts = load_artefacts(repo)
+        log.info("gallery %s: %d photos of %d individuals", artefacts.gallery_dir, len(artefacts.gallery),
+                 len(set(artefacts.gallery.labels)))  # fmt: skip
+        result = identify(artefacts, photos, run.path)
+        write_outputs(result, artefacts, repo, run.path, run.run_id)
+        run.commit()
     print(f"{len(result.photos)} of {len(photos)} photos identified → {out / 'matches.csv'}, {out / 'review.html'}")
     return 0 if len(result.photos) else 1
 
@@ -173,4 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         status = 2
+    except Exception:  # not the user's mistake: its own status, so scripts can tell it from 1 and 2
+        log.exception("unexpected error (a bug; please report it with this traceback)")
+        status = CRASH
     sys.exit(status)

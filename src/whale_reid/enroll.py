@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, atomic_write_bytes, atomic_write_csv, atomic_write_text
+from whale_core import InputError, atomic_write_bytes, atomic_write_csv, atomic_write_text, inside, safe_name
+from whale_reid.run_folder import MANIFEST, file_lock, reading_run
 from whale_retrieval import NEW_INDIVIDUAL, GalleryIndex
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,13 @@ ENROLLED_COLUMNS = ["image_id", "individual_id", "species", "photo", "decision"]
 
 
 def gallery_fingerprint(gallery_dir: Path) -> str:
-    """sha256 of a saved gallery's arrays file: which trained gallery an enrolled version extends."""
+    """sha256 of a saved gallery's arrays file: which trained gallery an enrolled version extends.
+
+    Raises:
+        InputError: the gallery was never saved there.
+    """
+    if not (gallery_dir / "gallery.npz").is_file():
+        raise InputError(f"{gallery_dir / 'gallery.npz'}: gallery file not found (run the pipeline first)")
     return hashlib.sha256((gallery_dir / "gallery.npz").read_bytes()).hexdigest()
 
 
@@ -55,7 +62,8 @@ def current_gallery(repo: Path) -> tuple[GalleryIndex, Path]:
     pointer = repo / CATALOGUE / "CURRENT"
     if not pointer.is_file():
         return base, base_dir
-    version_dir = repo / CATALOGUE / "versions" / pointer.read_text(encoding="utf-8").strip()
+    name = safe_name(pointer.read_text(encoding="utf-8").strip(), f"gallery version in {pointer}")
+    version_dir = inside(repo / CATALOGUE / "versions", name, f"gallery version in {pointer}")
     enrolled = GalleryIndex.load(version_dir)
     if enrolled.settings.get("base_fingerprint") != gallery_fingerprint(base_dir):
         log.warning(
@@ -102,24 +110,39 @@ def read_decisions(path: Path) -> pd.DataFrame:
     return decided.reset_index(drop=True)
 
 
-def load_query_embeddings(identify_dir: Path, base_fingerprint: str) -> pd.DataFrame:
+def load_query_embeddings(identify_dir: Path, base_fingerprint: str, run_id: str) -> pd.DataFrame:
     """identify's `query_embeddings.npz` as a table: photo, image_id, species, crop, emb (one array per row).
 
+    The folder may come from someone else: every image id must be a plain file name and every crop a file
+    inside `identify_dir` (symlinks resolved), else the whole file is refused before anything is read or written.
+
     Raises:
-        InputError: missing file or arrays, or embeddings made against another trained gallery.
+        InputError: missing file or arrays, unsafe names, another run's file (not `run_id`'s), or embeddings
+            made against another trained gallery.
     """
     path = identify_dir / QUERY_EMBEDDINGS
     if not path.is_file():
         raise InputError(f"{path}: not found (run `whale-reid identify --out {identify_dir}` first)")
+    path = inside(identify_dir, QUERY_EMBEDDINGS)
     with np.load(path, allow_pickle=False) as data:
         missing = {"photo", "image_id", "species", "crop", "emb"} - set(data.files)
         if missing:
             raise InputError(f"{path}: missing arrays {sorted(missing)}")
-        columns = {name: data[name].astype(str) for name in ("photo", "image_id", "species", "crop")}
+        columns = {name: data[name].astype(str).ravel() for name in ("photo", "image_id", "species", "crop")}
         emb = data["emb"].astype(np.float32)
         made_for = str(data["base_fingerprint"]) if "base_fingerprint" in data.files else ""
+        made_by = str(data["run_id"]) if "run_id" in data.files else ""
+    if made_by != run_id:
+        raise InputError(
+            f"{path}: written by run {made_by or '?'}, the folder's {MANIFEST} by run {run_id} (re-run identify)"
+        )
     if made_for != base_fingerprint:
         raise InputError(f"{path}: made with other models than today's {BASE_GALLERY} (re-run `whale-reid identify`)")
+    if emb.ndim != 2 or any(len(values) != len(emb) for values in columns.values()):
+        raise InputError(f"{path}: arrays of different lengths (emb has shape {emb.shape})")
+    for image_id, crop in zip(columns["image_id"], columns["crop"]):
+        safe_name(f"{image_id}.jpg", f"{path}: image id")
+        inside(identify_dir, crop, f"{path}: crop")
     return pd.DataFrame({**columns, "emb": list(emb)})
 
 
@@ -173,7 +196,7 @@ def write_version(repo: Path, gallery: GalleryIndex, enrolled: pd.DataFrame) -> 
     try:
         gallery.save(tmp)
         atomic_write_csv(tmp / "enrolled.csv", enrolled[ENROLLED_COLUMNS])
-        os.rename(tmp, versions / name)  # fails if a concurrent enroll took the name: nothing is overwritten
+        os.rename(tmp, inside(versions, name))  # fails if a concurrent enroll took the name: nothing is overwritten
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -191,16 +214,31 @@ def enroll(repo: Path, decisions_csv: Path, identify_dir: Path) -> EnrollResult:
         InputError: a bad decisions row (naming the line), a missing or incompatible identify run.
     """
     decisions = read_decisions(decisions_csv)
+    base_fingerprint = gallery_fingerprint(repo / BASE_GALLERY)
+    # The identify folder may not switch runs while it is read (and must be one complete run); concurrent
+    # enrolls take turns on the catalogue, so each sees the version the previous one wrote.
+    with reading_run(identify_dir) as run_id:
+        queries = load_query_embeddings(identify_dir, base_fingerprint, run_id)
+        with file_lock(repo / CATALOGUE / ".lock", exclusive=True, wait=True, busy=f"{repo / CATALOGUE}: locked"):
+            return _enroll(repo, decisions, decisions_csv, identify_dir, queries)
+
+
+def _enroll(
+    repo: Path, decisions: pd.DataFrame, decisions_csv: Path, identify_dir: Path, queries: pd.DataFrame
+) -> EnrollResult:
+    """`enroll` once the identify run is checked and the catalogue is locked."""
     gallery, gallery_dir = current_gallery(repo)
     base_fingerprint = gallery_fingerprint(repo / BASE_GALLERY)
-    queries = load_query_embeddings(identify_dir, base_fingerprint)
     plan = plan_rows(decisions, queries, gallery, str(decisions_csv))
     skipped = sorted(set(decisions["photo"]) - set(plan["photo"]))
     if plan.empty:
         log.info("nothing to add: all %d photos are already in %s", len(skipped), gallery_dir)
         return EnrollResult(plan[ENROLLED_COLUMNS], skipped, None)
+    crops_dir = repo / CATALOGUE / "crops"
     for image_id, crop in zip(plan["image_id"], plan["crop"]):
-        atomic_write_bytes(repo / CATALOGUE / "crops" / f"{image_id}.jpg", (identify_dir / crop).read_bytes())
+        source = inside(identify_dir, crop, f"{identify_dir / QUERY_EMBEDDINGS}: crop")
+        target = inside(crops_dir, safe_name(f"{image_id}.jpg", "image id"), "enrolled crop")
+        atomic_write_bytes(target, source.read_bytes())
     grown = gallery.add(np.stack(plan["emb"].to_list()), plan["image_id"], plan["individual_id"], plan["species"])
     grown = dataclasses.replace(grown, settings={**gallery.settings, "base_fingerprint": base_fingerprint})
     previous = gallery_dir / "enrolled.csv"

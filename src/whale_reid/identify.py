@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import struct
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,15 +98,34 @@ IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*
 
 
 def is_image_file(path: Path) -> bool:
-    """True when the file's content is an image (PIL reads its header, or a known signature starts it)."""
+    """True when the file's content is an image (PIL reads its header, or a known signature starts it).
+
+    A header claiming too many pixels (PIL's `DecompressionBombError`) is an image too: it is listed, and
+    `load_rgb` gives it its error row; one odd file never aborts the survey.
+    """
     try:
         with open(path, "rb") as fh:
             if fh.read(16).startswith(IMAGE_SIGNATURES):
                 return True
-        with Image.open(path):
-            return True
-    except (UnidentifiedImageError, OSError, ValueError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path):
+                return True
+    except Image.DecompressionBombError:
+        return True
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, EOFError):
         return False
+
+
+#: Bytes of a photo's key (its crop file stem): `<index>-<stem>` shortened so `<key>.jpg` and the atomic
+#: writer's temporary name fit a 255-byte file name; the index keeps shortened keys unique.
+KEY_BYTES = 160
+
+
+def photo_key(index: int, path: Path) -> str:
+    """The crop stem of the `index`-th readable photo: `00012-<file stem>`, at most KEY_BYTES bytes."""
+    key = f"{index:05d}-{path.stem}".encode("utf-8", "surrogateescape")[:KEY_BYTES]
+    return key.decode("utf-8", "ignore")
 
 
 def find_photos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -255,7 +276,7 @@ def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> Ide
         InputError: only for problems of the artefacts; unreadable photos become error rows.
     """
     readable, errors = check_photos(photos)
-    keys = [f"{i:05d}-{p.stem}" for i, p in enumerate(readable)]
+    keys = [photo_key(i, p) for i, p in enumerate(readable)]
     images = pd.DataFrame({"image": keys, "split": QUERY_SPLIT, "path": [str(p) for p in readable]})
     boxes, query_emb = embed_photos(artefacts, images, out_dir / "crops")
     answers, sims, idx = answer_queries(artefacts, keys, query_emb, out_dir / "crops")

@@ -7,12 +7,14 @@ generic tables. Every problem is an `InputError` naming the file, the line and w
 from __future__ import annotations
 
 import logging
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
 from whale_core import InputError, resolve_image_path, verify_image
+from whale_reid.tables import read_table
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +40,12 @@ def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
         InputError: missing file, empty/unparsable file, missing column, or an empty cell — naming
             the file, the line (as a text editor counts it, header = line 1) and the column.
     """
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: empty CSV (no header)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    frame = read_table(path, encoding="utf-8-sig", skipinitialspace=True)
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise InputError(f"{path}: missing column '{missing[0]}' (found: {', '.join(frame.columns)})")
+        found = ", ".join(c if c.isprintable() else repr(c) for c in frame.columns)  # the message stays one line
+        raise InputError(f"{path}: missing column '{missing[0]}' (found: {found})")
     frame = frame[list(required)].apply(lambda col: col.str.strip())
     for column in required:
         empty = frame.index[frame[column] == ""]
@@ -62,6 +58,12 @@ def read_csv_checked(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
+def _crop_stem(image: str) -> str:
+    """The name without its suffix (the crop is `<stem>.jpg`); names like `.` or `..` are refused later."""
+    path = Path(image)
+    return str(path.with_suffix("")) if path.name not in ("", ".", "..") else image
+
+
 def check_unique_images(frame: pd.DataFrame, path: Path) -> None:
     """Refuse two rows naming the same image, or names equal but for the suffix (`a.jpg`, `a.png`)."""
     dup = frame["image"].duplicated(keep=False)
@@ -69,12 +71,27 @@ def check_unique_images(frame: pd.DataFrame, path: Path) -> None:
         lines = (frame.index[dup][:2] + 2).tolist()
         name = frame.loc[dup, "image"].iloc[0]
         raise InputError(f"{path} lines {lines[0]} and {lines[1]}: duplicate image name {name!r}")
-    stems = frame["image"].map(lambda image: str(Path(image).with_suffix("")))
+    stems = frame["image"].map(_crop_stem)
     clash = stems.duplicated(keep=False)
     if clash.any():  # crops are stored as <name without suffix>.jpg: one would overwrite the other
         lines = (frame.index[clash][:2] + 2).tolist()
         first, second = frame.loc[clash, "image"].iloc[:2]
         raise InputError(f"{path} lines {lines[0]} and {lines[1]}: {first!r} and {second!r} differ only in suffix")
+
+
+def check_submission_ids(frame: pd.DataFrame, path: Path) -> None:
+    """Refuse ids a submission cannot hold: its `predictions` are five ids separated by spaces, so an id with
+    whitespace or a control character would be read back as other ids — found here, not after all training.
+
+    Ids such as `NA`, `null`, `None` or `nan` are fine: every reader takes them as strings.
+    """
+    bad = frame["individual_id"].map(lambda i: any(c.isspace() or unicodedata.category(c) == "Cc" for c in i))
+    if bad.any():
+        line, value = frame.index[bad][0] + 2, frame.loc[bad, "individual_id"].iloc[0]
+        raise InputError(
+            f"{path} line {line}: individual_id {value!r} holds whitespace or a control character, which the "
+            "submission format (five space-separated ids) cannot hold"
+        )
 
 
 def check_images(frame: pd.DataFrame, images_dir: Path, csv_path: Path, workers: int = 4) -> None:
@@ -108,6 +125,7 @@ def read_train(raw_dir: Path) -> pd.DataFrame:
         raise InputError(
             f"{csv_path} line {reserved[0] + 2}: individual_id '{NEW_INDIVIDUAL}' is reserved for unknowns"
         )
+    check_submission_ids(frame, csv_path)
     frame["species"] = frame["species"].str.lower().replace(SPECIES_FIXES)
     check_images(frame, raw_dir / "train_images", csv_path)
     return frame.reset_index(drop=True)

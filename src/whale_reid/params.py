@@ -1,20 +1,73 @@
-"""Reading params.yaml: one function for the stage scripts and the `whale-reid` command alike."""
+"""Reading params.yaml: one function for the stage scripts and the `whale-reid` command alike.
+
+The top level is strict: a section not in `KNOWN_SECTIONS` is refused by name (a typo such as `trackng:`
+would otherwise be ignored and its stage run on defaults), and so are unknown keys of `data` and of the
+`embedder` section's own level (`models`, `folds`, `common`, `zoo`). Each stage validates its own section
+with its Config class.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from whale_core import InputError
+from whale_core import Config, ConfigError, InputError
 
 PARAMS_FILE = "params.yaml"
+#: The sections params.yaml may have, one per stage (plus `data` and `tracking`). Add a stage's section here.
+KNOWN_SECTIONS = ("data", "prepare", "detector", "crop", "embedder", "select", "tune", "match", "predict", "tracking")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataParams(Config):
+    """params.yaml `data`: the Kaggle-layout folder, and the demo renderer's section (`DemoConfig` checks it)."""
+
+    SECTION = "data"
+    raw_dir: str = "data/raw"
+    demo: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbedderParams(Config):
+    """params.yaml `embedder`'s own level: the models (a DVC matrix), the CV folds, `common` and `zoo.<model>`.
+
+    `common` and each `zoo` entry are `whale_embedder.EmbedderConfig` sections, checked by the stage.
+    """
+
+    SECTION = "embedder"
+    models: tuple[str, ...] = ("demo",)
+    folds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    common: dict[str, Any] = dataclasses.field(default_factory=dict)
+    zoo: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.folds or len(set(self.folds)) != len(self.folds) or min(self.folds) < 0:
+            raise ConfigError(f"embedder.folds: {list(self.folds)} must be distinct fold numbers ≥ 0, at least one")
+
+
+def check_params(params: dict[str, Any], source: str = PARAMS_FILE) -> None:
+    """Refuse unknown top-level sections and unknown keys of `data` and `embedder` (naming the key).
+
+    Raises:
+        ConfigError: one line naming the section or key.
+    """
+    unknown = [name for name in params if name not in KNOWN_SECTIONS]
+    if unknown:
+        raise ConfigError(f"{source}: unknown section '{unknown[0]}' (known sections: {', '.join(KNOWN_SECTIONS)})")
+    DataParams.from_dict(params.get("data"))
+    EmbedderParams.from_dict(params.get("embedder"))
 
 
 def load_params(path: str | os.PathLike[str] = PARAMS_FILE) -> dict[str, Any]:
-    """Read params.yaml (relative to the working directory, as DVC runs stages from the repo root)."""
+    """Read params.yaml (relative to the working directory, as DVC runs stages from the repo root).
+
+    Raises:
+        InputError: a missing or unreadable file, or one that `check_params` refuses.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: params file not found (run stages from the repository root)")
@@ -24,4 +77,5 @@ def load_params(path: str | os.PathLike[str] = PARAMS_FILE) -> dict[str, Any]:
         raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(params, dict):
         raise InputError(f"{path}: expected a mapping of sections at the top level")
+    check_params(params, str(path))
     return params

@@ -20,9 +20,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from whale_matcher import Features, MatcherConfig, load_features, verify_pairs
 
 from whale_core import Config, ConfigError, InputError, atomic_write_bytes
+from whale_matcher import Features, MatcherConfig, load_features, verify_pairs
 from whale_retrieval.calibration import SIMILARITY, PairCalibrator
 from whale_retrieval.fusion import fit_fusion
 from whale_retrieval.postprocess import StackedNeighbours

@@ -51,6 +51,10 @@ BAD_CSV_CASES = {
     "absolute name": (lambda t: t + "/etc/passwd,beluga,id9\n", "is an absolute path"),
     "missing value": (lambda t: t + "train07b.jpg,,id9\n", "line 10: empty value in column 'species'"),
     "reserved id": (lambda t: t + "train07.jpg,beluga,new_individual\n", "'new_individual' is reserved"),
+    "space in id": (
+        lambda t: t.replace("train01.jpg,beluga,id1", "train01.jpg,beluga,id 7"),
+        "train.csv line 3: individual_id 'id 7' holds whitespace",
+    ),
 }
 
 

@@ -123,3 +123,77 @@ def test_every_torch_load_is_weights_only():
                 if not (isinstance(flag, ast.Constant) and flag.value is True):
                     offenders.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
     assert not offenders
+
+
+#: Code that reads files handed over by others (an identify folder, a gallery version, CATALOGUE/CURRENT):
+#: module → the functions checked (None: all of it).
+UNTRUSTED_NAME_SCOPES = {
+    "src/whale_reid/enroll.py": None,
+    "src/whale_reid/run_folder.py": None,
+    "src/whale_reid/cli.py": {"gallery_locator", "locate"},  # only its gallery-photo lookup
+}
+#: (file, function, joined expression) → why the name it joins is not data from a file.
+JOIN_ALLOWED = {
+    ("src/whale_reid/cli.py", "locate", "repo / 'data' / 'crops' / region"): (
+        "region is the checkpoint config's extract_region, a Literal['fullbody', 'backfin'] checked on load"
+    ),
+    ("src/whale_reid/run_folder.py", "sibling", "out.parent / f'.{out.name}.{tag}'"): (
+        "out is the user's own --out argument; tag is a run id or a fixed word"
+    ),
+    ("src/whale_reid/run_folder.py", "__init__", "Path(out)"): "the user's own --out argument",
+    ("src/whale_reid/cli.py", "locate", "Path(image_id)"): "only its suffix changes; inside() checks the name below",
+    ("src/whale_reid/enroll.py", "write_version", "Path(tempfile.mkdtemp(prefix=f'.{name}.', dir=versions))"): (
+        "mkdtemp's own new folder inside versions/"
+    ),
+}
+
+
+def _constant_name(node: ast.AST) -> bool:
+    """A string literal or an UPPER_CASE module constant: not a name read from a file."""
+    if isinstance(node, ast.Constant):
+        return True
+    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+    return bool(name) and name.isupper()
+
+
+def unchecked_joins(path: Path, functions: set[str] | None, root: Path = REPO_ROOT) -> list[tuple[str, str, str]]:
+    """(file, function, expression) of each `folder / name` or `Path(name)` whose name is not a constant.
+
+    Such names must go through `whale_core.inside(folder, name)` or `safe_name(name)` (which refuse names and
+    symlinks that lead out of the folder); what is built inside the arguments of those calls is checked by them.
+    """
+    found = []
+
+    def visit(node: ast.AST, function: str, guarded: bool) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            function = node.name
+        call = node.func if isinstance(node, ast.Call) else None
+        if call is not None and (getattr(call, "id", "") or getattr(call, "attr", "")) in ("inside", "safe_name"):
+            guarded = True
+        joined = isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and not _constant_name(node.right)
+        built = call is not None and getattr(call, "id", "") == "Path" and any(not _constant_name(a) for a in node.args)
+        if (joined or built) and not guarded and (functions is None or function in functions):
+            found.append((str(path.relative_to(root)), function, ast.unparse(node)))
+        for child in ast.iter_child_nodes(node):
+            visit(child, function, guarded)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "<module>", False)
+    return found
+
+
+def test_names_from_files_stay_inside_their_folders():
+    joins = [j for rel, functions in UNTRUSTED_NAME_SCOPES.items() for j in unchecked_joins(REPO_ROOT / rel, functions)]
+    unexplained = [f"{f} {fn}(): {expr}" for f, fn, expr in joins if (f, fn, expr) not in JOIN_ALLOWED]
+    assert not unexplained, "joins of names from files (use whale_core.inside / safe_name):\n" + "\n".join(unexplained)
+    stale = set(JOIN_ALLOWED) - set(joins)
+    assert not stale, f"allow-list entries that match no code any more: {sorted(stale)}"
+
+
+def test_the_join_checker_flags_an_unchecked_name(tmp_path):
+    sample = tmp_path / "probe.py"
+    sample.write_text(
+        "def bad(folder, data):\n    return (folder / data['crop']).read_bytes(), Path(data['id'])\n"
+        "def good(folder, data):\n    return inside(folder, data['crop']).read_bytes(), folder / 'x' / CONST\n"
+    )
+    found = [(fn, expr) for _, fn, expr in unchecked_joins(sample, None, root=tmp_path)]
+    assert found == [("bad", "folder / data['crop']"), ("bad", "Path(data['id'])")]

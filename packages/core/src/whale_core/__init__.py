@@ -9,8 +9,10 @@ from whale_core.env import OFFLINE_ENV, configure_offline_env
 from whale_core.errors import InputError
 from whale_core.images import ImageLoadError, load_rgb, resolve_image_path, verify_image
 from whale_core.io import atomic_path, atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+from whale_core.paths import NAME_MAX, inside, safe_name
 
 __all__ = [
+    "NAME_MAX",
     "OFFLINE_ENV",
     "Config",
     "ConfigError",
@@ -22,7 +24,9 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "configure_offline_env",
+    "inside",
     "load_rgb",
     "resolve_image_path",
+    "safe_name",
     "verify_image",
 ]

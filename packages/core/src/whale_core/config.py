@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from whale_core.errors import InputError
@@ -39,7 +40,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     tp = inner
     origin = get_origin(tp)
     if isinstance(tp, type) and issubclass(tp, Config):
-        if not isinstance(value, dict):
+        if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
         return tp.from_dict(value, section=where)
     if tp is Any:
@@ -105,9 +106,11 @@ class Config:
             ConfigError: naming the unknown key (and the allowed ones) or the badly typed value.
         """
         section = section or cls.SECTION or cls.__name__
-        data = dict(data or {})
-        if not isinstance(data, dict):
-            raise ConfigError(f"params section '{section}': expected a mapping")
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):  # checked before dict(): dict([["batch", 4]]) would succeed
+            raise ConfigError(f"params section '{section}': expected a mapping of keys, got {type(data).__name__}")
+        data = dict(data)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         unknown = sorted(set(data) - set(fields))
         if unknown:

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from whale_core.errors import InputError
+from whale_core.paths import NAME_MAX
 
 #: Largest photo accepted, in pixels (≈ 12k × 8k). Larger ones are refused before decoding.
 MAX_IMAGE_PIXELS = 100_000_000
@@ -34,7 +35,7 @@ def resolve_image_path(images_dir: str | os.PathLike[str], name: str) -> Path:
         name: the image name as written in the CSV (may contain sub-folders).
 
     Raises:
-        InputError: for empty, absolute or `..`-containing names.
+        InputError: for empty, absolute or `..`-containing names, and names no filesystem can hold.
     """
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"empty image name (images folder {images_dir})")
@@ -43,6 +44,8 @@ def resolve_image_path(images_dir: str | os.PathLike[str], name: str) -> Path:
     parts = Path(name.replace("\\", "/")).parts
     if ".." in parts:
         raise InputError(f"image name {name!r} would escape the images folder {images_dir}")
+    if "\0" in name or any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in parts):
+        raise InputError(f"image name {name[:60]!r}… is not a possible file name (a NUL, or over {NAME_MAX} bytes)")
     return Path(images_dir) / name
 
 

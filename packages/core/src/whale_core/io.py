@@ -10,12 +10,41 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from whale_core.paths import NAME_MAX
+
+
+def _temp_name(target: Path, token: str) -> str:
+    """`.<stem>.<token>.tmp<suffix>`, the stem shortened (on a UTF-8 boundary) to keep the name ≤ NAME_MAX bytes.
+
+    A legal 250-byte file name must not fail only because its temporary name is longer.
+    """
+    suffix = f".{token}.tmp{target.suffix}"
+    room = NAME_MAX - 1 - len(suffix.encode("utf-8", "surrogateescape"))
+    stem = target.stem.encode("utf-8", "surrogateescape")[: max(room, 0)].decode("utf-8", "ignore")
+    return f".{stem}{suffix}"
+
+
+def _create_temp(target: Path) -> Path:
+    """A new empty temp file beside `target`, created with mode 0666 minus the umask (like `open(..., "w")`).
+
+    `tempfile.mkstemp` would make it 0600, and the rename would carry that onto every output: a shared
+    catalogue would be unreadable to colleagues.
+    """
+    for _ in range(100):
+        tmp = target.parent / _temp_name(target, secrets.token_hex(4))
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"no free temporary name beside {target}")
 
 
 @contextlib.contextmanager
@@ -27,9 +56,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temp(target)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from whale_core import Config
+from whale_core import Config, ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,3 +75,15 @@ class TuneConfig(Config):
     per_species: bool = False
     species_offset_max: float = 0.2
     blend_weight_max: float = 1.0
+
+    def __post_init__(self) -> None:
+        where = self.SECTION + ".search"  # where params.yaml holds it (the tune stage's `search`)
+        if not self.threshold_step > 0:
+            raise ConfigError(f"{where}.threshold_step: {self.threshold_step} must be > 0 (the threshold grid's step)")
+        if self.threshold_min > self.threshold_max:
+            raise ConfigError(f"{where}: threshold_min {self.threshold_min} > threshold_max {self.threshold_max}")
+        if not 1 <= self.k_neighbors_min <= self.k_neighbors_max:
+            raise ConfigError(
+                f"{where}: need 1 <= k_neighbors_min ({self.k_neighbors_min}) <= k_neighbors_max "
+                f"({self.k_neighbors_max})"
+            )

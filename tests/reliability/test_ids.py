@@ -1,0 +1,62 @@
+"""Ids are strings in every reader (`NA`, `null`, `n/a`, `None`, `nan` are individuals' names), and
+`train_embedder` checks its inputs before it removes a fold's stale checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from PIL import Image
+
+from tests.pipelines.conftest import make_kaggle_layout, run_stage, write_params
+from whale_reid.crops import crop_table
+from whale_reid.tables import read_table
+
+NA_LIKE = ["NA", "null", "n/a", "None", "nan", "NaN", "#N/A"]
+
+
+def test_na_like_ids_pass_prepare_and_stay_strings_in_every_reader(tmp_path: Path) -> None:
+    raw = make_kaggle_layout(tmp_path, n_train=len(NA_LIKE) * 2)
+    train = pd.read_csv(raw / "train.csv", dtype=str, keep_default_na=False)
+    train["individual_id"] = NA_LIKE * 2
+    train.to_csv(raw / "train.csv", index=False)
+    write_params(tmp_path, {"data": {"raw_dir": "raw"}, "prepare": {"n_folds": 2, "seed": 1}})
+    proc = run_stage("prepare", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    prepared = tmp_path / "data/prepared/train.csv"
+    assert sorted(set(read_table(prepared)["individual_id"])) == sorted(NA_LIKE)
+    crops = crop_table("train", ["fullbody"], tmp_path)  # what train_embedder and the baseline read
+    assert sorted(set(crops["label"])) == sorted(NA_LIKE)
+
+
+def _prepared_workdir(root: Path) -> Path:
+    """Prepared tables with NA-like ids and their crops, as the crop stage leaves them — one crop missing."""
+    (root / "data/prepared").mkdir(parents=True)
+    train = pd.DataFrame({"image": [f"t{i}.jpg" for i in range(8)], "species": "beluga",
+                          "individual_id": (NA_LIKE[:4] * 2), "fold": [i % 2 for i in range(8)]})  # fmt: skip
+    train.to_csv(root / "data/prepared/train.csv", index=False)
+    pd.DataFrame({"image": ["q0.jpg"]}).to_csv(root / "data/prepared/test.csv", index=False)
+    for split, names in (("train", train["image"][:-1]), ("test", ["q0.jpg"])):
+        folder = root / "data/crops/fullbody" / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            Image.new("RGB", (16, 16), (40, 80, 120)).save(folder / Path(name).with_suffix(".jpg"))
+    common = {"backbone": "mobilenetv3_small_050", "pretrained": False, "image_size": 32, "epochs": 1}
+    params = {"embedder": {"models": ["demo"], "folds": [0, 1], "common": common, "zoo": {"demo": {}}}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return root
+
+
+def test_a_bad_input_fails_before_the_stale_checkpoints_are_removed(tmp_path: Path) -> None:
+    work = _prepared_workdir(tmp_path)
+    fold_dir = work / "models/embedder/demo/fold0"
+    fold_dir.mkdir(parents=True)
+    kept = {"best.pt": b"weights of last week", "last.pt": b"resume state", "fold.json": b'{"params_digest": "old"}'}
+    for name, content in kept.items():
+        (fold_dir / name).write_bytes(content)
+    proc = run_stage("train_embedder", work, "--model", "demo")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "t7.jpg: crop not found" in last and "Traceback" not in proc.stderr
+    assert {name: (fold_dir / name).read_bytes() for name in kept} == kept

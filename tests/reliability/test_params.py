@@ -1,0 +1,59 @@
+"""Params gaps: each mistake is one line naming the key (exit 2), never a traceback or a silent default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.pipelines.conftest import run_stage
+from whale_core import ConfigError
+from whale_detector import CropConfig
+from whale_reid.params import KNOWN_SECTIONS, load_params
+
+EMBEDDER = {"models": ["demo"], "folds": [0], "common": {"epochs": 1}, "zoo": {"demo": {}}}
+CASES = {
+    "threshold_step 0": (
+        "tune",
+        {"tune": {"search": {"threshold_step": 0}}},
+        "tune.search.threshold_step: 0.0 must be > 0",
+    ),
+    "folds as a string": (
+        "train_embedder",
+        {"embedder": {**EMBEDDER, "folds": "0,1"}},
+        "embedder.folds: expected a list, got '0,1'",
+    ),
+    "data.raw_dirr": ("prepare", {"data": {"raw_dirr": "raw"}}, "unknown key 'raw_dirr' in params section 'data'"),
+    "unknown section": ("prepare", {"data": {"raw_dir": "raw"}, "trackng": {}}, "unknown section 'trackng'"),
+    "typo in common": (
+        "train_embedder",
+        {"embedder": {**EMBEDDER, "common": {"lr_typo": 0.1}}},
+        "unknown key 'lr_typo' in params section 'embedder.common'",
+    ),
+    "no selection.json": ("tune", {}, "outputs/selection.json: not found (written by the select stage)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_params_mistakes_are_one_line_naming_the_key(tmp_path: Path, case: str) -> None:
+    stage, params, message = CASES[case]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = run_stage(stage, tmp_path, *(["--model", "demo"] if stage == "train_embedder" else []))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr and last.startswith("error: ") and message in last, proc.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "mlflow.db") == ["params.yaml"]
+
+
+@pytest.mark.parametrize("bad", [[["batch", 4]], "fast", 3])
+def test_a_section_that_is_not_a_mapping_is_named(bad) -> None:
+    with pytest.raises(ConfigError, match=r"^params section 'crop': expected a mapping of keys"):
+        CropConfig.from_dict(bad)
+
+
+def test_every_section_of_params_yaml_is_known_and_match_is_allowed(tmp_path: Path) -> None:
+    repo_params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    assert set(repo_params) <= set(KNOWN_SECTIONS) and "match" in KNOWN_SECTIONS
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**repo_params, "match": {"anything": 1}}))
+    assert load_params(tmp_path / "params.yaml")["match"] == {"anything": 1}
