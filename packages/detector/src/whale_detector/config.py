@@ -89,6 +89,9 @@ class CropConfig(Config):
         boxes_csv: the boxes file for `box_source: boxes_csv` (image,region,x1,y1,x2,y2[,conf]; pixels).
         conf_threshold: boxes below this confidence are ignored (the photo then falls back to the whole image).
         iou_nms: NMS IoU threshold of the detector.
+        min_box_px: the smallest width and height a box (given or detected) may have, in photo pixels: a
+            given box below it is refused naming its line, a detected one is dropped (the photo then falls
+            back to the whole image).
         margin_frac: grow each box by this fraction of its width/height on every side (clipped to the photo).
         imgsz: detector input side for prediction (None: the size the detector was trained at).
         batch: photos per prediction batch.
@@ -104,6 +107,7 @@ class CropConfig(Config):
     boxes_csv: str | None = None
     conf_threshold: float = 0.1
     iou_nms: float = 0.7
+    min_box_px: float = 4.0
     margin_frac: float = 0.05
     imgsz: int | None = None
     batch: int = 16
