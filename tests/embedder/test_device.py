@@ -8,6 +8,9 @@ on every CUDA machine at the end of fold 0.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -16,6 +19,7 @@ from whale_embedder import EmbeddingModel, extract_embeddings, model_from_checkp
 from whale_embedder.runtime import resolve_device
 
 META = torch.device("meta")
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _devices_seen(model: EmbeddingModel) -> list[tuple[str, str, str]]:
@@ -70,3 +74,26 @@ def test_device_settings_are_checked():
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_missing_pretrained_weights_are_one_line_naming_the_timm_tag(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "from pipelines._common import run_stage\n"
+        "from whale_embedder import EmbedderConfig, EmbeddingModel\n"
+        "cfg = EmbedderConfig.from_dict({'backbone': 'tf_efficientnet_b6_ns', 'pretrained': True, 'image_size': 32})\n"
+        "run_stage(lambda: EmbeddingModel(cfg, 3))()\n"
+    )
+    empty = tmp_path / "hf"
+    env = {**os.environ, "HF_HOME": str(empty), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("HF_HUB_CACHE", None)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    (line,) = [text for text in done.stderr.splitlines() if text.startswith("error:")]
+    assert "Traceback" not in done.stderr
+    assert line.startswith("error: embedder.pretrained: the weights of 'tf_efficientnet_b6_ns' — timm tag ")
+    assert "tf_efficientnet_b6.ns_jft_in1k (Hugging Face timm/tf_efficientnet_b6.ns_jft_in1k)" in line
+    assert str(empty / "hub") in line and "weights_file:" in line

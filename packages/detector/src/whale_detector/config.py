@@ -32,7 +32,7 @@ class DetectorConfig(Config):
         cache: keep decoded training images in RAM (fast for small data sets, too big for the full Kaggle set).
         val_each_epoch: compute val mAP after every epoch (False: only after the last one — saves CPU time;
             the per-epoch history then has losses only and the last epoch's weights are kept).
-        amp: mixed precision (GPU only; ultralytics then runs its AMP self-check, which needs a local yolo11n.pt).
+        amp: mixed precision on CUDA (ignored on the CPU); ultralytics' download-based AMP self-check is skipped.
         optimizer: ultralytics optimizer name (`SGD`, `AdamW`, `auto`, ...).
         lr0: initial learning rate.
         warmup_epochs: ultralytics linear warm-up length in epochs.
