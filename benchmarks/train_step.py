@@ -1,8 +1,8 @@
 """Benchmark: images/s of one training step and of the training data loader.
 
 The step is `train_fold`'s own: the package's model / ArcFace head / optimizer factory
-(`whale_embedder.train._build`) and loss (`_loss`), then backward and the optimizer step, on a ready
-synthetic batch — so the model's speed is measured apart from data loading. Variants:
+(`whale_embedder.train._build`) and loss module (`whale_embedder.step.TrainStep`), then backward and the
+optimizer step, on a ready synthetic batch — so the model's speed is measured apart from data loading. Variants:
 
 - plain fp32 (contiguous memory, no autocast) — the baseline;
 - channels_last fp32 (the package default for training on CPU: `amp: auto` → fp32);
@@ -29,7 +29,8 @@ from extract import write_crops
 
 from whale_core import configure_offline_env
 from whale_embedder import EmbedderConfig
-from whale_embedder.train import _build, _loader, _loss
+from whale_embedder.step import TrainStep
+from whale_embedder.train import _build
 
 ROOT = Path(__file__).resolve().parents[1]
 #: name → (config overrides, torch.compile the model)
@@ -55,20 +56,23 @@ def crop_table(folder: Path, n: int, size_px: int, n_classes: int = 8) -> pd.Dat
 def step_rate(cfg: EmbedderConfig, table: pd.DataFrame, repeats: int, compile: bool = False) -> float:
     """Images/s of forward + ArcFace loss + backward + optimizer step on a fixed batch.
 
-    With `compile`, the backbone + neck run through `torch.compile` (compilation happens in the untimed
-    warm-up steps).
+    With `compile`, the whole training forward (backbone, neck, heads, losses) runs through `torch.compile`
+    (compilation happens in the untimed warm-up steps).
     """
     device = torch.device("cpu")
     trainer = _build(cfg, table, device)
     trainer.model.train()
-    forward = torch.compile(trainer.model) if compile else trainer.model
+    step = TrainStep(trainer.model, cfg.species_loss_weight)
+    forward = torch.compile(step) if compile else step
     images = torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size)
-    batch = (images, torch.arange(cfg.batch_size) % 8, torch.full((cfg.batch_size,), -1))
+    if cfg.channels_last:
+        images = images.to(memory_format=torch.channels_last)
+    labels, species = torch.arange(cfg.batch_size) % 8, torch.full((cfg.batch_size,), -1)
     dtype = torch.bfloat16 if cfg.amp == "bf16" else None
 
     def run() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
-            loss = _loss(forward, trainer, cfg, batch, device)
+            loss = forward(images, labels, species)
         loss.backward()
         trainer.optimizer.step()
         trainer.optimizer.zero_grad(set_to_none=True)
@@ -80,7 +84,8 @@ def loader_rate(cfg: EmbedderConfig, table: pd.DataFrame) -> float:
     """Images/s delivered by train_fold's DataLoader (worker start-up included once)."""
     trainer = _build(cfg, table, torch.device("cpu"))
     start, seen = time.perf_counter(), 0
-    for images, _, _ in _loader(cfg, trainer.dataset, epoch=0):
+    trainer.sampler.set_epoch(0)
+    for images, _, _ in trainer.loader:
         seen += len(images)
     return seen / (time.perf_counter() - start)
 

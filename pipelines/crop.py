@@ -17,7 +17,7 @@ import pandas as pd
 from pipelines._common import load_params, run_stage
 from whale_core import InputError, atomic_write_csv, atomic_write_json, resolve_image_path
 from whale_detector import CropConfig, crop_quality, crop_regions, detect_boxes, given_boxes
-from whale_detector.boxes import BOX_COLUMNS
+from whale_detector.boxes import BOX_COLUMNS, validate_boxes
 from whale_reid.tables import read_table
 
 log = logging.getLogger("pipelines.crop")
@@ -28,11 +28,11 @@ METRICS_FILE = Path("metrics/crop.json")
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    """A CSV as a DataFrame, or an InputError naming the file."""
+    """A CSV as a DataFrame (index = data row, so line = index + 2), or an InputError naming the file."""
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: not a readable CSV ({err})") from None
 
@@ -70,17 +70,21 @@ def main() -> None:
     raw_dir = Path(params["data"]["raw_dir"])
     cfg = CropConfig.from_dict(params.get("crop"))
     images = read_images(raw_dir)
+    # every box is checked before any crop is written: a bad line fails the stage with the old crops intact
+    true_csv = raw_dir / "boxes.csv"  # true boxes: the demo has them for test photos too
+    truth = read_csv(true_csv) if true_csv.is_file() else pd.DataFrame(columns=list(BOX_COLUMNS))
+    truth = validate_boxes(truth, str(true_csv))
+    truth = truth[truth["image"].astype(str).isin(set(images.loc[images["split"] == "test", "image"]))]
+    n_clipped = 0
     if cfg.box_source == "detector":
         boxes = detect_boxes(WEIGHTS, images["path"].tolist(), cfg, names=images["image"].tolist())
     else:
         boxes = given_boxes(read_csv(Path(cfg.boxes_csv)), images, cfg, source=str(cfg.boxes_csv))
+        n_clipped = int(boxes.attrs.get("n_clipped", 0))
     table = crop_regions(images, boxes, OUT_DIR, cfg)
     atomic_write_csv(OUT_DIR / "boxes.csv", table)
-    true_csv = raw_dir / "boxes.csv"  # true boxes: the demo has them for test photos too
-    truth = read_csv(true_csv) if true_csv.is_file() else pd.DataFrame(columns=list(BOX_COLUMNS))
-    truth = truth[truth["image"].astype(str).isin(set(images.loc[images["split"] == "test", "image"]))]
     quality = crop_quality(table, truth, images, cfg.margin_frac, species=photo_species(images, raw_dir))
-    summary = {**quality, "box_source": cfg.box_source, "n_photos": len(images)}
+    summary = {**quality, "box_source": cfg.box_source, "n_photos": len(images), "boxes_clipped": n_clipped}
     atomic_write_json(METRICS_FILE, summary)
     log.info("crops in %s: %s", OUT_DIR, summary)
 

@@ -119,7 +119,7 @@ def run_fold(cfg, name, k, train, test, digest, tags) -> dict | None:
         result = train_fold(
             cfg, train[~is_val], train[is_val], out_dir=fold_dir, on_epoch_end=log_epoch if main else None
         )
-        model, _ = model_from_checkpoint(result.best_path)
+        model, _ = model_from_checkpoint(result.best_path, device=cfg.device)  # where training ran
         train_emb, test_emb = extract_embeddings(model, train, cfg), extract_embeddings(model, test, cfg)
         if not main:
             return None

@@ -2,6 +2,7 @@
 
     whale-reid identify PHOTOS_OR_FOLDERS... [--out DIR] [--repo DIR]
     whale-reid enroll DECISIONS.csv [--identify-dir DIR] [--repo DIR]
+    whale-reid boxes convert SRC --format {xyxy,detic,bremer,yolo,coco} --out boxes.csv [--images DIR...]
 
 This is the glue of the two commands (like a stage script): it reads the pipeline's files — params.yaml
 `crop` and `data.raw_dir`, `outputs/selection.json`, the checkpoints, the gallery — and writes the
@@ -156,6 +157,20 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_boxes_convert(args: argparse.Namespace) -> int:
+    from whale_detector import convert_box_file
+
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    table, report = convert_box_file(
+        args.src, args.format, images_dirs=args.images, classes=classes, region=args.region,
+        min_side_px=args.min_box_px,
+    )  # fmt: skip
+    atomic_write_csv(Path(args.out), table)
+    clipped = f", {report.n_clipped} clipped to the photo's edge" if report.n_clipped else ""
+    print(f"{len(table)} boxes of {table['image'].nunique()} photos{clipped} → {args.out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="whale-reid", description="Identify whales and dolphins in photos.")
     commands = main_parser.add_subparsers(dest="command", required=True)
@@ -169,13 +184,23 @@ def parser() -> argparse.ArgumentParser:
     enr.add_argument("--identify-dir", default="identify", help="the identify run's --out folder")
     enr.add_argument("--repo", default=".", help="the pipeline's repository (default: the current folder)")
     enr.set_defaults(run=cmd_enroll)
+    boxes = commands.add_parser("boxes", help="box files").add_subparsers(dest="action", required=True)
+    conv = boxes.add_parser("convert", help="a public box file → the project's boxes.csv (pixels, checked)")
+    conv.add_argument("src", help="the box file (a folder of label files for --format yolo)")
+    conv.add_argument("--format", required=True, choices=["xyxy", "detic", "bremer", "yolo", "coco"])
+    conv.add_argument("--out", required=True, help="the boxes.csv to write")
+    conv.add_argument("--images", nargs="+", default=[], help="photo folders (sizes for yolo; edge checks)")
+    conv.add_argument("--classes", default="fullbody,backfin", help="region of each YOLO class id, in order")
+    conv.add_argument("--region", help="the region of every box of a single-class file")
+    conv.add_argument("--min-box-px", type=float, default=4.0, help="smallest box width/height (default 4)")
+    conv.set_defaults(run=cmd_boxes_convert)
     return main_parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the status."""
     args = parser().parse_args(argv)
-    configure_offline_env(Path(args.repo))
+    configure_offline_env(Path(getattr(args, "repo", ".")))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%X")
     try:
         status = args.run(args)

@@ -54,7 +54,8 @@ class Member:
         """Unit-norm embeddings of a crop table (`image`, `path_<extract_region>`), as the stage extracts them."""
         from whale_embedder import extract_embeddings
 
-        return extract_embeddings(self.network, table, self.config, progress=False)
+        device = next(self.network.parameters()).device  # where load_members put it
+        return extract_embeddings(self.network, table, self.config, device=device, progress=False)
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,12 @@ KNOWN_SECTIONS = ("data", "prepare", "detector", "crop", "embedder", "select", "
 
 @dataclasses.dataclass(frozen=True)
 class DataParams(Config):
-    """params.yaml `data`: the Kaggle-layout folder, and the demo renderer's section (`DemoConfig` checks it)."""
+    """params.yaml `data`: the Kaggle-layout folder, the demo renderer's section (`DemoConfig` checks it) and
+    `demo_stages` (the `demo_data@<name>` stages DVC runs: `[demo]`, or `[]` when `raw_dir` is real data)."""
 
     SECTION = "data"
     raw_dir: str = "data/raw"
+    demo_stages: tuple[str, ...] = ()
     demo: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 

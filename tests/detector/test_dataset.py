@@ -45,10 +45,10 @@ def test_degenerate_box_is_an_error_naming_the_row(box):
 def test_unknown_region_and_bad_number_name_the_row(tmp_path):
     make_photos(tmp_path / "img", 2)
     bad_region = _boxes([("p000.jpg", "fullbody", 0, 0, 9, 9), ("p001.jpg", "tail", 0, 0, 9, 9)])
-    with pytest.raises(InputError, match="row 1: unknown region 'tail'"):
+    with pytest.raises(InputError, match="line 3: unknown region 'tail'"):
         write_yolo_dataset(bad_region, tmp_path / "img", tmp_path / "ds")
     bad_number = _boxes([("p000.jpg", "fullbody", 0, 0, "wide", 9)])
-    with pytest.raises(InputError, match="row 0: x2='wide' is not a finite number"):
+    with pytest.raises(InputError, match="line 2: x2='wide' is not a finite number"):
         write_yolo_dataset(bad_number, tmp_path / "img", tmp_path / "ds")
 
 

@@ -27,6 +27,11 @@ def _stage(name: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+def _given(path: str) -> dict:
+    """The crop params of given boxes: no detector stage in the DVC graph, crop depends on the file."""
+    return {"box_source": "boxes_csv", "boxes_csv": path, "detector_stages": [], "box_input": path}
+
+
 def _layout(root: Path, params: dict) -> None:
     """Kaggle-like raw folder (train 12 / test 4 drawn photos, true boxes for all) + prepared CSVs + params."""
     raw = root / "data" / "raw"
@@ -46,7 +51,7 @@ def _layout(root: Path, params: dict) -> None:
 
 
 def test_crop_stage_with_given_boxes_scores_perfect_iou(tmp_path):
-    _layout(tmp_path, {"crop": {"box_source": "boxes_csv", "boxes_csv": "data/raw/boxes.csv", "margin_frac": 0.1}})
+    _layout(tmp_path, {"crop": {**_given("data/raw/boxes.csv"), "margin_frac": 0.1}})
     proc = _stage("crop", tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics/crop.json").read_text())
@@ -61,13 +66,34 @@ def test_crop_stage_with_given_boxes_scores_perfect_iou(tmp_path):
     assert all((tmp_path / "data/crops" / rel).is_file() for rel in table["crop"])
 
 
+def test_a_bad_test_photo_box_fails_before_any_crop_is_written(tmp_path):
+    _layout(tmp_path, {"crop": _given("data/raw/given.csv")})
+    boxes = pd.read_csv(tmp_path / "data/raw/boxes.csv")
+    line = len(boxes) + 1  # the last data row (the header is line 1): a test photo's backfin
+    boxes.loc[len(boxes) - 1, ["x1", "x2"]] = [50, 20]  # inverted
+    boxes.to_csv(tmp_path / "data/raw/given.csv", index=False)
+    earlier = tmp_path / "data/crops/boxes.csv"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("an earlier run's table\n")
+    proc = _stage("crop", tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: data/raw/given.csv: line {line}: box 50,{boxes['y1'].iloc[-1]:g},20,{boxes['y2'].iloc[-1]:g} "
+        f"(image {boxes['image'].iloc[-1]!r} of a 96x72 photo): x2 <= x1 (expected x1,y1 top-left and x2,y2 "
+        "bottom-right in pixels)"
+    ]
+    assert earlier.read_text() == "an earlier run's table\n" and sorted(earlier.parent.iterdir()) == [earlier]
+    assert not (tmp_path / "metrics/crop.json").exists()
+
+
 def test_stage_reports_a_bad_params_key_in_one_line(tmp_path):
     _layout(tmp_path, {"crop": {"box_sorce": "detector"}})
     proc = _stage("crop", tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: unknown key 'box_sorce' in params section 'crop' (known keys: batch, box_source, boxes_csv, "
-        "conf_threshold, device, imgsz, iou_nms, jpeg_quality, margin_frac, max_side_px, workers)"
+        "error: unknown key 'box_sorce' in params section 'crop' (known keys: batch, box_input, box_source, boxes_csv, "
+        "conf_threshold, detector_stages, device, imgsz, iou_nms, jpeg_quality, margin_frac, max_side_px, min_box_px, "
+        "workers)"
     ]
 
 

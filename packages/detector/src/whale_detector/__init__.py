@@ -1,11 +1,13 @@
 """Fullbody/backfin detection and cropping (step 1 of the recipe), on ultralytics YOLO.
 
 Public API: `DetectorConfig`/`CropConfig` (params sections `detector`/`crop`), `write_yolo_dataset`,
-`train_detector` → `DetectorResult`, `detect_boxes`, `given_boxes`, `crop_regions`, `crop_quality`, `box_iou`.
+`train_detector` → `DetectorResult`, `detect_boxes`, `given_boxes`, `convert_box_file` (public box files),
+`check_boxes`, `crop_regions`, `crop_quality`, `box_iou`.
 Importing this package does not import ultralytics; the functions that need it set it up offline first.
 """
 
-from whale_detector.boxes import box_iou, clip_boxes, expand_boxes, validate_boxes
+from whale_detector.box_formats import FORMATS, convert_box_file, convert_boxes
+from whale_detector.boxes import BoxCheck, box_iou, check_boxes, clip_boxes, expand_boxes, validate_boxes
 from whale_detector.config import REGIONS, CropConfig, DetectorConfig
 from whale_detector.crop import crop_regions, given_boxes
 from whale_detector.dataset import YoloDataset, write_yolo_dataset
@@ -14,6 +16,11 @@ from whale_detector.evaluate import crop_quality
 from whale_detector.train import DetectorResult, train_detector
 
 __all__ = [
+    "FORMATS",
+    "BoxCheck",
+    "check_boxes",
+    "convert_box_file",
+    "convert_boxes",
     "REGIONS",
     "CropConfig",
     "DetectorConfig",

@@ -32,7 +32,7 @@ class DetectorConfig(Config):
         cache: keep decoded training images in RAM (fast for small data sets, too big for the full Kaggle set).
         val_each_epoch: compute val mAP after every epoch (False: only after the last one — saves CPU time;
             the per-epoch history then has losses only and the last epoch's weights are kept).
-        amp: mixed precision (GPU only; ultralytics then runs its AMP self-check, which needs a local yolo11n.pt).
+        amp: mixed precision on CUDA (ignored on the CPU); ultralytics' download-based AMP self-check is skipped.
         optimizer: ultralytics optimizer name (`SGD`, `AdamW`, `auto`, ...).
         lr0: initial learning rate.
         warmup_epochs: ultralytics linear warm-up length in epochs.
@@ -86,9 +86,16 @@ class CropConfig(Config):
 
     Attributes:
         box_source: `detector` (predict with the trained weights) or `boxes_csv` (use given boxes, no detector).
-        boxes_csv: the boxes file for `box_source: boxes_csv` (image,region,x1,y1,x2,y2[,conf]; pixels).
+        boxes_csv: the boxes file for `box_source: boxes_csv` (image,region,x1,y1,x2,y2[,conf]; pixels — see
+            `whale-reid boxes convert` for the public box files).
+        detector_stages: for DVC only: the `train_detector@<name>` stages dvc.yaml generates (`foreach`); `[]`
+            with `box_source: boxes_csv`, so no detector is trained nor its boxes file required.
+        box_input: for DVC only: what the crop stage depends on — `models/detector`, or the `boxes_csv` file.
         conf_threshold: boxes below this confidence are ignored (the photo then falls back to the whole image).
         iou_nms: NMS IoU threshold of the detector.
+        min_box_px: the smallest width and height a box (given or detected) may have, in photo pixels: a
+            given box below it is refused naming its line, a detected one is dropped (the photo then falls
+            back to the whole image).
         margin_frac: grow each box by this fraction of its width/height on every side (clipped to the photo).
         imgsz: detector input side for prediction (None: the size the detector was trained at).
         batch: photos per prediction batch.
@@ -102,8 +109,11 @@ class CropConfig(Config):
     SECTION = "crop"
     box_source: Literal["detector", "boxes_csv"] = "detector"
     boxes_csv: str | None = None
+    detector_stages: tuple[str, ...] = ("yolo",)
+    box_input: str = "models/detector"
     conf_threshold: float = 0.1
     iou_nms: float = 0.7
+    min_box_px: float = 4.0
     margin_frac: float = 0.05
     imgsz: int | None = None
     batch: int = 16
@@ -119,5 +129,13 @@ class CropConfig(Config):
             raise ValueError(f"margin_frac must be >= 0, got {self.margin_frac}")
         if self.box_source == "boxes_csv" and not self.boxes_csv:
             raise ValueError("box_source 'boxes_csv' needs boxes_csv: <path>")
+        given = self.box_source == "boxes_csv"
+        if given and (self.detector_stages or self.box_input != self.boxes_csv):
+            raise ValueError(
+                f"box_source 'boxes_csv' trains no detector: set detector_stages: [] and box_input: {self.boxes_csv} "
+                "(the DVC graph reads both)"
+            )
+        if not given and (not self.detector_stages or self.box_input != "models/detector"):
+            raise ValueError("box_source 'detector' needs detector_stages: [yolo] and box_input: models/detector")
         if self.max_side_px < 8 or not 1 <= self.jpeg_quality <= 100 or self.batch < 1 or self.workers < 1:
             raise ValueError("max_side_px >= 8, jpeg_quality in [1, 100], batch >= 1 and workers >= 1 required")

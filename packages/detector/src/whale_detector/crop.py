@@ -14,7 +14,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from whale_core import InputError, atomic_path, load_rgb
-from whale_detector.boxes import expand_boxes, photo_size, validate_boxes
+from whale_detector.boxes import check_boxes, expand_boxes, photo_size, validate_boxes
 from whale_detector.config import REGIONS, CropConfig
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,24 @@ def fit_max_side(width: int, height: int, max_side_px: int) -> tuple[int, int]:
 def given_boxes(boxes: pd.DataFrame, images: pd.DataFrame, cfg: CropConfig, source: str = "boxes_csv") -> pd.DataFrame:
     """Boxes supplied by the user, made like `detect_boxes` output (best per photo/region, margin, clipped).
 
-    Rows with a `conf` column below `cfg.conf_threshold` are dropped; without `conf` every box counts
-    (conf is left empty). Photos of `images` (image, path) only.
+    Every row is checked before anything is cut (`validate_boxes`, then `check_boxes` against the photo sizes
+    of the images it names): the first bad box is refused naming the file and its line. Boxes slightly past
+    the edge are clipped; their number is in `result.attrs["n_clipped"]`. Rows with a `conf` column below
+    `cfg.conf_threshold` are dropped; without `conf` every box counts (conf is left empty). Photos of
+    `images` (image, path) only.
 
     Raises:
-        InputError: malformed table (naming the row) or an unreadable photo.
+        InputError: malformed table or box (naming file and line) or an unreadable photo.
     """
     boxes = validate_boxes(boxes, source)
-    boxes = boxes[boxes["image"].astype(str).isin(set(images["image"].astype(str)))].copy()
+    paths = dict(zip(images["image"].astype(str), images["path"]))
+    names = boxes["image"].astype(str)
+    sizes = {name: photo_size(paths[name]) for name in dict.fromkeys(names[names.isin(paths)])}
+    boxes, report = check_boxes(boxes, sizes, source, min_side_px=cfg.min_box_px)
+    if report.n_clipped:
+        log.info("%s: %d boxes reached past the photo's edge (within tolerance) and were clipped", source,
+                 report.n_clipped)  # fmt: skip
+    boxes = boxes[boxes["image"].astype(str).isin(paths)].copy()
     if "conf" in boxes.columns:
         boxes["conf"] = pd.to_numeric(boxes["conf"], errors="coerce")
         boxes = boxes[boxes["conf"].isna() | (boxes["conf"] >= cfg.conf_threshold)]
@@ -60,13 +70,14 @@ def given_boxes(boxes: pd.DataFrame, images: pd.DataFrame, cfg: CropConfig, sour
         boxes["conf"] = np.nan
     boxes = boxes.sort_values("conf", ascending=False, na_position="last", kind="stable")
     boxes = boxes.drop_duplicates(["image", "region"]).copy()
-    paths = dict(zip(images["image"].astype(str), images["path"]))
     for idx, row in boxes.iterrows():
-        width, height = photo_size(paths[str(row["image"])])
+        width, height = sizes[str(row["image"])]
         xyxy = row[["x1", "y1", "x2", "y2"]].to_numpy(float)[None, :]
         boxes.loc[idx, ["x1", "y1", "x2", "y2"]] = expand_boxes(xyxy, cfg.margin_frac, width, height)[0]
     boxes["source"] = "boxes_csv"
-    return boxes[["image", "region", "x1", "y1", "x2", "y2", "conf", "source"]].reset_index(drop=True)
+    out = boxes[["image", "region", "x1", "y1", "x2", "y2", "conf", "source"]].reset_index(drop=True)
+    out.attrs["n_clipped"] = report.n_clipped
+    return out
 
 
 def _crop_one(photo: pd.Series, found: dict[str, pd.Series], out_dir: Path, cfg: CropConfig) -> list[dict]:

@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from whale_core import InputError, load_rgb
-from whale_detector.boxes import expand_boxes
+from whale_detector.boxes import check_boxes, expand_boxes
 from whale_detector.config import REGIONS, CropConfig
 from whale_detector.yolo_env import prepare_ultralytics
 
@@ -70,7 +70,7 @@ def detect_boxes(
 
     Returns:
         image, region, x1, y1, x2, y2, conf — at most one row per photo and region; photos where nothing
-        passed the threshold have no row.
+        passed the threshold (or whose box is under `cfg.min_box_px`: dropped, counted in the log) have no row.
 
     Raises:
         InputError: missing weights; a missing or corrupt photo (naming it).
@@ -101,5 +101,8 @@ def detect_boxes(
                     rows.append((names[offset + j], REGIONS[cls_id], *grown.tolist(), conf))
             progress.update(len(batch))
     progress.close()
-    log.info("detected %d boxes in %d photos", len(rows), len(paths))
-    return pd.DataFrame(rows, columns=DETECTION_COLUMNS)
+    table = pd.DataFrame(rows, columns=DETECTION_COLUMNS)
+    table, report = check_boxes(table, None, "detector", min_side_px=cfg.min_box_px, drop=True)
+    log.info("detected %d boxes in %d photos (%d below %g px dropped)", len(table), len(paths), report.n_dropped,
+             cfg.min_box_px)  # fmt: skip
+    return table.reset_index(drop=True)

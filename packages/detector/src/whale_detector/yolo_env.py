@@ -2,7 +2,8 @@
 
 Out of the box, ultralytics (8.4) turns on its MLflow/DVC/ClearML/... callbacks whenever the library is
 installed (its MLflow callback creates `mlflow.db`/`mlruns/` in the working dir and ends the caller's run),
-sends usage events, downloads `Arial.ttf` when it builds a dataset, and pins torch to cpu_count-1 threads.
+sends usage events, downloads `Arial.ttf` when it builds a dataset, downloads a model for its AMP self-check,
+and pins torch to cpu_count-1 threads.
 `prepare_ultralytics()` undoes all that; every module of this package calls it before using YOLO.
 """
 
@@ -35,6 +36,16 @@ def _install_fonts(config_dir: Path) -> None:
                 shutil.copyfile(source, tmp)
 
 
+def _amp_without_download(model) -> bool:
+    """ultralytics' AMP self-check downloads a COCO model to compare fp32 and AMP detections (offline it fails
+    or waits); here AMP is simply on for CUDA models (`detector.amp`), off elsewhere, as ultralytics decides
+    when its check passes."""
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        log.info("detector AMP on %s (ultralytics' download-based self-check skipped offline)", device)
+    return device.type == "cuda"
+
+
 def prepare_ultralytics(threads: int | None = None) -> None:
     """Set ultralytics up for offline, side-effect-free use in this process (idempotent).
 
@@ -55,6 +66,9 @@ def prepare_ultralytics(threads: int | None = None) -> None:
     if any(settings.get(key) is not False for key in known):
         settings.update(known)
     _install_fonts(Path(ul_utils.USER_CONFIG_DIR))
+    import ultralytics.engine.trainer as ul_trainer
+
+    ul_trainer.check_amp = _amp_without_download
     n_threads = max(1, threads or os.cpu_count() or 1)
     # select_device() calls torch.set_num_threads(NUM_THREADS) with its own module-level copy of the constant.
     ul_torch.NUM_THREADS = n_threads

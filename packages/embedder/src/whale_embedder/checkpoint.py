@@ -17,6 +17,7 @@ import torch
 from whale_core import InputError, atomic_path
 from whale_embedder.config import EmbedderConfig
 from whale_embedder.model import EmbeddingModel
+from whale_embedder.runtime import resolve_device
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
@@ -48,14 +49,20 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
 
 def model_from_checkpoint(
-    path_or_state: str | os.PathLike[str] | dict[str, Any], map_location: str | torch.device = "cpu"
+    path_or_state: str | os.PathLike[str] | dict[str, Any], device: str | torch.device | None = None
 ) -> tuple[EmbeddingModel, EmbedderConfig]:
-    """Rebuild the trained `EmbeddingModel` (eval mode) and its config from a checkpoint."""
-    state = path_or_state if isinstance(path_or_state, dict) else load_checkpoint(path_or_state, map_location)
+    """Rebuild the trained `EmbeddingModel` (eval mode) on `device` and its config from a checkpoint.
+
+    The weights are read onto the CPU, loaded, then the model is moved to `device` (default `auto`: this
+    process's CUDA device, else the CPU — not the device the checkpoint was trained on). The config is
+    the one it was trained with (backbone weights off); pass the model's device to `extract_embeddings`.
+    """
+    state = path_or_state if isinstance(path_or_state, dict) else load_checkpoint(path_or_state)
+    target = resolve_device(device)
     cfg = EmbedderConfig.from_dict(state["config"]).replace(pretrained=False, weights_file=None)
     counts = state.get("class_counts")
     model = EmbeddingModel(
         cfg, len(state["classes"]), len(state.get("species", [])), None if counts is None else counts.numpy()
     )
     model.load_state_dict(state["model"])
-    return model.eval(), cfg
+    return model.to(target).eval(), cfg

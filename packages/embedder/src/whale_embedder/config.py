@@ -75,6 +75,8 @@ class EmbedderConfig(Config):
             with `region_probs`, the 1st-place "bbox mixing").
         extract_region: crop embedded for retrieval (`fullbody` or `backfin`).
         head_lr_mult: learning-rate multiplier of neck + ArcFace head over the backbone.
+        device: where training, extraction and a reloaded checkpoint run: `auto` (this process's CUDA device,
+            else the CPU), `cpu`, `cuda` or `cuda:N`; the model is moved to it with the data.
         amp: `auto` (bf16 where supported, fp16 + GradScaler on CUDA without bf16), `bf16`, `fp16`, `off`;
             fp16 is never used on CPU.
         min_lr: cosine floor; `warmup_epochs` linear warm-up from `lr * warmup_factor`.
@@ -110,6 +112,7 @@ class EmbedderConfig(Config):
     warmup_epochs: int = 1
     warmup_factor: float = 0.1
     min_lr: float = 1e-6
+    device: str = "auto"
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
     channels_last: bool = True
     seed: int = 42

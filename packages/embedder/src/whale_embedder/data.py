@@ -111,8 +111,10 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, idx: int) -> tuple[torch.Tensor, int, int]:
-        rng = np.random.default_rng((self.seed, self.epoch, idx))
+    def __getitem__(self, idx: int | tuple[int, int]) -> tuple[torch.Tensor, int, int]:
+        """Row `idx` (augmented for `set_epoch`'s epoch), or `(epoch, row)` as the training sampler yields."""
+        epoch, idx = idx if isinstance(idx, tuple) else (self.epoch, idx)
+        rng = np.random.default_rng((self.seed, epoch, idx))
         region = self.regions[int(rng.choice(len(self.regions), p=self.region_p))] if len(self.regions) > 1 else None
         pixels = np.asarray(load_rgb(self.paths[region or self.regions[0]][idx]))
         self.transform.set_random_seed(int(rng.integers(2**31)))

@@ -21,7 +21,7 @@ from whale_core import atomic_path
 from whale_embedder import distributed as dist_utils
 from whale_embedder.config import EmbedderConfig
 from whale_embedder.data import CropDataset
-from whale_embedder.runtime import autocast, autocast_dtype, default_device
+from whale_embedder.runtime import autocast, autocast_dtype, loader_options, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def extract_embeddings(
         region: crop column to read; defaults to `cfg.extract_region`.
         flip_tta: also embed the horizontally mirrored image and average the two (then re-normalise);
             defaults to `cfg.flip_tta`.
-        device: defaults to CUDA when available, else CPU.
+        device: where the model runs (it is moved there, in place, with the images); defaults to
+            `cfg.device` (`auto`: CUDA when available, else CPU).
         progress: show a tqdm bar.
 
     Under a process group of W > 1 ranks this is a collective: every rank must call it with the same rows
@@ -65,7 +66,7 @@ def extract_embeddings(
     """
     region = region or cfg.extract_region
     flip_tta = cfg.flip_tta if flip_tta is None else flip_tta
-    device = device or default_device()
+    device = resolve_device(device if device is not None else cfg.device)
     table = as_table(df_or_paths, region)
     if len(table) == 0:
         return np.zeros((0, cfg.embedding_dim), dtype=np.float32)
@@ -74,11 +75,12 @@ def extract_embeddings(
         CropDataset(shard, cfg, region=region, train=False),
         batch_size=cfg.eval_batch_size,
         shuffle=False,
-        num_workers=cfg.num_workers,
+        **loader_options(device, cfg.num_workers),
     )
     dtype = autocast_dtype(cfg.amp, device, training=False)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     was_training = model.training
+    model.to(device)  # the model goes where the images go (a checkpoint is read onto the CPU)
     model.eval()
     chunks = []
     try:

@@ -7,6 +7,7 @@ global_pool=''`), so the backbone returns a feature map whose channels are measu
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,37 @@ def create_backbone(cfg: EmbedderConfig) -> nn.Module:
         if "Unknown model" in str(err):
             raise InputError(f"embedder.backbone: unknown timm model '{cfg.backbone}'") from None
         raise
+    except OSError:  # huggingface_hub's LocalEntryNotFoundError (offline, not cached), connection errors
+        if cfg.weights_file:
+            raise
+        raise InputError(missing_weights_message(cfg.backbone)) from None
+
+
+def pretrained_tag(backbone: str) -> tuple[str, str | None]:
+    """(timm tag, Hugging Face repo) of a backbone's default pretrained weights: deprecated names resolved
+    (`tf_efficientnet_b6_ns` → `tf_efficientnet_b6.ns_jft_in1k`)."""
+    from timm.models import get_deprecated_models, get_pretrained_cfg
+
+    name = get_deprecated_models().get(backbone, backbone)
+    pretrained = get_pretrained_cfg(name, allow_unregistered=False) if "." in name else get_pretrained_cfg(name)
+    hub_id = getattr(pretrained, "hf_hub_id", None) if pretrained is not None else None
+    tag = hub_id.removeprefix("timm/") if hub_id and hub_id.startswith("timm/") else name
+    return tag, hub_id
+
+
+def missing_weights_message(backbone: str) -> str:
+    """One line: which weights are missing, and the two ways to supply them without a download here."""
+    tag, hub_id = pretrained_tag(backbone)
+    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
+    )
+    repo = f" (Hugging Face {hub_id})" if hub_id else ""
+    return (
+        f"embedder.pretrained: the weights of {backbone!r} — timm tag {tag}{repo} — are not in the local cache "
+        f'{cache} and nothing is downloaded here: pre-fill it where there is internet (python -c "import timm; '
+        f"timm.create_model('{tag}', pretrained=True)\" with the same HF_HOME, then copy the folder) or set "
+        f"weights_file: /path/to/{tag}.safetensors in this zoo entry"
+    )
 
 
 class EmbeddingModel(nn.Module):

@@ -8,6 +8,7 @@ augmentation by (seed, epoch, row), and model/optimizer/scheduler/RNG states are
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -20,10 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from timm.scheduler import CosineLRScheduler
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from whale_core import InputError
@@ -33,7 +33,17 @@ from whale_embedder.config import EmbedderConfig
 from whale_embedder.data import CropDataset
 from whale_embedder.evaluate import evaluate_model
 from whale_embedder.model import EmbeddingModel
-from whale_embedder.runtime import autocast, autocast_dtype, default_device, rng_states, seed_everything, set_rng_states
+from whale_embedder.runtime import (
+    autocast,
+    autocast_dtype,
+    configure_backends,
+    loader_options,
+    resolve_device,
+    rng_states,
+    seed_everything,
+    set_rng_states,
+)
+from whale_embedder.step import EpochSampler, TrainStep
 
 log = logging.getLogger(__name__)
 EpochCallback = Callable[[dict[str, float], int], None]
@@ -41,7 +51,7 @@ EpochCallback = Callable[[dict[str, float], int], None]
 
 @dataclasses.dataclass(frozen=True)
 class FoldResult:
-    """Outcome of `train_fold`: the best epoch (by val MAP@5), its metrics and where the weights are."""
+    """Outcome of `train_fold`: the best epoch (by val MAP@5), its metrics, where the weights are, the model."""
 
     best_epoch: int
     metrics: dict[str, float]
@@ -49,6 +59,7 @@ class FoldResult:
     best_path: Path
     last_path: Path
     classes: list[str]
+    model: EmbeddingModel | None = None  # this process's model after the last epoch (not necessarily the best)
 
 
 @dataclasses.dataclass
@@ -56,6 +67,7 @@ class _Trainer:
     """Everything one fold's training mutates (rebuilt identically on resume, then states loaded)."""
 
     model: EmbeddingModel
+    step: torch.nn.Module  # `TrainStep(model)`, wrapped once in DDP under a process group
     optimizer: torch.optim.Optimizer
     scheduler: CosineLRScheduler
     scaler: torch.amp.GradScaler
@@ -64,6 +76,8 @@ class _Trainer:
     species: list[str]
     class_counts: np.ndarray
     updates_per_epoch: int
+    loader: DataLoader
+    sampler: EpochSampler
 
 
 def _build(cfg: EmbedderConfig, train_df: pd.DataFrame, device: torch.device) -> _Trainer:
@@ -71,7 +85,8 @@ def _build(cfg: EmbedderConfig, train_df: pd.DataFrame, device: torch.device) ->
     labels = train_df["label"].astype(str)
     classes = sorted(labels.unique())
     counts = labels.value_counts().reindex(classes).to_numpy()
-    species = sorted(train_df["species"].astype(str).unique()) if "species" in train_df.columns else []
+    known = train_df["species"].dropna().astype(str) if "species" in train_df.columns else pd.Series([], dtype=str)
+    species = sorted(set(known[known.str.len() > 0]))  # a missing species is no class: those rows get -1
     dataset = CropDataset(
         train_df,
         cfg,
@@ -105,51 +120,43 @@ def _build(cfg: EmbedderConfig, train_df: pd.DataFrame, device: torch.device) ->
     )
     dtype = autocast_dtype(cfg.amp, device, training=True, image_size_px=cfg.image_size)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    return _Trainer(model, optimizer, scheduler, scaler, dataset, classes, species, counts, updates_per_epoch)
-
-
-def _loader(cfg: EmbedderConfig, dataset: CropDataset, epoch: int) -> DataLoader:
-    dataset.set_epoch(epoch)
-    if dist_utils.is_distributed():
-        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg.seed, drop_last=True)
-        sampler.set_epoch(epoch)
-    else:
-        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-    return DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.num_workers)
-
-
-def _loss(model: torch.nn.Module, tr: _Trainer, cfg: EmbedderConfig, batch: tuple, device: torch.device):
-    images, labels, species = (t.to(device, non_blocking=True) for t in batch)
-    if cfg.channels_last:
-        images = images.to(memory_format=torch.channels_last)
-    emb = model(images)
-    loss = F.cross_entropy(tr.model.arcface(emb, labels), labels)
-    if tr.model.species_head is not None and (species >= 0).any():
-        loss = loss + cfg.species_loss_weight * F.cross_entropy(
-            tr.model.species_head(emb.float()), species, ignore_index=-1
-        )
-    return loss
+    step: torch.nn.Module = TrainStep(model, cfg.species_loss_weight)
+    if dist_utils.is_distributed():  # once per fold: DDP broadcasts rank 0's weights here, then syncs gradients
+        step = DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
+    sampler = EpochSampler(dataset, cfg.seed)
+    loader = DataLoader(
+        dataset, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **loader_options(device, cfg.num_workers)
+    )
+    return _Trainer(
+        model, step, optimizer, scheduler, scaler, dataset, classes, species, counts, updates_per_epoch, loader, sampler
+    )
 
 
 def _train_epoch(tr: _Trainer, cfg: EmbedderConfig, epoch: int, device: torch.device, progress: bool) -> dict:
-    model = DistributedDataParallel(tr.model) if dist_utils.is_distributed() else tr.model
-    model.train()
+    tr.step.train()
     dtype = autocast_dtype(cfg.amp, device, training=True, image_size_px=cfg.image_size)
-    loader = _loader(cfg, tr.dataset, epoch)
+    tr.sampler.set_epoch(epoch)
+    loader = tr.loader
     total_loss, seen, start = 0.0, 0, time.perf_counter()
     bar = tqdm(loader, desc=f"epoch {epoch}", disable=not (progress and dist_utils.is_main_process()), leave=False)
     tr.optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(bar):
-        with autocast(device, dtype):
-            loss = _loss(model, tr, cfg, batch, device)
-        tr.scaler.scale(loss / cfg.grad_accum).backward()
-        if (i + 1) % cfg.grad_accum == 0 or i + 1 == len(loader):
+        images, labels, species = (t.to(device, non_blocking=True) for t in batch)
+        if cfg.channels_last:
+            images = images.to(memory_format=torch.channels_last)
+        updates = (i + 1) % cfg.grad_accum == 0 or i + 1 == len(loader)
+        syncing = contextlib.nullcontext() if updates or not hasattr(tr.step, "no_sync") else tr.step.no_sync()
+        with syncing:  # under DDP, accumulation steps skip the gradient all-reduce until the update
+            with autocast(device, dtype):
+                loss = tr.step(images, labels, species)
+            tr.scaler.scale(loss / cfg.grad_accum).backward()
+        if updates:
             tr.scaler.step(tr.optimizer)
             tr.scaler.update()
             tr.optimizer.zero_grad(set_to_none=True)
             tr.scheduler.step_update(epoch * tr.updates_per_epoch + (i // cfg.grad_accum) + 1)
-        total_loss += float(loss.detach()) * len(batch[0])
-        seen += len(batch[0])
+        total_loss += float(loss.detach()) * len(images)
+        seen += len(images)
         speed = seen / max(time.perf_counter() - start, 1e-9)
         lr = tr.optimizer.param_groups[0]["lr"]
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", lr=f"{lr:.2e}", img_s=f"{speed:.0f}")
@@ -221,10 +228,12 @@ def train_fold(
             epochs (`cfg.val_every_epochs`), val_map5, val_map5_known, val_map5_new, val_threshold; called
             after the epoch's checkpoint is written.
         resume: continue from `out_dir/last.pt` when it exists and matches `cfg` and the classes.
-        device: defaults to CUDA when available, else CPU.
+        device: where the model and the batches go; defaults to `cfg.device` (`auto`: this process's CUDA
+            device when available, else the CPU).
         progress: tqdm bars.
     """
-    device = device or default_device()
+    device = resolve_device(device if device is not None else cfg.device)
+    configure_backends(device)
     out_dir = Path(out_dir)
     best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
     tr = _build(cfg, train_df, device)
@@ -251,4 +260,4 @@ def train_fold(
             on_epoch_end(metrics, epoch)
     best_metrics = next(h for h in history if h["epoch"] == best["epoch"])
     metrics = {k: v for k, v in best_metrics.items() if k.startswith("val_")}
-    return FoldResult(best["epoch"], metrics, history, best_path, last_path, tr.classes)
+    return FoldResult(best["epoch"], metrics, history, best_path, last_path, tr.classes, tr.model)
