@@ -19,7 +19,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONUNBUFFERED := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-PACKAGES := packages/core packages/retrieval packages/embedder packages/detector
+PACKAGES := packages/core packages/retrieval packages/embedder packages/detector packages/matcher
 
 .PHONY: install demo test browser lint format
 install: $(STAMP)
