@@ -62,6 +62,11 @@ def main() -> None:
     params = load_params()
     cfg = TuneStageConfig.from_dict(params.get("tune"))
     match = MatchConfig.from_dict(params.get("match"))
+    if match.enabled and cfg.search.k_neighbors_min < cfg.search.k_neighbors_max:
+        raise ConfigError(
+            "tune.search: k_neighbors is not tuned when match.enabled (the fusion re-ranks the neighbours): "
+            "set k_neighbors_min equal to k_neighbors_max"
+        )
     configure_tracking(TrackingConfig.from_dict(params.get("tracking")))  # an outage fails before the work
     members = pd.DataFrame(read_json("outputs/selection.json", "written by the select stage")["members"])
     train = read_table("data/prepared/train.csv").astype({"fold": int})

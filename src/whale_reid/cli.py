@@ -24,12 +24,13 @@ import pandas as pd
 
 from whale_core import InputError, atomic_path, atomic_write_csv, atomic_write_text, configure_offline_env, inside
 from whale_detector import CropConfig
+from whale_matcher import save_features
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
 from whale_reid.params import load_params
 from whale_reid.review import GalleryPhotos, build_views, render_review_page
 from whale_reid.run_folder import RunFolder
-from whale_reid.verification import gallery_features_path
+from whale_reid.verification import gallery_features_path, load_gallery_features, query_features_path
 
 log = logging.getLogger("whale_reid.cli")
 CRASH = 3  #: exit status of an unexpected error (1: no photo could be read, 2: bad usage or input)
@@ -83,10 +84,10 @@ def load_artefacts(repo: Path) -> Artefacts:
     artefacts = Artefacts(crop, members, gallery, gallery_dir, detector_weights=weights, given_boxes=boxes)
     if artefacts.answer_rule.calibrator is None:
         return artefacts
-    from whale_matcher import load_features
-
     regions = artefacts.match_config.regions
-    features = {r: load_features(_need(gallery_features_path(repo / BASE_GALLERY, r))) for r in regions}
+    for region in regions:
+        _need(gallery_features_path(repo / BASE_GALLERY, region))
+    features = load_gallery_features(gallery_dir, repo / BASE_GALLERY, regions)
     return dataclasses.replace(artefacts, gallery_features=features)
 
 
@@ -112,7 +113,8 @@ def gallery_locator(repo: Path, raw_dir: Path, region: str):
 
 
 def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out: Path, run_id: str = "") -> None:
-    """`matches.csv`, `query_embeddings.npz` (for enroll; carries `run_id`) and the self-contained `review.html`."""
+    """`matches.csv`, `query_embeddings.npz` (for enroll; carries `run_id`), `query_features_<region>.npz` when
+    the answers were verified (for enroll too) and the self-contained `review.html`."""
     region = artefacts.members[0].config.extract_region
     atomic_write_csv(out / "matches.csv", result.matches)
     crops = [f"crops/{region}/query/{key}.jpg" for key in result.photos["key"]]
@@ -125,6 +127,8 @@ def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out:
             base_fingerprint=np.asarray(gallery_fingerprint(repo / BASE_GALLERY)),
             run_id=np.asarray(run_id),
         )
+    for region_name, features in (result.features or {}).items():  # enroll appends them to the gallery's
+        save_features(query_features_path(out, region_name), features)
     raw_dir = repo / str(read_params(repo).get("data", {}).get("raw_dir", "data/raw"))
     photos = GalleryPhotos(gallery_locator(repo, raw_dir, region))
     rule = artefacts.answer_rule

@@ -5,6 +5,7 @@ it — `dvc repro`/`dvc checkout` would restore or rebuild it and silently drop 
 Enrolled galleries therefore live beside it, in `models/catalogue/`:
 
     models/catalogue/versions/v0001/   gallery.npz + gallery.json (the whole index) + enrolled.csv
+                                       (+ features_<region>.npz: every photo's keypoints, when verified)
     models/catalogue/crops/<image_id>.jpg   the enrolled photos' crops (shown on review pages)
     models/catalogue/CURRENT           the version in use ("v0001"), replaced atomically
 
@@ -28,8 +29,10 @@ import numpy as np
 import pandas as pd
 
 from whale_core import InputError, atomic_write_bytes, atomic_write_csv, atomic_write_text, inside, safe_name
+from whale_matcher import save_features
 from whale_reid.run_folder import MANIFEST, file_lock, reading_run
-from whale_retrieval import NEW_INDIVIDUAL, GalleryIndex
+from whale_reid.verification import MatchConfig, enrolled_features, gallery_features_path, load_gallery_features
+from whale_retrieval import NEW_INDIVIDUAL, AnswerRule, GalleryIndex
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +189,9 @@ def plan_rows(decisions: pd.DataFrame, queries: pd.DataFrame, gallery: GalleryIn
     return pd.DataFrame(rows, columns=[*ENROLLED_COLUMNS, "crop", "emb"])
 
 
-def write_version(repo: Path, gallery: GalleryIndex, enrolled: pd.DataFrame) -> str:
-    """Save `gallery` as the next version (complete before it is renamed into place), then switch CURRENT."""
+def write_version(repo: Path, gallery: GalleryIndex, enrolled: pd.DataFrame, features: dict | None = None) -> str:
+    """Save `gallery` (and its local features, when verified) as the next version — complete before it is
+    renamed into place — then switch CURRENT."""
     versions = repo / CATALOGUE / "versions"
     versions.mkdir(parents=True, exist_ok=True)
     number = 1 + max((int(p.name[1:]) for p in versions.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
@@ -196,6 +200,8 @@ def write_version(repo: Path, gallery: GalleryIndex, enrolled: pd.DataFrame) -> 
     try:
         gallery.save(tmp)
         atomic_write_csv(tmp / "enrolled.csv", enrolled[ENROLLED_COLUMNS])
+        for region, region_features in (features or {}).items():
+            save_features(gallery_features_path(tmp, region), region_features)
         os.rename(tmp, inside(versions, name))  # fails if a concurrent enroll took the name: nothing is overwritten
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -234,9 +240,10 @@ def _enroll(
     if plan.empty:
         log.info("nothing to add: all %d photos are already in %s", len(skipped), gallery_dir)
         return EnrollResult(plan[ENROLLED_COLUMNS], skipped, None)
-    crops_dir = repo / CATALOGUE / "crops"
+    crops_dir, keys = repo / CATALOGUE / "crops", []
     for image_id, crop in zip(plan["image_id"], plan["crop"]):
         source = inside(identify_dir, crop, f"{identify_dir / QUERY_EMBEDDINGS}: crop")
+        keys.append(source.stem)  # the photo's key in the identify run (its features are stored under it)
         target = inside(crops_dir, safe_name(f"{image_id}.jpg", "image id"), "enrolled crop")
         atomic_write_bytes(target, source.read_bytes())
     grown = gallery.add(np.stack(plan["emb"].to_list()), plan["image_id"], plan["individual_id"], plan["species"])
@@ -244,6 +251,11 @@ def _enroll(
     previous = gallery_dir / "enrolled.csv"
     history = pd.read_csv(previous, dtype=str, keep_default_na=False) if previous.is_file() else None
     enrolled = pd.concat([history, plan[ENROLLED_COLUMNS]], ignore_index=True)
-    version = write_version(repo, grown, enrolled)
+    features = None
+    if AnswerRule.from_dict(gallery.settings).calibrator is not None:  # verified answers: the photos' keypoints too
+        regions = MatchConfig.from_dict(gallery.settings.get("match"), section="gallery.match").regions
+        current = load_gallery_features(gallery_dir, repo / BASE_GALLERY, regions)
+        features = enrolled_features(current, identify_dir, keys, plan["image_id"].tolist())
+    version = write_version(repo, grown, enrolled, features)
     log.info("enrolled %d photos (%d skipped): gallery %s has %d rows", len(plan), len(skipped), version, len(grown))
     return EnrollResult(plan[ENROLLED_COLUMNS], skipped, version)

@@ -175,6 +175,7 @@ class IdentifyResult:
         similarities, neighbours: the neighbours [n_photos, k] (gallery row indices) in the order the answers
             ranked them, best first, with the answer rule's scores (P(same) when verified).
         scale: what `similarities` are: "similarity" or "probability".
+        features: the photos' local features per region (keyed by `key`) when the answers were verified.
     """
 
     matches: pd.DataFrame
@@ -184,6 +185,7 @@ class IdentifyResult:
     similarities: np.ndarray
     neighbours: np.ndarray
     scale: str = "similarity"
+    features: dict[str, Any] | None = None
 
 
 def check_photos(photos: Sequence[Path]) -> tuple[list[Path], list[dict]]:
@@ -242,20 +244,24 @@ def region_box(boxes: pd.DataFrame, key: str, region: str) -> dict:
 
 def answer_queries(
     artefacts: Artefacts, keys: Sequence[str], query_emb: np.ndarray, crops_dir: Path
-) -> tuple[Answers, np.ndarray, np.ndarray]:
+) -> tuple[Answers, np.ndarray, np.ndarray, dict[str, Any] | None]:
     """The predict stage's answers for embedded photos: kNN, local verification when calibrated, the rule.
 
     Returns:
-        (the rule's answers, the raw kNN similarities and neighbours).
+        (the rule's answers, the raw kNN similarities and neighbours, the photos' features when verified).
     """
     gallery, rule = artefacts.gallery, artefacts.answer_rule
     k = min(rule.post.k_neighbors, len(gallery))
     if not len(query_emb):
         empty = np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-        return Answers([], RankedIndividuals(np.zeros((0, 5), object), np.zeros((0, 5), np.float32)), *empty), *empty
+        return (
+            Answers([], RankedIndividuals(np.zeros((0, 5), object), np.zeros((0, 5), np.float32)), *empty),
+            *empty,
+            None,
+        )
     labels = None if rule.calibrator else gallery.labels  # fusion re-ranks the whole shortlist: search it exactly
     sims, idx = knn_search(query_emb, gallery.embeddings, k, config=artefacts.knn_config, gallery_labels=labels)
-    evidence = None
+    evidence, query_features = None, None
     if rule.calibrator is not None:
         from whale_matcher import extract_features
 
@@ -267,7 +273,7 @@ def answer_queries(
         }  # fmt: skip
         evidence = shortlist_evidence(query_features, artefacts.gallery_features or {}, keys, gallery.image_ids, idx,
                                       rule.shortlist_columns(k), match, allow_missing_gallery=True)  # fmt: skip
-    return rule.apply(sims, idx, gallery.labels, gallery.species, evidence), sims, idx
+    return rule.apply(sims, idx, gallery.labels, gallery.species, evidence), sims, idx, query_features
 
 
 def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> IdentifyResult:
@@ -280,7 +286,7 @@ def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> Ide
     keys = [photo_key(i, p) for i, p in enumerate(readable)]
     images = pd.DataFrame({"image": keys, "split": QUERY_SPLIT, "path": [str(p) for p in readable]})
     boxes, query_emb = embed_photos(artefacts, images, out_dir / "crops")
-    answers, sims, idx = answer_queries(artefacts, keys, query_emb, out_dir / "crops")
+    answers, sims, idx, features = answer_queries(artefacts, keys, query_emb, out_dir / "crops")
     calibrated = artefacts.answer_rule.calibrator is not None
     species = [str(s) for s in query_species(answers.idx, artefacts.gallery.species, 1)]
     region = artefacts.members[0].config.extract_region
@@ -309,5 +315,5 @@ def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> Ide
     log.info("identified %d photos (%d unreadable)", len(readable), len(errors))
     return IdentifyResult(
         matches.drop(columns="_order").reset_index(drop=True), photo_table, query_emb, boxes, answers.scores,
-        answers.idx, "probability" if calibrated else "similarity",
+        answers.idx, "probability" if calibrated else "similarity", features,
     )  # fmt: skip

@@ -32,7 +32,10 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "run.json"
 #: What an identify folder holds (older runs had no run.json); anything else means it is someone else's folder.
-RUN_FILES = {"matches.csv", "query_embeddings.npz", "review.html", "crops", MANIFEST}
+RUN_FILES = {
+    "matches.csv", "query_embeddings.npz", "review.html", "crops", MANIFEST,
+    "query_features_fullbody.npz", "query_features_backfin.npz",
+}  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ import pandas as pd
 
 from whale_core import Config, ConfigError, InputError, atomic_write_bytes
 from whale_matcher import Features, MatcherConfig, load_features, verify_pairs
-from whale_retrieval.calibration import SIMILARITY, PairCalibrator
+from whale_retrieval.calibration import SIMILARITY, CalibrationError, PairCalibrator
 from whale_retrieval.fusion import fit_fusion
 from whale_retrieval.postprocess import StackedNeighbours
 
@@ -153,11 +153,13 @@ def shortlist_evidence(
 
 def fuse_oof(
     stacked: StackedNeighbours, queries: pd.DataFrame, cfg: MatchConfig, k_neighbors: int, root: Path = Path(".")
-) -> tuple[StackedNeighbours, PairCalibrator]:
+) -> tuple[StackedNeighbours, PairCalibrator | None]:
     """Verify the OOF shortlists (train features against train features) and fit the fusion on them.
 
     Returns `fit_fusion`'s pair: the OOF neighbours scored by cross-fitted calibrators (what the threshold is
-    tuned on) and the calibrator fitted on every OOF pair (what the answers use).
+    tuned on) and the calibrator fitted on every OOF pair (what the answers use). Fallback: where the pairs
+    cannot be calibrated (all of one class, in some fold's complement too), a warning and the unchanged
+    neighbours with no calibrator — the answers are then the similarity-only ones.
     """
     if stacked.gallery_images is None:
         raise InputError("fuse_oof: the OOF splits carry no gallery image ids")
@@ -166,7 +168,12 @@ def fuse_oof(
     log.info("verifying %d OOF queries × %d candidates × %d regions", len(queries), width, len(cfg.regions))
     evidence = shortlist_evidence(train, train, queries["image"].tolist(), stacked.gallery_images, stacked.idx,
                                   width, cfg)  # fmt: skip
-    return fit_fusion(stacked, evidence, queries["fold"].to_numpy(), cfg.evidence_names, cfg.calibrator, k_neighbors)
+    try:
+        return fit_fusion(stacked, evidence, queries["fold"].to_numpy(), cfg.evidence_names, cfg.calibrator,
+                          k_neighbors)  # fmt: skip
+    except CalibrationError as err:
+        log.warning("match: %s — answering by similarity alone (no calibrator saved)", err)
+        return stacked, None
 
 
 def evidence_picture(
@@ -187,3 +194,29 @@ def evidence_picture(
     q_pts = q_pts * (q_img.shape[1] / max(int(feats.size[0][0]), 1))  # from the matcher's working size to pixels
     g_pts = g_pts * (g_img.shape[1] / max(int(feats.size[1][0]), 1))
     return draw_matches(q_img, g_img, q_pts, g_pts, height=height), len(q_pts)
+
+
+def query_features_path(identify_dir: Path, region: str) -> Path:
+    return identify_dir / f"query_features_{region}.npz"
+
+
+def load_gallery_features(gallery_dir: Path, base_dir: Path, regions: Sequence[str]) -> dict[str, Features]:
+    """The features beside a gallery version (enrolled photos included), else those of the trained gallery."""
+    out = {}
+    for region in regions:
+        path = gallery_features_path(gallery_dir, region)
+        out[region] = load_features(path if path.is_file() else gallery_features_path(base_dir, region))
+    return out
+
+
+def enrolled_features(
+    gallery: Mapping[str, Features], identify_dir: Path, keys: Sequence[str], image_ids: Sequence[str]
+) -> dict[str, Features]:
+    """The gallery's features with the enrolled photos' appended (read from the identify run, renamed to
+    their gallery image ids), so an enrolled animal is verified like any other."""
+    out = {}
+    for region, current in gallery.items():
+        query = load_features(query_features_path(identify_dir, region))
+        rows = row_lookup(query, keys, f"{query_features_path(identify_dir, region)}")
+        out[region] = Features.concat([current, query.take(rows).renamed(image_ids)])
+    return out

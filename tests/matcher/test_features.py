@@ -106,3 +106,24 @@ def test_binary_extractors(name, nbytes, crop_paths):
     out = extract_features(some, [crop_paths[n] for n in some], MatcherConfig(extractor=name), progress=False)
     assert out.desc.dtype == np.uint8 and out.desc.shape[1] == nbytes and out.binary
     assert 50 <= out.counts()[0] <= 400 and out.counts()[1] == 0
+
+
+def test_concat_and_renamed_keep_every_photos_keypoints(tmp_path):
+    import numpy as np
+
+    from whale_matcher import Features
+
+    rng = np.random.default_rng(0)
+
+    def part(names, counts):
+        xys = [rng.random((c, 2), dtype=np.float32) for c in counts]
+        descs = [rng.random((c, 4), dtype=np.float32) for c in counts]
+        plain = Features.from_photos(names, xys, descs, np.ones((len(names), 2)), empty_desc=np.zeros((0, 4), "f4"))
+        return Features(plain.image, plain.offsets, plain.xy, plain.desc, plain.size, mirrored=plain)
+
+    a, b = part(["a", "b"], [3, 0]), part(["c"], [5])
+    joined = Features.concat([a, b.renamed(["z"])])
+    assert joined.image.tolist() == ["a", "b", "z"] and joined.mirrored.image.tolist() == ["a", "b", "z"]
+    for i, (source, j) in enumerate([(a, 0), (a, 1), (b, 0)]):
+        for got, want in zip(joined.keypoints(i), source.keypoints(j)):
+            np.testing.assert_array_equal(got, want)

@@ -98,3 +98,26 @@ def test_select_refuses_a_run_logged_with_other_params(tiny_pipeline, tmp_path):
     first_run = next(iter(metrics["folds"].values()))["run_id"]
     assert f"MLflow run {first_run} was logged with other params" in proc.stderr
     assert (repo / "outputs/selection.json").read_text() == selection_before  # the old selection is kept
+
+
+def test_the_shortlist_is_verified_and_the_threshold_is_a_probability(tiny_pipeline):
+    """The tiny profile turns `match` on: local features cached, a calibrator fitted on OOF pairs, the
+    threshold tuned on its probabilities, and the gallery saved with the rule and the features identify needs."""
+    from whale_matcher import load_features
+
+    summary = json.loads((tiny_pipeline / "metrics/local_features.json").read_text())
+    assert summary["enabled"] is True
+    test = pd.read_csv(tiny_pipeline / "data/prepared/test.csv", dtype=str)
+    for region in ("fullbody", "backfin"):
+        feats = load_features(tiny_pipeline / f"features/{region}/test.npz")
+        assert sorted(feats.image.tolist()) == sorted(test["image"]) and feats.mirrored is not None
+        assert (tiny_pipeline / f"models/gallery/features_{region}.npz").is_file()
+    post = json.loads((tiny_pipeline / "outputs/postprocess.json").read_text())
+    assert post["scale"] == "probability" and 0.0 <= post["threshold"] <= 1.0
+    assert post["calibrator"]["features"] == ["similarity", "excess_fullbody", "excess_backfin"]
+    assert all(c >= 0 for c in post["calibrator"]["coef"])  # monotone: more evidence never lowers P(same)
+    gallery = json.loads((tiny_pipeline / "models/gallery/gallery.json").read_text())["settings"]
+    assert gallery["calibrator"] == post["calibrator"] and gallery["threshold"] == post["threshold"]
+    oof = pd.read_csv(tiny_pipeline / "outputs/oof_predictions.csv", dtype=str)
+    assert all(len(row.evidence_images.split()) == 5 for row in oof.itertuples())
+    assert not any(row.image in row.evidence_images.split() for row in oof.itertuples())  # never the query itself

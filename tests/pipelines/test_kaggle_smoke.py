@@ -121,6 +121,7 @@ def test_a_kaggle_shaped_download_runs_to_a_submission(tmp_path):
                                 "epochs": 1, "num_workers": 0, "device": "cpu"},
                      "zoo": {name: {"backbone": b} for name, b in TINY_BACKBONES.items()}},
         "tune": {"search": {"n_trials": 4, "k_neighbors_min": 20, "k_neighbors_max": 20}},
+        "match": {"shortlist": 10, "features": {"max_keypoints": 100, "workers": 1}},
     })  # fmt: skip
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -143,3 +144,4 @@ def test_a_kaggle_shaped_download_runs_to_a_submission(tmp_path):
     assert all(len(set(p.split())) == 5 for p in submission["predictions"])
     postprocess = json.loads((repo / "outputs/postprocess.json").read_text())
     assert set(postprocess["species_offsets"]) == set(prepared["species"])  # per-species tuning ran
+    assert postprocess["scale"] == "probability"  # the profile verifies the shortlist

@@ -96,6 +96,38 @@ class Features:
         mirrored = self.mirrored.take(rows) if self.mirrored is not None else None
         return Features(self.image[rows], offsets, self.xy[index], self.desc[index], self.size[rows], mirrored)
 
+    def renamed(self, image: Sequence[str]) -> Features:
+        """The same features under other photo ids (one per photo, mirrored part too)."""
+        ids = np.asarray(list(image), dtype=str).reshape(-1)
+        mirrored = self.mirrored.renamed(ids) if self.mirrored is not None else None
+        return dataclasses.replace(self, image=ids, mirrored=mirrored)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Features]) -> Features:
+        """The photos of every part, in order (all with the same descriptor kind, all mirrored or none).
+
+        Raises:
+            ValueError: no parts, or parts that cannot be joined.
+        """
+        if not parts:
+            raise ValueError("Features.concat: no parts")
+        counts = np.concatenate([p.counts() for p in parts])
+        offsets = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        mirrored = None
+        if any(p.mirrored is not None for p in parts):
+            if not all(p.mirrored is not None for p in parts):
+                raise ValueError("Features.concat: some parts have mirrored features, some not")
+            mirrored = cls.concat([p.mirrored for p in parts])
+        return cls(
+            image=np.concatenate([p.image for p in parts]),
+            offsets=offsets,
+            xy=np.concatenate([p.xy for p in parts]),
+            desc=np.concatenate([p.desc for p in parts]),
+            size=np.concatenate([p.size for p in parts]),
+            mirrored=mirrored,
+        )
+
     @classmethod
     def from_photos(
         cls,

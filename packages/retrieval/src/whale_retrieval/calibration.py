@@ -25,6 +25,13 @@ import numpy as np
 from whale_core import InputError
 
 CALIBRATORS = ("logistic", "isotonic")
+
+
+class CalibrationError(InputError):
+    """The labelled pairs cannot be calibrated against: all of one class (e.g. a tiny catalogue whose
+    shortlists never hold a second photo of the query's animal)."""
+
+
 SIMILARITY = "similarity"
 
 
@@ -152,5 +159,7 @@ def fit_calibrator(
     if len(same) != len(x):
         raise InputError(f"calibrator: {len(same)} labels for {len(x)} pairs")
     if len(np.unique(same)) < 2:
-        raise InputError(f"calibrator: the {len(same)} pairs are all {'same' if same.all() else 'different'}-animal")
+        raise CalibrationError(
+            f"calibrator: the {len(same)} pairs are all {'same' if same.all() else 'different'}-animal"
+        )
     return (_fit_logistic if kind == "logistic" else _fit_isotonic)(x, same, features)
