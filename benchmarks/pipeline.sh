@@ -43,3 +43,4 @@ printf '| **all stages** | **%s** | |\n' "$(fmt "$total")"
 start=$(date +%s.%N)
 dvc repro -q >/dev/null
 printf '| no-op `dvc repro` | %s | |\n' "$(fmt "$(echo "$(date +%s.%N) - $start" | bc)")"
+[[ "$KEEP" == "--keep" ]] && echo "kept the clone in $WORK/clone" >&2 || true

@@ -114,8 +114,8 @@ def is_image_file(path: Path) -> bool:
                 return True
     except Image.DecompressionBombError:
         return True
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error, EOFError):
-        return False
+    except (UnidentifiedImageError, ImportError, OSError, ValueError, SyntaxError, struct.error, EOFError):
+        return False  # ImportError: ultralytics' patched Image.open retrying with an absent HEIF plugin
 
 
 #: Bytes of a photo's key (its crop file stem): `<index>-<stem>` shortened so `<key>.jpg` and the atomic

@@ -95,3 +95,16 @@ def test_resolve_image_path_refuses_escapes(tmp_path):
     for name in ("../x.jpg", "a/../../x.jpg", "/etc/passwd", "", "C:\\x.jpg"):
         with pytest.raises(InputError):
             resolve_image_path(tmp_path, name)
+
+
+def test_a_non_image_is_refused_even_after_ultralytics_patched_pil(tmp_path):
+    """Importing ultralytics replaces PIL.Image.open with a version that retries unidentified files through an
+    optional HEIF plugin; without the plugin that retry raises ModuleNotFoundError — still 'not an image'."""
+    import ultralytics  # noqa: F401  (the import applies the patch)
+
+    from whale_core import ImageLoadError, load_rgb
+
+    bogus = tmp_path / "notes.jpg"
+    bogus.write_text("weather: calm\n")
+    with pytest.raises(ImageLoadError, match="not an image file"):
+        load_rgb(bogus)

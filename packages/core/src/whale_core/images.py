@@ -88,7 +88,9 @@ def _open_checked(path: Path, max_pixels: int) -> Iterator[Image.Image]:
                 yield img
     except ImageLoadError:
         raise
-    except UnidentifiedImageError:
+    except (UnidentifiedImageError, ImportError):
+        # ImportError: ultralytics patches PIL.Image.open to retry an unidentified file with an optional HEIF
+        # plugin, which is not installed (offline: never auto-installed) — the file is still not an image.
         raise ImageLoadError(f"{path}: not an image file (unrecognised format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageLoadError(f"{path}: image is too large (decompression-bomb guard)") from None

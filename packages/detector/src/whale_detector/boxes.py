@@ -151,7 +151,7 @@ def photo_size(path: str | os.PathLike[str]) -> tuple[int, int]:
             orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except (UnidentifiedImageError, ImportError, OSError, SyntaxError, ValueError) as err:  # ImportError: see load_rgb
         raise InputError(f"{path}: not a readable image ({err})") from None
     return (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
 
