@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, atomic_path, atomic_write_csv, atomic_write_text, configure_offline_env, inside
+from whale_core import InputError, atomic_path, atomic_write_csv, configure_offline_env, inside
 from whale_detector import CropConfig
 from whale_matcher import save_features
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
 from whale_reid.params import load_params
-from whale_reid.review import GalleryPhotos, build_views, render_review_page
+from whale_reid.review import GalleryPhotos, build_views
+from whale_reid.review_files import DEFAULT_PAGE_SIZE, REVIEW_DIR, ImageFolder, write_review
 from whale_reid.run_folder import RunFolder
 from whale_reid.verification import gallery_features_path, load_gallery_features, query_features_path
 
@@ -112,9 +113,25 @@ def gallery_locator(repo: Path, raw_dir: Path, region: str):
     return locate
 
 
-def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out: Path, run_id: str = "") -> None:
+def original_locator(raw_dir: Path):
+    """The full-resolution original of a gallery image id: the train photo, when it is on this machine."""
+
+    def locate(image_id: str) -> Path | None:
+        try:
+            path = inside(raw_dir / "train_images", image_id)
+        except InputError:
+            return None
+        return path if path.is_file() else None
+
+    return locate
+
+
+def write_outputs(
+    result: IdentifyResult, artefacts: Artefacts, repo: Path, out: Path, run_id: str = "",
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> None:  # fmt: skip
     """`matches.csv`, `query_embeddings.npz` (for enroll; carries `run_id`), `query_features_<region>.npz` when
-    the answers were verified (for enroll too) and the self-contained `review.html`."""
+    the answers were verified (for enroll too) and the review pages (`review.html` = their index, `review/`)."""
     region = artefacts.members[0].config.extract_region
     atomic_write_csv(out / "matches.csv", result.matches)
     crops = [f"crops/{region}/query/{key}.jpg" for key in result.photos["key"]]
@@ -130,12 +147,13 @@ def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out:
     for region_name, features in (result.features or {}).items():  # enroll appends them to the gallery's
         save_features(query_features_path(out, region_name), features)
     raw_dir = repo / str(read_params(repo).get("data", {}).get("raw_dir", "data/raw"))
-    photos = GalleryPhotos(gallery_locator(repo, raw_dir, region))
+    photos = GalleryPhotos(gallery_locator(repo, raw_dir, region), ImageFolder(out / REVIEW_DIR),
+                           original_locator(raw_dir))  # fmt: skip
     rule = artefacts.answer_rule
     match = artefacts.match_config if rule.calibrator is not None else None
-    views = build_views(result, artefacts.gallery, out / "crops", region, photos, match)
+    views = build_views(result, artefacts.gallery, out / "crops", region, photos, match, rule)
     note = f"new_individual below {rule.scale} {rule.post.threshold:.3f}"
-    atomic_write_text(out / "review.html", render_review_page(views, note=note))
+    write_review(out, views, run_id=run_id, note=note, page_size=page_size)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
@@ -148,7 +166,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         log.info("gallery %s: %d photos of %d individuals", artefacts.gallery_dir, len(artefacts.gallery),
                  len(set(artefacts.gallery.labels)))  # fmt: skip
         result = identify(artefacts, photos, run.path)
-        write_outputs(result, artefacts, repo, run.path, run.run_id)
+        write_outputs(result, artefacts, repo, run.path, run.run_id, args.page_size)
         run.commit()
     print(f"{len(result.photos)} of {len(photos)} photos identified → {out / 'matches.csv'}, {out / 'review.html'}")
     return 0 if len(result.photos) else 1
@@ -175,6 +193,17 @@ def cmd_boxes_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="whale-reid", description="Identify whales and dolphins in photos.")
     commands = main_parser.add_subparsers(dest="command", required=True)
@@ -182,6 +211,8 @@ def parser() -> argparse.ArgumentParser:
     ident.add_argument("photos", nargs="+", help="photos and/or folders (searched recursively)")
     ident.add_argument("--out", default="identify", help="output folder (default: ./identify)")
     ident.add_argument("--repo", default=".", help="the pipeline's repository (default: the current folder)")
+    ident.add_argument("--page-size", type=positive_int, default=DEFAULT_PAGE_SIZE,
+                       help=f"photos (or encounters) per review page (default {DEFAULT_PAGE_SIZE})")  # fmt: skip
     ident.set_defaults(run=cmd_identify)
     enr = commands.add_parser("enroll", help="add the photos confirmed on the review page to the gallery")
     enr.add_argument("decisions", help="decisions.csv exported from review.html (photo,decision,individual_id)")

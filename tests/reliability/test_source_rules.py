@@ -25,7 +25,7 @@ ALLOWED = {
     ("pipelines/predict.py", "main", "save"): "GalleryIndex.save writes each of its two files with atomic_path",
     ("src/whale_reid/enroll.py", "write_version", "save"): "GalleryIndex.save into a temp folder renamed when complete",
     ("src/whale_reid/demo/writer.py", "_encode_jpeg", "save"): "encodes into a BytesIO, then atomic_write_bytes",
-    ("src/whale_reid/html.py", "image_data_uri", "save"): "encodes into a BytesIO for an inline data URI",
+    ("src/whale_reid/html.py", "jpeg_bytes", "save"): "encodes into a BytesIO (a data URI, or atomic_write_bytes)",
 }
 
 

@@ -1,0 +1,130 @@
+"""The review pages on a synthetic run (seconds, no pipeline): small pages with pictures as files, and a reviewer's
+session in headless Chromium driven by real key presses over the DevTools pipe (`tests/cli/cdp.py`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from tests.cli.cdp import Browser
+from tests.cli.synthetic import write_synthetic_pages
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory) -> Path:
+    return write_synthetic_pages(tmp_path_factory.mktemp("pages"), n_photos=60, page_size=25)
+
+
+FILE_KEYS = {"images", "evidence", "crop", "original", "originals", "href"}  #: the page data's file references
+
+
+def _strings(value, key: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _strings(v, k)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v, key)]
+    return [value] if isinstance(value, str) and key in FILE_KEYS and value else []
+
+
+def referenced_files(page: Path) -> list[Path]:
+    """Every file a page references: src/href attributes of its HTML and the paths in its data, resolved."""
+    text = page.read_text(encoding="utf-8")
+    data = json.loads(re.search(r"<script id='review-data' type='application/json'>(.*?)</script>", text).group(1))
+    markup = re.sub(r"<script.*?</script>", "", text, flags=re.S)
+    refs = re.findall(r"(?:src|href)='([^']+)'", markup)
+    refs += _strings(data)
+    paths = []
+    for ref in refs:
+        if ref.startswith("file://"):
+            paths.append(Path(unquote(urlparse(ref).path)))
+        elif not ref.startswith(("#", "data:")):
+            paths.append((page.parent / unquote(ref)).resolve())
+    return paths
+
+
+def test_pages_are_small_and_every_picture_they_reference_exists(pages: Path) -> None:
+    html = sorted(pages.rglob("*.html"), key=lambda p: (len(p.parts), p))
+    assert [p.relative_to(pages).as_posix() for p in html] == [
+        "review.html", "review/page-0001.html", "review/page-0002.html", "review/page-0003.html"
+    ]  # fmt: skip
+    assert sum(p.stat().st_size for p in html) <= 1_500_000
+    assert not any("data:image" in p.read_text() for p in html)
+    for page in html:
+        refs = referenced_files(page)
+        assert refs, page
+        missing = [str(r) for r in refs if not r.is_file()]
+        assert not missing, f"{page}: {missing[:3]}"
+    first = (pages / "review/page-0001.html").read_text()
+    assert first.count("<section class='card query'") == 25 and "'../crops/fullbody/query/" in first
+
+
+def _state(browser: Browser) -> dict:
+    return browser.js(
+        "({counter: document.getElementById('counter').textContent, position: location.hash,"
+        " active: document.activeElement.tagName + ':' + (document.activeElement.type || ''),"
+        " picked: Array.from(document.querySelectorAll('section.query')).map("
+        "   s => (s.querySelector('input[type=radio]:checked') || {}).value),"
+        " csv: window.decisionsCsv()})"
+    )
+
+
+def test_decisions_survive_a_reload_undo_clears_one_and_esc_leaves_the_name_field(pages: Path, tmp_path) -> None:
+    page = (pages / "review/page-0001.html").as_uri()
+    with Browser(tmp_path / "profile") as browser:
+        browser.open(page)
+        first_card = browser.js("document.querySelector('section.query figure.cand figcaption').textContent")
+        assert first_card.startswith("#2 ")  # photo 1's rank 1 is new_individual: its first candidate is #2
+        browser.press("2")  # photo 1: matches.csv rank 2
+        browser.press("ArrowRight")
+        browser.press("n")  # photo 2: a new individual, named
+        browser.type("Fin-7")
+        assert _state(browser)["active"] == "INPUT:text"
+        browser.press("Escape")
+        assert _state(browser)["active"] != "INPUT:text"  # Esc left the name field: keys work again
+        browser.press("ArrowRight")  # photo 3
+        browser.press("1")
+        state = _state(browser)
+        assert state["position"] == "#3" and state["counter"] == "3 / 60 decided"
+        before = state["picked"]
+        browser.reload()
+        state = _state(browser)
+        assert state["picked"] == before and state["picked"][:4] == ["c0", "new", "c0", "skip"]
+        assert state["counter"] == "3 / 60 decided" and state["position"] == "#3"
+        name = browser.js("document.querySelectorAll('section.query')[1].querySelector('input[type=text]').value")
+        assert name == "Fin-7"
+        rows = state["csv"].splitlines()
+        assert rows[0] == "photo,decision,individual_id" and len(rows) == 4
+        assert rows[2].endswith("/p1.jpg,new,Fin-7")
+        browser.press("z")  # undo photo 3
+        state = _state(browser)
+        assert state["picked"][2] == "skip" and state["counter"] == "2 / 60 decided"
+        assert len(state["csv"].splitlines()) == 3
+        browser.press("u")  # the next undecided photo after photo 3
+        assert _state(browser)["position"] == "#4"
+        browser.open((pages / "review.html").as_uri())  # the index sees the page's decisions
+        progress = browser.js("Array.from(document.querySelectorAll('td.progress')).map(td => td.textContent)")
+        assert progress == ["2 / 25 decided", "0 / 25 decided", "0 / 10 decided"]
+        browser.open(page + "#5")  # a hash opens that photo; changing it is followed
+        assert _state(browser)["position"] == "#5"
+        browser.js("location.hash = '#9'")
+        assert browser.js("document.querySelector('section.query.active').dataset.index") == "8"
+
+
+def test_the_compare_view_shows_the_query_crop_beside_the_candidate(pages: Path, tmp_path) -> None:
+    with Browser(tmp_path / "profile") as browser:
+        browser.open((pages / "review/page-0001.html").as_uri() + "#2")
+        browser.press("c")
+        shown = browser.js(
+            "({open: !document.getElementById('compare').hidden,"
+            " query: document.getElementById('cmp-query').getAttribute('src'),"
+            " cand: document.getElementById('cmp-cand').getAttribute('src'),"
+            " thumbs: document.querySelectorAll('#cmp-thumbs img').length})"
+        )
+        assert shown["open"] and shown["query"].startswith("../crops/fullbody/query/00001-")
+        assert shown["cand"].startswith("img/g-") and shown["thumbs"] >= 1
+        browser.press("Escape")
+        assert browser.js("document.getElementById('compare').hidden") is True
