@@ -1,7 +1,8 @@
 """The `whale-reid` command: `identify` new photos with a pipeline run's models, `enroll` confirmed ones.
 
     whale-reid identify PHOTOS_OR_FOLDERS... [--out DIR] [--repo DIR]
-    whale-reid enroll DECISIONS.csv [--identify-dir DIR] [--repo DIR]
+    whale-reid enroll DECISIONS.csv [--identify-dir DIR] [--repo DIR] [--reviewer NAME]
+    whale-reid catalogue {log,revert VERSION,merge KEEP ABSORBED,export OUT.csv} [--repo DIR]
     whale-reid boxes convert SRC --format {xyxy,detic,bremer,yolo,coco} --out boxes.csv [--images DIR...]
 
 This is the glue of the two commands (like a stage script): it reads the pipeline's files — params.yaml
@@ -25,6 +26,7 @@ import pandas as pd
 from whale_core import InputError, atomic_path, atomic_write_csv, configure_offline_env, inside
 from whale_detector import CropConfig
 from whale_matcher import save_features
+from whale_reid.catalogue import add_commands as add_catalogue_commands
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
 from whale_reid.params import load_params
@@ -173,7 +175,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    result = enroll(Path(args.repo), Path(args.decisions), Path(args.identify_dir))
+    result = enroll(Path(args.repo), Path(args.decisions), Path(args.identify_dir), args.reviewer)
     where = f"gallery version {result.version}" if result.version else "the gallery unchanged"
     print(f"{len(result.added)} photos enrolled, {len(result.skipped)} already there → {where}")
     return 0
@@ -218,7 +220,9 @@ def parser() -> argparse.ArgumentParser:
     enr.add_argument("decisions", help="decisions.csv exported from review.html (photo,decision,individual_id)")
     enr.add_argument("--identify-dir", default="identify", help="the identify run's --out folder")
     enr.add_argument("--repo", default=".", help="the pipeline's repository (default: the current folder)")
+    enr.add_argument("--reviewer", help="who decided, for the catalogue's log (default: the OS user)")
     enr.set_defaults(run=cmd_enroll)
+    add_catalogue_commands(commands)
     boxes = commands.add_parser("boxes", help="box files").add_subparsers(dest="action", required=True)
     conv = boxes.add_parser("convert", help="a public box file → the project's boxes.csv (pixels, checked)")
     conv.add_argument("src", help="the box file (a folder of label files for --format yolo)")
