@@ -1,6 +1,7 @@
 """The `whale-reid` command: `identify` new photos with a pipeline run's models, `enroll` confirmed ones.
 
-    whale-reid identify PHOTOS_OR_FOLDERS... [--out DIR] [--repo DIR]
+    whale-reid identify PHOTOS_OR_FOLDERS... [--out DIR] [--repo DIR] [--page-size N]
+                        [--metadata FILE [--restrict location,side] [--date-window DAYS]]
     whale-reid enroll DECISIONS.csv [--identify-dir DIR] [--repo DIR] [--reviewer NAME]
     whale-reid catalogue {log,revert VERSION,merge KEEP ABSORBED,export OUT.csv} [--repo DIR]
     whale-reid boxes convert SRC --format {xyxy,detic,bremer,yolo,coco} --out boxes.csv [--images DIR...]
@@ -29,6 +30,7 @@ from whale_matcher import save_features
 from whale_reid.catalogue import add_commands as add_catalogue_commands
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
+from whale_reid.metadata import CATALOGUE_METADATA, RESTRICTIONS, Survey, gallery_metadata, read_sidecar
 from whale_reid.params import load_params
 from whale_reid.review import GalleryPhotos, build_views
 from whale_reid.review_files import DEFAULT_PAGE_SIZE, REVIEW_DIR, ImageFolder, write_review
@@ -158,6 +160,20 @@ def write_outputs(
     write_review(out, views, run_id=run_id, note=note, page_size=page_size)
 
 
+def read_survey(args: argparse.Namespace, photos: list[Path], artefacts: Artefacts, repo: Path) -> Survey | None:
+    """The `--metadata` sidecar and `--restrict`/`--date-window` as identify uses them (None without a sidecar)."""
+    restrict = tuple(r.strip() for r in (args.restrict or "").split(",") if r.strip())
+    unknown = sorted(set(restrict) - set(RESTRICTIONS))
+    if unknown:
+        raise InputError(f"--restrict: unknown {unknown[0]!r} (choose from {', '.join(RESTRICTIONS)})")
+    if args.metadata is None:
+        if restrict or args.date_window is not None:
+            raise InputError("--restrict and --date-window need --metadata FILE (the photos' location, date, side)")
+        return None
+    gallery = gallery_metadata(repo / CATALOGUE, artefacts.gallery.image_ids)
+    return Survey(read_sidecar(Path(args.metadata), photos), gallery, restrict, args.date_window)
+
+
 def cmd_identify(args: argparse.Namespace) -> int:
     repo, out = Path(args.repo), Path(args.out)
     photos = find_photos(args.photos)
@@ -167,8 +183,11 @@ def cmd_identify(args: argparse.Namespace) -> int:
         artefacts = load_artefacts(repo)
         log.info("gallery %s: %d photos of %d individuals", artefacts.gallery_dir, len(artefacts.gallery),
                  len(set(artefacts.gallery.labels)))  # fmt: skip
-        result = identify(artefacts, photos, run.path)
+        survey = read_survey(args, photos, artefacts, repo)
+        result = identify(artefacts, photos, run.path, survey)
         write_outputs(result, artefacts, repo, run.path, run.run_id, args.page_size)
+        if survey is not None:  # enroll copies the decided photos' rows into the catalogue
+            atomic_write_csv(run.path / CATALOGUE_METADATA, survey.photos.reset_index(names="photo"))
         run.commit()
     print(f"{len(result.photos)} of {len(photos)} photos identified → {out / 'matches.csv'}, {out / 'review.html'}")
     return 0 if len(result.photos) else 1
@@ -213,6 +232,12 @@ def parser() -> argparse.ArgumentParser:
     ident.add_argument("photos", nargs="+", help="photos and/or folders (searched recursively)")
     ident.add_argument("--out", default="identify", help="output folder (default: ./identify)")
     ident.add_argument("--repo", default=".", help="the pipeline's repository (default: the current folder)")
+    ident.add_argument("--metadata", help="sidecar CSV: photo,encounter,date,location,side (all but photo optional)")
+    ident.add_argument(
+        "--restrict", help="candidates must share these with the photo: location,side (needs --metadata)"
+    )
+    ident.add_argument("--date-window", type=positive_int, metavar="DAYS",
+                       help="candidates photographed within DAYS of the photo (needs --metadata)")  # fmt: skip
     ident.add_argument("--page-size", type=positive_int, default=DEFAULT_PAGE_SIZE,
                        help=f"photos (or encounters) per review page (default {DEFAULT_PAGE_SIZE})")  # fmt: skip
     ident.set_defaults(run=cmd_identify)

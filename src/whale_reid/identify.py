@@ -28,6 +28,8 @@ from tqdm.auto import tqdm
 
 from whale_core import InputError, load_rgb
 from whale_detector import CropConfig, crop_regions, detect_boxes, given_boxes
+from whale_reid.metadata import Survey
+from whale_reid.restricted import restricted_answers
 from whale_reid.verification import MatchConfig, shortlist_evidence
 from whale_retrieval import AnswerRule, Answers, GalleryIndex, KnnConfig, concat_embeddings, knn_search, query_species
 from whale_retrieval.ranking import RankedIndividuals
@@ -35,7 +37,8 @@ from whale_retrieval.ranking import RankedIndividuals
 log = logging.getLogger(__name__)
 
 MATCH_COLUMNS = [
-    "photo", "rank", "individual_id", "similarity", "probability", "species", "region", "x1", "y1", "x2", "y2", "error"
+    "photo", "rank", "individual_id", "similarity", "probability", "species", "region", "x1", "y1", "x2", "y2",
+    "encounter", "filters", "error",
 ]  # fmt: skip
 QUERY_SPLIT = "query"
 CHUNK_PHOTOS = 256  # photos detected, cropped and embedded together (bounds memory on large surveys)
@@ -242,15 +245,51 @@ def region_box(boxes: pd.DataFrame, key: str, region: str) -> dict:
     return {"region": label, **{c: int(row[c]) for c in ("x1", "y1", "x2", "y2")}}
 
 
+def query_local_features(artefacts: Artefacts, keys: Sequence[str], crops_dir: Path) -> dict[str, Any]:
+    """The query crops' keypoints per region (for verifying their shortlists)."""
+    from whale_matcher import extract_features
+
+    match = artefacts.match_config
+    return {
+        region: extract_features(list(keys), [str(crops_dir / region / QUERY_SPLIT / f"{key}.jpg") for key in keys],
+                                 match.features, progress=False)
+        for region in match.regions
+    }  # fmt: skip
+
+
 def answer_queries(
-    artefacts: Artefacts, keys: Sequence[str], query_emb: np.ndarray, crops_dir: Path
+    artefacts: Artefacts,
+    keys: Sequence[str],
+    query_emb: np.ndarray,
+    crops_dir: Path,
+    filters: Sequence[tuple[str, np.ndarray | None]] | None = None,
+    groups: Sequence[str] | None = None,
 ) -> tuple[Answers, np.ndarray, np.ndarray, dict[str, Any] | None]:
     """The predict stage's answers for embedded photos: kNN, local verification when calibrated, the rule.
+
+    Args:
+        filters: per photo, its restriction (text, allowed gallery rows or None) from the survey's metadata.
+        groups: per photo, its encounter ("" none): an encounter's photos are answered together.
 
     Returns:
         (the rule's answers, the raw kNN similarities and neighbours, the photos' features when verified).
     """
     gallery, rule = artefacts.gallery, artefacts.answer_rule
+    restricted = filters is not None and any(mask is not None for _, mask in filters)
+    if len(query_emb) and (restricted or (groups is not None and any(groups))):
+        features = query_local_features(artefacts, keys, crops_dir) if rule.calibrator is not None else None
+
+        def evidence(rows: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray] | None:
+            if features is None:
+                return None
+            return shortlist_evidence(features, artefacts.gallery_features or {}, [keys[r] for r in rows],
+                                      gallery.image_ids, idx, rule.shortlist_columns(idx.shape[1]),
+                                      artefacts.match_config, allow_missing_gallery=True)  # fmt: skip
+
+        texts, masks = zip(*filters) if filters else ([""] * len(keys), [None] * len(keys))
+        answers, sims, idx = restricted_answers(rule, gallery, artefacts.knn_config, query_emb, texts, masks,
+                                                list(groups or [""] * len(keys)), evidence)  # fmt: skip
+        return answers, sims, idx, features
     k = min(rule.post.k_neighbors, len(gallery))
     if not len(query_emb):
         empty = np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
@@ -263,21 +302,20 @@ def answer_queries(
     sims, idx = knn_search(query_emb, gallery.embeddings, k, config=artefacts.knn_config, gallery_labels=labels)
     evidence, query_features = None, None
     if rule.calibrator is not None:
-        from whale_matcher import extract_features
-
-        match = artefacts.match_config
-        query_features = {
-            region: extract_features(list(keys), [str(crops_dir / region / QUERY_SPLIT / f"{key}.jpg") for key in keys],
-                                     match.features, progress=False)
-            for region in match.regions
-        }  # fmt: skip
+        query_features = query_local_features(artefacts, keys, crops_dir)
         evidence = shortlist_evidence(query_features, artefacts.gallery_features or {}, keys, gallery.image_ids, idx,
-                                      rule.shortlist_columns(k), match, allow_missing_gallery=True)  # fmt: skip
+                                      rule.shortlist_columns(k), artefacts.match_config,
+                                      allow_missing_gallery=True)  # fmt: skip
     return rule.apply(sims, idx, gallery.labels, gallery.species, evidence), sims, idx, query_features
 
 
-def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> IdentifyResult:
+def identify(
+    artefacts: Artefacts, photos: Sequence[Path], out_dir: Path, survey: Survey | None = None
+) -> IdentifyResult:
     """Identify `photos` against the artefacts' gallery; crops are written under `<out_dir>/crops/`.
+
+    With `survey` (a metadata sidecar), photos of one encounter are answered together and candidates are
+    restricted as it says; `matches.csv` names each photo's encounter and restriction.
 
     Raises:
         InputError: only for problems of the artefacts; unreadable photos become error rows.
@@ -286,7 +324,9 @@ def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> Ide
     keys = [photo_key(i, p) for i, p in enumerate(readable)]
     images = pd.DataFrame({"image": keys, "split": QUERY_SPLIT, "path": [str(p) for p in readable]})
     boxes, query_emb = embed_photos(artefacts, images, out_dir / "crops")
-    answers, sims, idx, features = answer_queries(artefacts, keys, query_emb, out_dir / "crops")
+    filters = survey.restrictions(readable) if survey is not None else [("", None)] * len(readable)
+    groups = survey.encounters(readable) if survey is not None else [""] * len(readable)
+    answers, sims, idx, features = answer_queries(artefacts, keys, query_emb, out_dir / "crops", filters, groups)
     calibrated = artefacts.answer_rule.calibrator is not None
     species = [str(s) for s in query_species(answers.idx, artefacts.gallery.species, 1)]
     region = artefacts.members[0].config.extract_region
@@ -302,7 +342,7 @@ def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> Ide
         rows += [
             {"photo": str(path), "rank": rank, "individual_id": answer, "similarity": best_sim.get(answer, np.nan),
              "probability": score.get(answer, np.nan) if calibrated else np.nan,
-             "species": species[i], **box, "error": ""}
+             "species": species[i], **box, "encounter": groups[i], "filters": filters[i][0], "error": ""}
             for rank, answer in enumerate(answers.ids[i], start=1)
         ]  # fmt: skip
     order = {str(p): n for n, p in enumerate(photos)}
@@ -310,7 +350,7 @@ def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> Ide
     matches = matches.assign(_order=matches["photo"].map(order)).sort_values(["_order", "rank"], kind="stable")
     photo_table = pd.DataFrame(
         {"photo": [str(p) for p in readable], "key": keys, "image_id": [content_id(p) for p in readable],
-         "species": species, "path": [str(p) for p in readable]}
+         "species": species, "path": [str(p) for p in readable], "encounter": groups}
     )  # fmt: skip
     log.info("identified %d photos (%d unreadable)", len(readable), len(errors))
     return IdentifyResult(

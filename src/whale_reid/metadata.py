@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -150,3 +151,44 @@ def gallery_metadata(catalogue: Path, image_ids: Sequence[str]) -> pd.DataFrame:
     """COLUMNS for each gallery row, in the gallery's order ("" where the catalogue has nothing)."""
     known = read_catalogue_metadata(catalogue)
     return known.reindex([str(i) for i in image_ids]).fillna("").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Survey:
+    """A survey's metadata as identify uses it.
+
+    Attributes:
+        photos: the sidecar's COLUMNS per photo (`read_sidecar`), indexed by the photo as given.
+        gallery: COLUMNS per gallery row (`gallery_metadata`).
+        restrict: the columns a candidate must share with the query (RESTRICTIONS).
+        date_window: a candidate's date must lie within this many days of the query's (None: no limit).
+    """
+
+    photos: pd.DataFrame
+    gallery: pd.DataFrame
+    restrict: tuple[str, ...] = ()
+    date_window: int | None = None
+
+    def _row(self, photo: Path) -> pd.Series:
+        key = str(photo)
+        return self.photos.loc[key] if key in self.photos.index else pd.Series(dict.fromkeys(COLUMNS, ""))
+
+    def encounters(self, photos: Sequence[Path]) -> list[str]:
+        """Each photo's encounter ("" none)."""
+        return [str(self._row(p)["encounter"]) for p in photos]
+
+    def restrictions(self, photos: Sequence[Path]) -> list[tuple[str, np.ndarray | None]]:
+        """Each photo's restriction: its text (shown on the page and in matches.csv) and allowed gallery rows."""
+        masks: dict[str, np.ndarray | None] = {}
+        out = []
+        for photo in photos:
+            row = self._row(photo)
+            text = restriction_text(row, self.restrict, self.date_window)
+            if text not in masks:
+                masks[text] = candidate_mask(row, self.gallery, self.restrict, self.date_window)
+            out.append((text, masks[text]))
+        if self.restrict or self.date_window is not None:
+            allowed = [int(m.sum()) for m in masks.values() if m is not None]
+            log.info("restricted candidates (%s): %s gallery photos per restriction", ", ".join(self.restrict)
+                     or "date", allowed)  # fmt: skip
+        return out

@@ -119,7 +119,7 @@ def render_section(index: int, query: QueryView) -> str:
 
 def _query_data(query: QueryView) -> dict:
     return {
-        "key": query.key, "photos": query.photos, "new_rank": query.new_rank,
+        "key": query.key, "photos": query.photos, "new_rank": query.new_rank, "error": bool(query.error),
         "members": [{"crop": m.crop, "original": m.original, "photo": m.photo} for m in query.members],
         "candidates": [
             {"id": c.individual_id, "rank": c.rank, "images": c.images, "originals": c.originals,

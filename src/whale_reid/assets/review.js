@@ -106,7 +106,7 @@
   function nextUndecided() {
     for (let step = 1; step <= sections.length; step++) {
       const j = (current + step) % sections.length;
-      if (data.queries[j].candidates.length && !decided(store[data.queries[j].key])) { show(j); return; }
+      if (!data.queries[j].error && !decided(store[data.queries[j].key])) { show(j); return; }
     }
     const next = document.getElementById("next-page");
     if (next) location.href = next.href;
@@ -124,7 +124,7 @@
   }
   refresh = restore;
   sections.forEach((s, i) => {
-    if (!data.queries[i].candidates.length) return;  // an unreadable photo: nothing to decide
+    if (data.queries[i].error) return;  // an unreadable photo: nothing to decide
     s.addEventListener("change", () => record(i));
     text(i).addEventListener("input", () => {
       if (text(i).value.trim()) s.querySelector("input[value='new']").checked = true;
@@ -158,7 +158,7 @@
   }
   function renderCompare() {
     const q = data.queries[current];
-    if (!q.candidates.length) { compare.hidden = true; return; }
+    if (q.error || !q.candidates.length) { compare.hidden = true; return; }
     const c = q.candidates[candIndex()], m = q.members[Math.min(cmpQuery, q.members.length - 1)];
     const pictures = c.images.concat(c.evidence ? [c.evidence] : []);
     cmpPhoto = cmpPhoto % pictures.length;
