@@ -35,10 +35,11 @@ import pandas as pd
 from whale_core import InputError, atomic_write_bytes, atomic_write_csv, atomic_write_text, inside, safe_name
 from whale_matcher import save_features
 from whale_reid.audit import append_log, now, reviewer_name
+from whale_reid.decisions import read_decisions
 from whale_reid.metadata import CATALOGUE_METADATA, COLUMNS, add_catalogue_metadata, read_metadata_csv
 from whale_reid.run_folder import MANIFEST, file_lock, reading_run
 from whale_reid.verification import MatchConfig, enrolled_features, gallery_features_path, load_gallery_features
-from whale_retrieval import NEW_INDIVIDUAL, AnswerRule, GalleryIndex
+from whale_retrieval import AnswerRule, GalleryIndex
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ BASE_GALLERY = Path("models/gallery")
 CATALOGUE = Path("models/catalogue")
 BASE_VERSION = "base"  #: CURRENT's name for the trained gallery (after `whale-reid catalogue revert base`)
 QUERY_EMBEDDINGS = "query_embeddings.npz"
-DECISIONS = ("match", "new")
 ENROLLED_COLUMNS = ["image_id", "individual_id", "species", "photo", "decision"]
 
 
@@ -106,41 +106,6 @@ def version_features(repo: Path, gallery: GalleryIndex, gallery_dir: Path) -> di
         return None
     regions = MatchConfig.from_dict(gallery.settings.get("match"), section="gallery.match").regions
     return load_gallery_features(gallery_dir, repo / BASE_GALLERY, regions)
-
-
-def read_decisions(path: Path) -> pd.DataFrame:
-    """The decisions CSV (photo, decision = match|new, individual_id), checked row by row.
-
-    Raises:
-        InputError: unreadable file, missing column, or a bad row (named by its line number in the file).
-    """
-    if not path.is_file():
-        raise InputError(f"{path}: decisions file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
-    for column in ("photo", "decision", "individual_id"):
-        if column not in table.columns:
-            raise InputError(f"{path}: missing column '{column}' (expected photo, decision, individual_id)")
-    table = table[["photo", "decision", "individual_id"]].apply(lambda c: c.str.strip())
-    table["line"] = np.arange(len(table)) + 2  # header is line 1
-    for row, record in zip(table["line"], table.itertuples(index=False)):
-        where = f"{path}: line {row} (photo {record.photo!r})"
-        if not record.photo:
-            raise InputError(f"{path}: line {row}: empty photo")
-        if record.decision not in DECISIONS:
-            raise InputError(f"{where}: decision must be 'match' or 'new', got {record.decision!r}")
-        if not record.individual_id or any(ch.isspace() for ch in record.individual_id):
-            raise InputError(f"{where}: individual_id must be a non-empty id without spaces")
-        if record.individual_id == NEW_INDIVIDUAL:
-            raise InputError(f"{where}: '{NEW_INDIVIDUAL}' is not an id; use decision=new with a name")
-    decided = table.drop_duplicates(["photo", "decision", "individual_id"])
-    conflicting = decided["photo"].duplicated()
-    if conflicting.any():
-        first = decided[conflicting].iloc[0]
-        raise InputError(f"{path}: line {first['line']}: photo {first['photo']!r} already has another decision")
-    return decided.reset_index(drop=True)
 
 
 def load_query_embeddings(identify_dir: Path, base_fingerprint: str, run_id: str) -> pd.DataFrame:
