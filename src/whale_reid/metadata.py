@@ -112,7 +112,7 @@ def add_catalogue_metadata(catalogue: Path, rows: pd.DataFrame) -> None:
         return
     current = read_catalogue_metadata(catalogue)
     merged = pd.concat([current[~current.index.isin(rows["image_id"])], rows.set_index("image_id")[list(COLUMNS)]])
-    atomic_write_csv(catalogue / CATALOGUE_METADATA, merged.reset_index(names="image_id"), index=False)
+    atomic_write_csv(catalogue / CATALOGUE_METADATA, merged.reset_index(names="image_id"))
 
 
 def restriction_text(query: pd.Series, restrict: Sequence[str], date_window: int | None) -> str:
@@ -140,7 +140,7 @@ def candidate_mask(
             applied = True
     if date_window is not None and query.get("date", ""):
         day = dt.date.fromisoformat(query["date"])
-        dates = pd.to_datetime(gallery["date"].replace("", None), format="%Y-%m-%d", errors="coerce")
+        dates = pd.to_datetime(gallery["date"], format="%Y-%m-%d", errors="coerce")  # "" (unknown) → NaT
         delta = (dates - pd.Timestamp(day)).dt.days.abs()
         mask &= (delta <= date_window).fillna(False).to_numpy(dtype=bool)
         applied = True

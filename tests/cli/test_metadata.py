@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from whale_core import InputError
-from whale_reid.metadata import Survey, read_sidecar
+from whale_reid.metadata import Survey, candidate_mask, read_sidecar, restriction_text
 from whale_reid.restricted import restricted_answers
 from whale_reid.review import QueryView
 from whale_reid.review_files import render_section
@@ -75,3 +75,13 @@ def test_a_bad_sidecar_is_one_line_naming_the_row(tmp_path: Path, text: str, mes
     sidecar.write_text(text)
     with pytest.raises(InputError, match=message):
         read_sidecar(sidecar, [tmp_path / "a.jpg"])
+
+
+def test_gallery_photos_of_unknown_date_side_or_location_are_left_out() -> None:
+    gallery, meta = gallery_and_metadata()
+    meta.loc[0, ["date", "side", "location"]] = ""
+    query = pd.Series({"encounter": "", "date": "2024-01-01", "location": "Andenes", "side": "left"})
+    mask = candidate_mask(query, meta, ("side",), 400)
+    assert mask.tolist() == [False] + [True] * 5 + [False] * 6  # row 0 unknown; rows 6–11 right flanks
+    assert restriction_text(query, ("side",), 400) == "side=left; date=2024-01-01±400d"
+    assert candidate_mask(query.replace("left", ""), meta, ("side",), None) is None  # nothing to restrict by
