@@ -11,7 +11,9 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from tests.cli.cdp import Browser
-from tests.cli.synthetic import write_synthetic_pages
+from tests.cli.synthetic import REGION, RULE, synthetic_run, write_synthetic_pages
+from whale_reid.review import GalleryPhotos, build_views
+from whale_reid.review_files import REVIEW_DIR, ImageFolder, write_review
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +130,19 @@ def test_the_compare_view_shows_the_query_crop_beside_the_candidate(pages: Path,
         assert shown["cand"].startswith("img/g-") and shown["thumbs"] >= 1
         browser.press("Escape")
         assert browser.js("document.getElementById('compare').hidden") is True
+
+
+def test_an_encounter_is_one_section_and_one_decision_for_all_its_photos(tmp_path: Path) -> None:
+    result, gallery, gallery_dir = synthetic_run(tmp_path, 4, encounters=["E1", "", "E1", ""])
+    photos = GalleryPhotos(lambda i: gallery_dir / i, ImageFolder(tmp_path / "run" / REVIEW_DIR))
+    views = build_views(result, gallery, tmp_path / "run/crops", REGION, photos, None, RULE)
+    assert [v.key for v in views] == ["encounter:E1", str(tmp_path / "survey/p1.jpg"), str(tmp_path / "survey/p3.jpg")]
+    assert views[0].photo == "encounter E1 (2 photos)" and len(views[0].members) == 2
+    write_review(tmp_path / "run", views, run_id="enc", page_size=10)
+    with Browser(tmp_path / "profile") as browser:
+        browser.open((tmp_path / "run/review/page-0001.html").as_uri())
+        browser.press("n")
+        browser.type("Pod-3")
+        browser.press("Enter")
+        rows = browser.js("window.decisionsCsv()").splitlines()
+    assert rows[1:] == [f"{tmp_path}/survey/p0.jpg,new,Pod-3", f"{tmp_path}/survey/p2.jpg,new,Pod-3"]
