@@ -160,17 +160,29 @@ def write_outputs(
     write_review(out, views, run_id=run_id, note=note, page_size=page_size)
 
 
-def read_survey(args: argparse.Namespace, photos: list[Path], artefacts: Artefacts, repo: Path) -> Survey | None:
-    """The `--metadata` sidecar and `--restrict`/`--date-window` as identify uses them (None without a sidecar)."""
+def restrictions(args: argparse.Namespace) -> tuple[str, ...]:
+    """`--restrict` checked (with `--date-window`, it needs `--metadata`), before anything is loaded."""
     restrict = tuple(r.strip() for r in (args.restrict or "").split(",") if r.strip())
     unknown = sorted(set(restrict) - set(RESTRICTIONS))
     if unknown:
         raise InputError(f"--restrict: unknown {unknown[0]!r} (choose from {', '.join(RESTRICTIONS)})")
+    if args.metadata is None and (restrict or args.date_window is not None):
+        raise InputError("--restrict and --date-window need --metadata FILE (the photos' location, date, side)")
+    return restrict
+
+
+def read_survey(args: argparse.Namespace, photos: list[Path], artefacts: Artefacts, repo: Path) -> Survey | None:
+    """The `--metadata` sidecar and `--restrict`/`--date-window` as identify uses them (None without a sidecar)."""
     if args.metadata is None:
-        if restrict or args.date_window is not None:
-            raise InputError("--restrict and --date-window need --metadata FILE (the photos' location, date, side)")
         return None
+    restrict = restrictions(args)
     gallery = gallery_metadata(repo / CATALOGUE, artefacts.gallery.image_ids)
+    for column in (*restrict, *(["date"] if args.date_window is not None else [])):
+        if not gallery[column].ne("").any():  # every candidate would be left out: all new_individual
+            raise InputError(
+                f"{repo / CATALOGUE / CATALOGUE_METADATA}: no gallery photo has a {column}, so "
+                f"restricting by it leaves no candidates (add image_id,{column} rows for the gallery)"
+            )
     return Survey(read_sidecar(Path(args.metadata), photos), gallery, restrict, args.date_window)
 
 
@@ -179,6 +191,9 @@ def cmd_identify(args: argparse.Namespace) -> int:
     photos = find_photos(args.photos)
     if not photos:
         raise InputError(f"no photos found in {', '.join(args.photos)}")
+    restrictions(args)
+    if args.metadata is not None:
+        read_sidecar(Path(args.metadata), photos)  # a bad sidecar fails before the models are loaded
     with RunFolder(out) as run:  # written aside and switched into place whole; a second writer fails at once
         artefacts = load_artefacts(repo)
         log.info("gallery %s: %d photos of %d individuals", artefacts.gallery_dir, len(artefacts.gallery),

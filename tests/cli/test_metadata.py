@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import run_in
 from whale_core import InputError
 from whale_reid.metadata import Survey, candidate_mask, read_sidecar, restriction_text
 from whale_reid.restricted import restricted_answers
@@ -85,3 +86,19 @@ def test_gallery_photos_of_unknown_date_side_or_location_are_left_out() -> None:
     assert mask.tolist() == [False] + [True] * 5 + [False] * 6  # row 0 unknown; rows 6–11 right flanks
     assert restriction_text(query, ("side",), 400) == "side=left; date=2024-01-01±400d"
     assert candidate_mask(query.replace("left", ""), meta, ("side",), None) is None  # nothing to restrict by
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--restrict", "location"], "--restrict and --date-window need --metadata FILE"),
+        (["--metadata", "missing.csv"], "missing.csv: metadata file not found"),
+        (["--metadata", "m.csv", "--restrict", "place"], "--restrict: unknown 'place' (choose from location, side)"),
+    ],
+)
+def test_metadata_mistakes_fail_before_anything_is_loaded(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "p.jpg").write_bytes(b"\xff\xd8\xff not really")
+    (tmp_path / "m.csv").write_text("photo,location\np.jpg,Andenes\n")
+    proc = run_in(tmp_path, "whale-reid", "identify", "p.jpg", *args, "--out", "out")  # no pipeline here
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()

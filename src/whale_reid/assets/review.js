@@ -87,6 +87,7 @@
     save();
     mark(s);
     counter();
+    if (!compare.hidden && i === current) renderCompare();  // the compare view follows the pick
   }
   function choose(i, value) {
     const radio = sections[i].querySelector("input[type=radio][value='" + value + "']");
