@@ -14,7 +14,7 @@ import pytest
 
 from tests.cli.cdp import Browser
 from tests.cli.conftest import IdentifyRun, dump_dom, read_table, run_in
-from tests.cli.test_review_pages import referenced_files
+from tests.cli.pages import referenced_files
 from whale_reid.run_folder import verify_run
 
 

@@ -3,14 +3,12 @@ session in headless Chromium driven by real key presses over the DevTools pipe (
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pytest
 
 from tests.cli.cdp import Browser
+from tests.cli.pages import referenced_files
 from tests.cli.synthetic import REGION, RULE, synthetic_run, write_synthetic_pages
 from whale_reid.review import GalleryPhotos, build_views
 from whale_reid.review_files import REVIEW_DIR, ImageFolder, write_review
@@ -19,33 +17,6 @@ from whale_reid.review_files import REVIEW_DIR, ImageFolder, write_review
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory) -> Path:
     return write_synthetic_pages(tmp_path_factory.mktemp("pages"), n_photos=60, page_size=25)
-
-
-FILE_KEYS = {"images", "evidence", "crop", "original", "originals", "href"}  #: the page data's file references
-
-
-def _strings(value, key: str = "") -> list[str]:
-    if isinstance(value, dict):
-        return [s for k, v in value.items() for s in _strings(v, k)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v, key)]
-    return [value] if isinstance(value, str) and key in FILE_KEYS and value else []
-
-
-def referenced_files(page: Path) -> list[Path]:
-    """Every file a page references: src/href attributes of its HTML and the paths in its data, resolved."""
-    text = page.read_text(encoding="utf-8")
-    data = json.loads(re.search(r"<script id='review-data' type='application/json'>(.*?)</script>", text).group(1))
-    markup = re.sub(r"<script.*?</script>", "", text, flags=re.S)
-    refs = re.findall(r"(?:src|href)='([^']+)'", markup)
-    refs += _strings(data)
-    paths = []
-    for ref in refs:
-        if ref.startswith("file://"):
-            paths.append(Path(unquote(urlparse(ref).path)))
-        elif not ref.startswith(("#", "data:")):
-            paths.append((page.parent / unquote(ref)).resolve())
-    return paths
 
 
 def test_pages_are_small_and_every_picture_they_reference_exists(pages: Path) -> None:
