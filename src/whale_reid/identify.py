@@ -98,9 +98,9 @@ class IdentifyResult:
 
     Attributes:
         matches: the `matches.csv` table (MATCH_COLUMNS): five rows per photo, one error row (rank 0) per
-            unreadable photo, in the order the photos were given.
+            unreadable photo, in the order the photos were given; `filters` is the candidate restriction applied.
         photos: one row per readable photo — photo, key (its crop file stem), image_id (content id),
-            species (predicted), path.
+            species (predicted), path, encounter ("" none; an encounter's photos share their answers).
         embeddings: float32 [n_photos, d] ensemble embeddings, rows in `photos` order.
         boxes: the `crop_regions` table of the readable photos (image = key).
         similarities, neighbours: the neighbours [n_photos, k] (gallery row indices) in the order the answers
