@@ -7,8 +7,15 @@
     try { return JSON.parse(localStorage.getItem(storageKey) || "{}") || {}; } catch (e) { return {}; }
   }
   let store = load();
-  function save() { localStorage.setItem(storageKey, JSON.stringify(store)); }
-  function decided(entry) { return !!(entry && entry.individual_id); }
+  // One entry per section key (the photo, or "encounter:<id>"): c = the radio picked, n = the typed name,
+  // d = match|new, i = the individual id, o = the section's place in the run, p = the photos when they are not
+  // just the key (an encounter). Short, so a 28,000-photo survey fits the browser's ~5 MB.
+  function save() {
+    try { localStorage.setItem(storageKey, JSON.stringify(store)); } catch (e) {
+      alert("The browser's storage for this page is full: export decisions.csv now (" + e.name + ").");
+    }
+  }
+  function decided(entry) { return !!(entry && entry.i); }
   function counter() {
     const n = Object.values(store).filter(decided).length;
     document.getElementById("counter").textContent = n + " / " + data.total + " decided";
@@ -17,8 +24,8 @@
   function decisionsCsv() {
     store = load();
     const rows = [["photo", "decision", "individual_id"]];
-    Object.values(store).filter(decided).sort((a, b) => a.order - b.order).forEach((d) => {
-      d.photos.forEach((p) => rows.push([p, d.decision, d.individual_id]));
+    Object.entries(store).filter((kv) => decided(kv[1])).sort((a, b) => a[1].o - b[1].o).forEach(([key, d]) => {
+      (d.p || [key]).forEach((p) => rows.push([p, d.d, d.i]));
     });
     return rows.map((r) => r.map(csvCell).join(",")).join("\n") + "\n";
   }
@@ -81,8 +88,9 @@
     else {
       const name = text(i).value.trim();
       const isNew = picked.value === "new";
-      store[q.key] = { choice: picked.value, name: name, decision: isNew ? "new" : "match", photos: q.photos,
-        individual_id: isNew ? name : q.candidates[Number(picked.value.slice(1))].id, order: data.offset + i };
+      store[q.key] = { c: picked.value, n: name, d: isNew ? "new" : "match",
+        i: isNew ? name : q.candidates[Number(picked.value.slice(1))].id, o: data.offset + i };
+      if (q.photos.length !== 1 || q.photos[0] !== q.key) store[q.key].p = q.photos;
     }
     save();
     mark(s);
@@ -116,9 +124,9 @@
   function restore() {
     sections.forEach((s, i) => {
       const entry = store[data.queries[i].key];
-      const radio = entry && s.querySelector("input[type=radio][value='" + entry.choice + "']");
+      const radio = entry && s.querySelector("input[type=radio][value='" + entry.c + "']");
       if (radio) radio.checked = true;
-      if (entry && entry.choice === "new") text(i).value = entry.name;
+      if (entry && entry.c === "new") text(i).value = entry.n;
       mark(s);
     });
     counter();
