@@ -52,8 +52,12 @@ class Browser:
         self._buffer = b""
         self._next_id = 0
         self.events: list[dict] = []
-        target = self.call("Target.getTargets")["targetInfos"]
-        page_id = next(t["targetId"] for t in target if t["type"] == "page")
+        deadline = time.monotonic() + timeout
+        while not (pages := [t for t in self.call("Target.getTargets")["targetInfos"] if t["type"] == "page"]):
+            if time.monotonic() > deadline:  # the first tab opens shortly after the pipe answers
+                raise TimeoutError("Chromium opened no page")
+            time.sleep(0.05)
+        page_id = pages[0]["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=page_id, flatten=True)["sessionId"]
         self.send("Page.enable")
         self.send("Runtime.enable")
