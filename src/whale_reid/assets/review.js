@@ -123,10 +123,11 @@
   }
   function restore() {
     sections.forEach((s, i) => {
+      if (data.queries[i].error) return;
       const entry = store[data.queries[i].key];
-      const radio = entry && s.querySelector("input[type=radio][value='" + entry.c + "']");
+      const radio = s.querySelector("input[type=radio][value='" + (entry ? entry.c : "skip") + "']");
       if (radio) radio.checked = true;
-      if (entry && entry.c === "new") text(i).value = entry.n;
+      text(i).value = entry && entry.c === "new" ? entry.n : "";  // (another tab may have undone it)
       mark(s);
     });
     counter();
