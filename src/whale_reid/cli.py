@@ -1,7 +1,9 @@
 """The `whale-reid` command: `identify` new photos with a pipeline run's models, `enroll` confirmed ones.
 
-    whale-reid identify PHOTOS_OR_FOLDERS... [--out DIR] [--repo DIR]
-    whale-reid enroll DECISIONS.csv [--identify-dir DIR] [--repo DIR]
+    whale-reid identify PHOTOS_OR_FOLDERS... [--out DIR] [--repo DIR] [--page-size N]
+                        [--metadata FILE [--restrict location,side] [--date-window DAYS]]
+    whale-reid enroll DECISIONS.csv [--identify-dir DIR] [--repo DIR] [--reviewer NAME]
+    whale-reid catalogue {log,revert VERSION,merge KEEP ABSORBED,export OUT.csv} [--repo DIR]
     whale-reid boxes convert SRC --format {xyxy,detic,bremer,yolo,coco} --out boxes.csv [--images DIR...]
 
 This is the glue of the two commands (like a stage script): it reads the pipeline's files — params.yaml
@@ -22,13 +24,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, atomic_path, atomic_write_csv, atomic_write_text, configure_offline_env, inside
+from whale_core import InputError, atomic_path, atomic_write_csv, configure_offline_env, inside
 from whale_detector import CropConfig
 from whale_matcher import save_features
+from whale_reid.catalogue import add_commands as add_catalogue_commands
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
+from whale_reid.metadata import CATALOGUE_METADATA, RESTRICTIONS, Survey, gallery_metadata, read_sidecar
 from whale_reid.params import load_params
-from whale_reid.review import GalleryPhotos, build_views, render_review_page
+from whale_reid.review import GalleryPhotos, build_views
+from whale_reid.review_files import DEFAULT_PAGE_SIZE, REVIEW_DIR, ImageFolder, write_review
 from whale_reid.run_folder import RunFolder
 from whale_reid.verification import gallery_features_path, load_gallery_features, query_features_path
 
@@ -112,9 +117,25 @@ def gallery_locator(repo: Path, raw_dir: Path, region: str):
     return locate
 
 
-def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out: Path, run_id: str = "") -> None:
+def original_locator(raw_dir: Path):
+    """The full-resolution original of a gallery image id: the train photo, when it is on this machine."""
+
+    def locate(image_id: str) -> Path | None:
+        try:
+            path = inside(raw_dir / "train_images", image_id)
+        except InputError:
+            return None
+        return path if path.is_file() else None
+
+    return locate
+
+
+def write_outputs(
+    result: IdentifyResult, artefacts: Artefacts, repo: Path, out: Path, run_id: str = "",
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> None:  # fmt: skip
     """`matches.csv`, `query_embeddings.npz` (for enroll; carries `run_id`), `query_features_<region>.npz` when
-    the answers were verified (for enroll too) and the self-contained `review.html`."""
+    the answers were verified (for enroll too) and the review pages (`review.html` = their index, `review/`)."""
     region = artefacts.members[0].config.extract_region
     atomic_write_csv(out / "matches.csv", result.matches)
     crops = [f"crops/{region}/query/{key}.jpg" for key in result.photos["key"]]
@@ -130,12 +151,39 @@ def write_outputs(result: IdentifyResult, artefacts: Artefacts, repo: Path, out:
     for region_name, features in (result.features or {}).items():  # enroll appends them to the gallery's
         save_features(query_features_path(out, region_name), features)
     raw_dir = repo / str(read_params(repo).get("data", {}).get("raw_dir", "data/raw"))
-    photos = GalleryPhotos(gallery_locator(repo, raw_dir, region))
+    photos = GalleryPhotos(gallery_locator(repo, raw_dir, region), ImageFolder(out / REVIEW_DIR),
+                           original_locator(raw_dir))  # fmt: skip
     rule = artefacts.answer_rule
     match = artefacts.match_config if rule.calibrator is not None else None
-    views = build_views(result, artefacts.gallery, out / "crops", region, photos, match)
+    views = build_views(result, artefacts.gallery, out / "crops", region, photos, match, rule)
     note = f"new_individual below {rule.scale} {rule.post.threshold:.3f}"
-    atomic_write_text(out / "review.html", render_review_page(views, note=note))
+    write_review(out, views, run_id=run_id, note=note, page_size=page_size)
+
+
+def restrictions(args: argparse.Namespace) -> tuple[str, ...]:
+    """`--restrict` checked (with `--date-window`, it needs `--metadata`), before anything is loaded."""
+    restrict = tuple(r.strip() for r in (args.restrict or "").split(",") if r.strip())
+    unknown = sorted(set(restrict) - set(RESTRICTIONS))
+    if unknown:
+        raise InputError(f"--restrict: unknown {unknown[0]!r} (choose from {', '.join(RESTRICTIONS)})")
+    if args.metadata is None and (restrict or args.date_window is not None):
+        raise InputError("--restrict and --date-window need --metadata FILE (the photos' location, date, side)")
+    return restrict
+
+
+def read_survey(args: argparse.Namespace, photos: list[Path], artefacts: Artefacts, repo: Path) -> Survey | None:
+    """The `--metadata` sidecar and `--restrict`/`--date-window` as identify uses them (None without a sidecar)."""
+    if args.metadata is None:
+        return None
+    restrict = restrictions(args)
+    gallery = gallery_metadata(repo / CATALOGUE, artefacts.gallery.image_ids)
+    for column in (*restrict, *(["date"] if args.date_window is not None else [])):
+        if not gallery[column].ne("").any():  # every candidate would be left out: all new_individual
+            raise InputError(
+                f"{repo / CATALOGUE / CATALOGUE_METADATA}: no gallery photo has a {column}, so "
+                f"restricting by it leaves no candidates (add image_id,{column} rows for the gallery)"
+            )
+    return Survey(read_sidecar(Path(args.metadata), photos), gallery, restrict, args.date_window)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
@@ -143,19 +191,25 @@ def cmd_identify(args: argparse.Namespace) -> int:
     photos = find_photos(args.photos)
     if not photos:
         raise InputError(f"no photos found in {', '.join(args.photos)}")
+    restrictions(args)
+    if args.metadata is not None:
+        read_sidecar(Path(args.metadata), photos)  # a bad sidecar fails before the models are loaded
     with RunFolder(out) as run:  # written aside and switched into place whole; a second writer fails at once
         artefacts = load_artefacts(repo)
         log.info("gallery %s: %d photos of %d individuals", artefacts.gallery_dir, len(artefacts.gallery),
                  len(set(artefacts.gallery.labels)))  # fmt: skip
-        result = identify(artefacts, photos, run.path)
-        write_outputs(result, artefacts, repo, run.path, run.run_id)
+        survey = read_survey(args, photos, artefacts, repo)
+        result = identify(artefacts, photos, run.path, survey)
+        write_outputs(result, artefacts, repo, run.path, run.run_id, args.page_size)
+        if survey is not None:  # enroll copies the decided photos' rows into the catalogue
+            atomic_write_csv(run.path / CATALOGUE_METADATA, survey.photos.reset_index(names="photo"))
         run.commit()
     print(f"{len(result.photos)} of {len(photos)} photos identified → {out / 'matches.csv'}, {out / 'review.html'}")
     return 0 if len(result.photos) else 1
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    result = enroll(Path(args.repo), Path(args.decisions), Path(args.identify_dir))
+    result = enroll(Path(args.repo), Path(args.decisions), Path(args.identify_dir), args.reviewer)
     where = f"gallery version {result.version}" if result.version else "the gallery unchanged"
     print(f"{len(result.added)} photos enrolled, {len(result.skipped)} already there → {where}")
     return 0
@@ -175,6 +229,17 @@ def cmd_boxes_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="whale-reid", description="Identify whales and dolphins in photos.")
     commands = main_parser.add_subparsers(dest="command", required=True)
@@ -182,12 +247,22 @@ def parser() -> argparse.ArgumentParser:
     ident.add_argument("photos", nargs="+", help="photos and/or folders (searched recursively)")
     ident.add_argument("--out", default="identify", help="output folder (default: ./identify)")
     ident.add_argument("--repo", default=".", help="the pipeline's repository (default: the current folder)")
+    ident.add_argument("--metadata", help="sidecar CSV: photo,encounter,date,location,side (all but photo optional)")
+    ident.add_argument(
+        "--restrict", help="candidates must share these with the photo: location,side (needs --metadata)"
+    )
+    ident.add_argument("--date-window", type=positive_int, metavar="DAYS",
+                       help="candidates photographed within DAYS of the photo (needs --metadata)")  # fmt: skip
+    ident.add_argument("--page-size", type=positive_int, default=DEFAULT_PAGE_SIZE,
+                       help=f"photos (or encounters) per review page (default {DEFAULT_PAGE_SIZE})")  # fmt: skip
     ident.set_defaults(run=cmd_identify)
     enr = commands.add_parser("enroll", help="add the photos confirmed on the review page to the gallery")
     enr.add_argument("decisions", help="decisions.csv exported from review.html (photo,decision,individual_id)")
     enr.add_argument("--identify-dir", default="identify", help="the identify run's --out folder")
     enr.add_argument("--repo", default=".", help="the pipeline's repository (default: the current folder)")
+    enr.add_argument("--reviewer", help="who decided, for the catalogue's log (default: the OS user)")
     enr.set_defaults(run=cmd_enroll)
+    add_catalogue_commands(commands)
     boxes = commands.add_parser("boxes", help="box files").add_subparsers(dest="action", required=True)
     conv = boxes.add_parser("convert", help="a public box file → the project's boxes.csv (pixels, checked)")
     conv.add_argument("src", help="the box file (a folder of label files for --format yolo)")

@@ -7,7 +7,9 @@ Enrolled galleries therefore live beside it, in `models/catalogue/`:
     models/catalogue/versions/v0001/   gallery.npz + gallery.json (the whole index) + enrolled.csv
                                        (+ features_<region>.npz: every photo's keypoints, when verified)
     models/catalogue/crops/<image_id>.jpg   the enrolled photos' crops (shown on review pages)
-    models/catalogue/CURRENT           the version in use ("v0001"), replaced atomically
+    models/catalogue/CURRENT           the version in use ("v0001"; "base" = models/gallery), replaced atomically
+    models/catalogue/log.csv           every decision, appended (`whale_reid.audit`)
+    models/catalogue/metadata.csv      encounter, date, location, side by image id (`whale_reid.metadata`)
 
 A version is written completely under a temporary name and renamed into place before CURRENT switches
 to it, so a killed enroll leaves the previous version in use. Each version records the fingerprint of
@@ -17,12 +19,14 @@ mismatch and falls back to `models/gallery` with a warning rather than mixing in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +34,19 @@ import pandas as pd
 
 from whale_core import InputError, atomic_write_bytes, atomic_write_csv, atomic_write_text, inside, safe_name
 from whale_matcher import save_features
+from whale_reid.audit import append_log, now, reviewer_name
+from whale_reid.decisions import read_decisions
+from whale_reid.metadata import CATALOGUE_METADATA, COLUMNS, add_catalogue_metadata, read_metadata_csv
 from whale_reid.run_folder import MANIFEST, file_lock, reading_run
 from whale_reid.verification import MatchConfig, enrolled_features, gallery_features_path, load_gallery_features
-from whale_retrieval import NEW_INDIVIDUAL, AnswerRule, GalleryIndex
+from whale_retrieval import AnswerRule, GalleryIndex
 
 log = logging.getLogger(__name__)
 
 BASE_GALLERY = Path("models/gallery")
 CATALOGUE = Path("models/catalogue")
+BASE_VERSION = "base"  #: CURRENT's name for the trained gallery (after `whale-reid catalogue revert base`)
 QUERY_EMBEDDINGS = "query_embeddings.npz"
-DECISIONS = ("match", "new")
 ENROLLED_COLUMNS = ["image_id", "individual_id", "species", "photo", "decision"]
 
 
@@ -62,10 +69,10 @@ def current_gallery(repo: Path) -> tuple[GalleryIndex, Path]:
     """
     base_dir = repo / BASE_GALLERY
     base = GalleryIndex.load(base_dir)
-    pointer = repo / CATALOGUE / "CURRENT"
-    if not pointer.is_file():
+    name = current_version(repo)
+    if name == BASE_VERSION:
         return base, base_dir
-    name = safe_name(pointer.read_text(encoding="utf-8").strip(), f"gallery version in {pointer}")
+    pointer = repo / CATALOGUE / "CURRENT"
     version_dir = inside(repo / CATALOGUE / "versions", name, f"gallery version in {pointer}")
     enrolled = GalleryIndex.load(version_dir)
     if enrolled.settings.get("base_fingerprint") != gallery_fingerprint(base_dir):
@@ -78,39 +85,27 @@ def current_gallery(repo: Path) -> tuple[GalleryIndex, Path]:
     return enrolled, version_dir
 
 
-def read_decisions(path: Path) -> pd.DataFrame:
-    """The decisions CSV (photo, decision = match|new, individual_id), checked row by row.
+def current_version(repo: Path) -> str:
+    """The name CURRENT holds (a plain file name), or BASE_VERSION when nothing was enrolled yet."""
+    pointer = repo / CATALOGUE / "CURRENT"
+    if not pointer.is_file():
+        return BASE_VERSION
+    return safe_name(pointer.read_text(encoding="utf-8").strip(), f"gallery version in {pointer}")
 
-    Raises:
-        InputError: unreadable file, missing column, or a bad row (named by its line number in the file).
-    """
-    if not path.is_file():
-        raise InputError(f"{path}: decisions file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
-    for column in ("photo", "decision", "individual_id"):
-        if column not in table.columns:
-            raise InputError(f"{path}: missing column '{column}' (expected photo, decision, individual_id)")
-    table = table[["photo", "decision", "individual_id"]].apply(lambda c: c.str.strip())
-    table["line"] = np.arange(len(table)) + 2  # header is line 1
-    for row, record in zip(table["line"], table.itertuples(index=False)):
-        where = f"{path}: line {row} (photo {record.photo!r})"
-        if not record.photo:
-            raise InputError(f"{path}: line {row}: empty photo")
-        if record.decision not in DECISIONS:
-            raise InputError(f"{where}: decision must be 'match' or 'new', got {record.decision!r}")
-        if not record.individual_id or any(ch.isspace() for ch in record.individual_id):
-            raise InputError(f"{where}: individual_id must be a non-empty id without spaces")
-        if record.individual_id == NEW_INDIVIDUAL:
-            raise InputError(f"{where}: '{NEW_INDIVIDUAL}' is not an id; use decision=new with a name")
-    decided = table.drop_duplicates(["photo", "decision", "individual_id"])
-    conflicting = decided["photo"].duplicated()
-    if conflicting.any():
-        first = decided[conflicting].iloc[0]
-        raise InputError(f"{path}: line {first['line']}: photo {first['photo']!r} already has another decision")
-    return decided.reset_index(drop=True)
+
+@contextlib.contextmanager
+def catalogue_lock(repo: Path) -> Iterator[None]:
+    """The catalogue's writers take turns (enroll, revert, merge): each sees the version the previous wrote."""
+    with file_lock(repo / CATALOGUE / ".lock", exclusive=True, wait=True, busy=f"{repo / CATALOGUE}: locked"):
+        yield
+
+
+def version_features(repo: Path, gallery: GalleryIndex, gallery_dir: Path) -> dict | None:
+    """The local features of every photo of a gallery version, when its answers are verified (else None)."""
+    if AnswerRule.from_dict(gallery.settings).calibrator is None:
+        return None
+    regions = MatchConfig.from_dict(gallery.settings.get("match"), section="gallery.match").regions
+    return load_gallery_features(gallery_dir, repo / BASE_GALLERY, regions)
 
 
 def load_query_embeddings(identify_dir: Path, base_fingerprint: str, run_id: str) -> pd.DataFrame:
@@ -210,11 +205,12 @@ def write_version(repo: Path, gallery: GalleryIndex, enrolled: pd.DataFrame, fea
     return name
 
 
-def enroll(repo: Path, decisions_csv: Path, identify_dir: Path) -> EnrollResult:
+def enroll(repo: Path, decisions_csv: Path, identify_dir: Path, reviewer: str | None = None) -> EnrollResult:
     """Add the confirmed photos of `decisions_csv` (embedded by the identify run in `identify_dir`).
 
     Matches join their chosen individual, new individuals get the given id; photos already in the gallery
-    are skipped, so running the same file again changes nothing.
+    are skipped, so running the same file again changes nothing. Each photo added is a row of the decision
+    log (by `reviewer`, default the OS user); the run's metadata of those photos goes into the catalogue's.
 
     Raises:
         InputError: a bad decisions row (naming the line), a missing or incompatible identify run.
@@ -225,8 +221,26 @@ def enroll(repo: Path, decisions_csv: Path, identify_dir: Path) -> EnrollResult:
     # enrolls take turns on the catalogue, so each sees the version the previous one wrote.
     with reading_run(identify_dir) as run_id:
         queries = load_query_embeddings(identify_dir, base_fingerprint, run_id)
-        with file_lock(repo / CATALOGUE / ".lock", exclusive=True, wait=True, busy=f"{repo / CATALOGUE}: locked"):
-            return _enroll(repo, decisions, decisions_csv, identify_dir, queries)
+        sidecar = identify_dir / CATALOGUE_METADATA
+        metadata = read_metadata_csv(inside(identify_dir, CATALOGUE_METADATA), "photo") if sidecar.is_file() else None
+        with catalogue_lock(repo):
+            result = _enroll(repo, decisions, decisions_csv, identify_dir, queries)
+            if result.version is not None:
+                _record(repo, result, run_id, reviewer_name(reviewer), metadata)
+            return result
+
+
+def _record(repo: Path, result: EnrollResult, run_id: str, reviewer: str, metadata: pd.DataFrame | None) -> None:
+    """The enrolled photos into the decision log and, with the run's metadata, into the catalogue's."""
+    stamp = now()
+    append_log(repo / CATALOGUE, [
+        {"time": stamp, "reviewer": reviewer, "action": r.decision, "photo": r.photo, "image_id": r.image_id,
+         "individual_id": r.individual_id, "previous": "", "identify_run": run_id, "version": result.version}
+        for r in result.added.itertuples(index=False)
+    ])  # fmt: skip
+    if metadata is not None:
+        rows = result.added[["photo", "image_id"]].merge(metadata, on="photo", how="inner")
+        add_catalogue_metadata(repo / CATALOGUE, rows[["image_id", *COLUMNS]])
 
 
 def _enroll(
@@ -251,11 +265,9 @@ def _enroll(
     previous = gallery_dir / "enrolled.csv"
     history = pd.read_csv(previous, dtype=str, keep_default_na=False) if previous.is_file() else None
     enrolled = pd.concat([history, plan[ENROLLED_COLUMNS]], ignore_index=True)
-    features = None
-    if AnswerRule.from_dict(gallery.settings).calibrator is not None:  # verified answers: the photos' keypoints too
-        regions = MatchConfig.from_dict(gallery.settings.get("match"), section="gallery.match").regions
-        current = load_gallery_features(gallery_dir, repo / BASE_GALLERY, regions)
-        features = enrolled_features(current, identify_dir, keys, plan["image_id"].tolist())
+    features = version_features(repo, gallery, gallery_dir)
+    if features is not None:  # verified answers: the photos' keypoints too
+        features = enrolled_features(features, identify_dir, keys, plan["image_id"].tolist())
     version = write_version(repo, grown, enrolled, features)
     log.info("enrolled %d photos (%d skipped): gallery %s has %d rows", len(plan), len(skipped), version, len(grown))
     return EnrollResult(plan[ENROLLED_COLUMNS], skipped, version)

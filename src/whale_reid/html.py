@@ -1,7 +1,8 @@
 """Self-contained HTML pages (no server, no CDN): the shared look, image embedding, safe escaping.
 
 Every string that comes from a data file goes through `esc` (HTML) or `json_for_script` (data for
-the page's script); images are embedded as data URIs so a page opens from disk anywhere.
+the page's script). The report embeds its images as data URIs; the review pages write theirs as files
+beside the page (`whale_reid.review_files`), so a survey's pages stay small. Both open from disk.
 """
 
 from __future__ import annotations
@@ -28,13 +29,18 @@ def json_for_script(obj: Any) -> str:
     return json.dumps(obj).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def image_data_uri(img: Image.Image, max_side: int = 320, quality: int = 82) -> str:
-    """A JPEG data URI of `img` scaled to fit `max_side` (aspect ratio kept)."""
+def jpeg_bytes(img: Image.Image, max_side: int = 320, quality: int = 82) -> bytes:
+    """`img` scaled to fit `max_side` (aspect ratio kept), encoded as JPEG (for a file or a data URI)."""
     img = img.convert("RGB")
     img.thumbnail((max_side, max_side))
     buffer = io.BytesIO()
     img.save(buffer, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def image_data_uri(img: Image.Image, max_side: int = 320, quality: int = 82) -> str:
+    """A JPEG data URI of `img` scaled to fit `max_side` (aspect ratio kept)."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(img, max_side, quality)).decode("ascii")
 
 
 def draw_boxes(img: Image.Image, boxes: list[tuple[str, float, float, float, float]]) -> Image.Image:

@@ -11,11 +11,7 @@ A photo that cannot be read gets an error row; the others go on.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import struct
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +19,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from whale_core import InputError, load_rgb
 from whale_detector import CropConfig, crop_regions, detect_boxes, given_boxes
+from whale_reid.metadata import Survey
+from whale_reid.photos import content_id, find_photos, is_image_file, photo_key  # noqa: F401 (identify's API)
+from whale_reid.restricted import restricted_answers
 from whale_reid.verification import MatchConfig, shortlist_evidence
 from whale_retrieval import AnswerRule, Answers, GalleryIndex, KnnConfig, concat_embeddings, knn_search, query_species
 from whale_retrieval.ranking import RankedIndividuals
@@ -35,7 +33,8 @@ from whale_retrieval.ranking import RankedIndividuals
 log = logging.getLogger(__name__)
 
 MATCH_COLUMNS = [
-    "photo", "rank", "individual_id", "similarity", "probability", "species", "region", "x1", "y1", "x2", "y2", "error"
+    "photo", "rank", "individual_id", "similarity", "probability", "species", "region", "x1", "y1", "x2", "y2",
+    "encounter", "filters", "error",
 ]  # fmt: skip
 QUERY_SPLIT = "query"
 CHUNK_PHOTOS = 256  # photos detected, cropped and embedded together (bounds memory on large surveys)
@@ -93,83 +92,15 @@ class Artefacts:
         return KnnConfig.from_dict(self.gallery.settings.get("knn"), section="gallery.knn")
 
 
-#: Leading bytes of the photo formats a survey folder holds (JPEG, PNG, TIFF both byte orders, WebP/RIFF,
-#: GIF, BMP): a file starting so is a photo even when it is too damaged for PIL to read its header.
-IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"RIFF", b"GIF8", b"BM")
-
-
-def is_image_file(path: Path) -> bool:
-    """True when the file's content is an image (PIL reads its header, or a known signature starts it).
-
-    A header claiming too many pixels (PIL's `DecompressionBombError`) is an image too: it is listed, and
-    `load_rgb` gives it its error row; one odd file never aborts the survey.
-    """
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(16).startswith(IMAGE_SIGNATURES):
-                return True
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path):
-                return True
-    except Image.DecompressionBombError:
-        return True
-    except (UnidentifiedImageError, ImportError, OSError, ValueError, SyntaxError, struct.error, EOFError):
-        return False  # ImportError: ultralytics' patched Image.open retrying with an absent HEIF plugin
-
-
-#: Bytes of a photo's key (its crop file stem): `<index>-<stem>` shortened so `<key>.jpg` and the atomic
-#: writer's temporary name fit a 255-byte file name; the index keeps shortened keys unique.
-KEY_BYTES = 160
-
-
-def photo_key(index: int, path: Path) -> str:
-    """The crop stem of the `index`-th readable photo: `00012-<file stem>`, at most KEY_BYTES bytes."""
-    key = f"{index:05d}-{path.stem}".encode("utf-8", "surrogateescape")[:KEY_BYTES]
-    return key.decode("utf-8", "ignore")
-
-
-def find_photos(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """The photos to identify: files as given, folders searched recursively for images (by content).
-
-    A file named explicitly is kept even if it is not an image (it gets an error row); inside folders,
-    files that are not images (notes, CSVs, sidecars) are skipped. Order: as given, folders sorted;
-    a photo reached twice is listed once.
-
-    Raises:
-        InputError: a path that does not exist.
-    """
-    photos: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            photos += [p for p in sorted(item.rglob("*")) if p.is_file() and is_image_file(p)]
-        elif item.is_file():
-            photos.append(item)
-        else:
-            raise InputError(f"{item}: no such file or folder")
-    seen: set[Path] = set()
-    unique = []
-    for photo in photos:
-        if photo.resolve() not in seen:
-            seen.add(photo.resolve())
-            unique.append(photo)
-    return unique
-
-
-def content_id(path: Path) -> str:
-    """The gallery image id a photo gets when enrolled: content hash + file name (same bytes → same id)."""
-    return f"{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}-{path.name}"
-
-
 @dataclass(frozen=True)
 class IdentifyResult:
     """What one identify run found.
 
     Attributes:
         matches: the `matches.csv` table (MATCH_COLUMNS): five rows per photo, one error row (rank 0) per
-            unreadable photo, in the order the photos were given.
+            unreadable photo, in the order the photos were given; `filters` is the candidate restriction applied.
         photos: one row per readable photo — photo, key (its crop file stem), image_id (content id),
-            species (predicted), path.
+            species (predicted), path, encounter ("" none; an encounter's photos share their answers).
         embeddings: float32 [n_photos, d] ensemble embeddings, rows in `photos` order.
         boxes: the `crop_regions` table of the readable photos (image = key).
         similarities, neighbours: the neighbours [n_photos, k] (gallery row indices) in the order the answers
@@ -242,15 +173,51 @@ def region_box(boxes: pd.DataFrame, key: str, region: str) -> dict:
     return {"region": label, **{c: int(row[c]) for c in ("x1", "y1", "x2", "y2")}}
 
 
+def query_local_features(artefacts: Artefacts, keys: Sequence[str], crops_dir: Path) -> dict[str, Any]:
+    """The query crops' keypoints per region (for verifying their shortlists)."""
+    from whale_matcher import extract_features
+
+    match = artefacts.match_config
+    return {
+        region: extract_features(list(keys), [str(crops_dir / region / QUERY_SPLIT / f"{key}.jpg") for key in keys],
+                                 match.features, progress=False)
+        for region in match.regions
+    }  # fmt: skip
+
+
 def answer_queries(
-    artefacts: Artefacts, keys: Sequence[str], query_emb: np.ndarray, crops_dir: Path
+    artefacts: Artefacts,
+    keys: Sequence[str],
+    query_emb: np.ndarray,
+    crops_dir: Path,
+    filters: Sequence[tuple[str, np.ndarray | None]] | None = None,
+    groups: Sequence[str] | None = None,
 ) -> tuple[Answers, np.ndarray, np.ndarray, dict[str, Any] | None]:
     """The predict stage's answers for embedded photos: kNN, local verification when calibrated, the rule.
+
+    Args:
+        filters: per photo, its restriction (text, allowed gallery rows or None) from the survey's metadata.
+        groups: per photo, its encounter ("" none): an encounter's photos are answered together.
 
     Returns:
         (the rule's answers, the raw kNN similarities and neighbours, the photos' features when verified).
     """
     gallery, rule = artefacts.gallery, artefacts.answer_rule
+    restricted = filters is not None and any(mask is not None for _, mask in filters)
+    if len(query_emb) and (restricted or (groups is not None and any(groups))):
+        features = query_local_features(artefacts, keys, crops_dir) if rule.calibrator is not None else None
+
+        def evidence(rows: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray] | None:
+            if features is None:
+                return None
+            return shortlist_evidence(features, artefacts.gallery_features or {}, [keys[r] for r in rows],
+                                      gallery.image_ids, idx, rule.shortlist_columns(idx.shape[1]),
+                                      artefacts.match_config, allow_missing_gallery=True)  # fmt: skip
+
+        texts, masks = zip(*filters) if filters else ([""] * len(keys), [None] * len(keys))
+        answers, sims, idx = restricted_answers(rule, gallery, artefacts.knn_config, query_emb, texts, masks,
+                                                list(groups or [""] * len(keys)), evidence)  # fmt: skip
+        return answers, sims, idx, features
     k = min(rule.post.k_neighbors, len(gallery))
     if not len(query_emb):
         empty = np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
@@ -263,21 +230,20 @@ def answer_queries(
     sims, idx = knn_search(query_emb, gallery.embeddings, k, config=artefacts.knn_config, gallery_labels=labels)
     evidence, query_features = None, None
     if rule.calibrator is not None:
-        from whale_matcher import extract_features
-
-        match = artefacts.match_config
-        query_features = {
-            region: extract_features(list(keys), [str(crops_dir / region / QUERY_SPLIT / f"{key}.jpg") for key in keys],
-                                     match.features, progress=False)
-            for region in match.regions
-        }  # fmt: skip
+        query_features = query_local_features(artefacts, keys, crops_dir)
         evidence = shortlist_evidence(query_features, artefacts.gallery_features or {}, keys, gallery.image_ids, idx,
-                                      rule.shortlist_columns(k), match, allow_missing_gallery=True)  # fmt: skip
+                                      rule.shortlist_columns(k), artefacts.match_config,
+                                      allow_missing_gallery=True)  # fmt: skip
     return rule.apply(sims, idx, gallery.labels, gallery.species, evidence), sims, idx, query_features
 
 
-def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> IdentifyResult:
+def identify(
+    artefacts: Artefacts, photos: Sequence[Path], out_dir: Path, survey: Survey | None = None
+) -> IdentifyResult:
     """Identify `photos` against the artefacts' gallery; crops are written under `<out_dir>/crops/`.
+
+    With `survey` (a metadata sidecar), photos of one encounter are answered together and candidates are
+    restricted as it says; `matches.csv` names each photo's encounter and restriction.
 
     Raises:
         InputError: only for problems of the artefacts; unreadable photos become error rows.
@@ -286,7 +252,9 @@ def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> Ide
     keys = [photo_key(i, p) for i, p in enumerate(readable)]
     images = pd.DataFrame({"image": keys, "split": QUERY_SPLIT, "path": [str(p) for p in readable]})
     boxes, query_emb = embed_photos(artefacts, images, out_dir / "crops")
-    answers, sims, idx, features = answer_queries(artefacts, keys, query_emb, out_dir / "crops")
+    filters = survey.restrictions(readable) if survey is not None else [("", None)] * len(readable)
+    groups = survey.encounters(readable) if survey is not None else [""] * len(readable)
+    answers, sims, idx, features = answer_queries(artefacts, keys, query_emb, out_dir / "crops", filters, groups)
     calibrated = artefacts.answer_rule.calibrator is not None
     species = [str(s) for s in query_species(answers.idx, artefacts.gallery.species, 1)]
     region = artefacts.members[0].config.extract_region
@@ -302,7 +270,7 @@ def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> Ide
         rows += [
             {"photo": str(path), "rank": rank, "individual_id": answer, "similarity": best_sim.get(answer, np.nan),
              "probability": score.get(answer, np.nan) if calibrated else np.nan,
-             "species": species[i], **box, "error": ""}
+             "species": species[i], **box, "encounter": groups[i], "filters": filters[i][0], "error": ""}
             for rank, answer in enumerate(answers.ids[i], start=1)
         ]  # fmt: skip
     order = {str(p): n for n, p in enumerate(photos)}
@@ -310,7 +278,7 @@ def identify(artefacts: Artefacts, photos: Sequence[Path], out_dir: Path) -> Ide
     matches = matches.assign(_order=matches["photo"].map(order)).sort_values(["_order", "rank"], kind="stable")
     photo_table = pd.DataFrame(
         {"photo": [str(p) for p in readable], "key": keys, "image_id": [content_id(p) for p in readable],
-         "species": species, "path": [str(p) for p in readable]}
+         "species": species, "path": [str(p) for p in readable], "encounter": groups}
     )  # fmt: skip
     log.info("identified %d photos (%d unreadable)", len(readable), len(errors))
     return IdentifyResult(

@@ -1,159 +1,140 @@
-"""The review page of `whale-reid identify`: each query photo beside its five candidates.
+"""The review pages of `whale-reid identify`: each query photo (or encounter) beside its five candidates.
 
-For every query: the full photo with the detected boxes, the crop that was embedded, and the
-best-matching gallery photo of each of the top-5 individuals with similarity and species; where
-the call is `new_individual`, a dashed card sits at that rank. A decision per query (one of the
-five, or a new individual with a name) is exported as `decisions.csv` for `whale-reid enroll`.
-Keyboard: ←/→ (or j/k) between queries, 1–5 picks a candidate, n = new individual.
+For every query: the full photo with the detected boxes, the crop that was embedded, and the top-5
+individuals, each with up to PHOTOS_PER_CANDIDATE gallery photos, its score as a bar with the threshold line
+and — when the answers were verified — the verified keypoint matches drawn between the query crop and its best
+photo. Ranks are `matches.csv`'s; where the call is `new_individual`, a dashed card sits at that rank.
+Photos of one encounter share a section and one decision. The pictures are files (`review_files.ImageFolder`);
+`review_files.write_review` writes the pages.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from whale_core import InputError, load_rgb
-from whale_reid.html import draw_boxes, esc, image_data_uri, json_for_script, page
+from whale_reid.html import draw_boxes
 from whale_reid.identify import IdentifyResult
+from whale_reid.review_files import ImageFolder
 from whale_reid.verification import MatchConfig, evidence_picture
-from whale_retrieval import GalleryIndex
+from whale_retrieval import AnswerRule, GalleryIndex
 
 NEW_INDIVIDUAL = "new_individual"
+PHOTOS_PER_CANDIDATE = 3  #: gallery photos shown per candidate (its best neighbours first)
+GALLERY_SIDE, PHOTO_SIDE, EVIDENCE_SIDE = 480, 480, 640  #: longest side of the pictures written, in pixels
 Evidence = tuple[Path, MatchConfig] | None  # the query crop and the matcher settings, when verified
-NEW_CARD = (
-    "<figure class='newcard' data-choice='new'><div class='newbox'>new_individual<br>(below threshold)</div>"
-    "<figcaption>the call: no candidate is similar enough</figcaption></figure>"
-)
-#: Review-only layout on top of the shared style: a wider page, the picked card outlined, clickable cards.
-REVIEW_STYLE = (
-    "<style>main{max-width:1900px} figure[data-choice]{cursor:pointer}"
-    " figure.picked img, figure.picked .newbox{outline:4px solid var(--ok)}"
-    " img.broken{outline:3px solid var(--bad)}</style>"
-)
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One of a query's top-5 individuals and its best-matching gallery photo (a data URI).
+    """One of a query's top-5 individuals and its gallery photos.
 
     Attributes:
-        score: the answer rule's score of that photo: cosine similarity, or P(same) when verified (`scale`).
-        inliers: verified keypoint matches drawn in the picture (None when the answers are not verified);
-            the picture is then the query crop beside the gallery crop with a line per match.
+        score: the answer rule's score of its best photo: cosine similarity, or P(same) when verified (`scale`).
+        rank: its rank in `matches.csv` (None for a candidate topped up past the answers).
+        images: page-relative pictures of its best gallery photos; `gallery_photos` their image ids and
+            `originals` file URIs of the originals ("" when not on this machine).
+        evidence: page-relative picture of the verified keypoint matches ("" when not verified), with `inliers`.
     """
 
     individual_id: str
     score: float
     species: str
-    image_uri: str
-    gallery_photo: str = ""
+    rank: int | None
+    images: list[str]
+    gallery_photos: list[str]
+    originals: list[str]
     scale: str = "similarity"
+    evidence: str = ""
     inliers: int | None = None
 
 
 @dataclass(frozen=True)
+class MemberPhoto:
+    """One query photo of a section: the photo with its boxes, its full-size crop, the original's file URI."""
+
+    photo: str
+    image: str
+    crop: str
+    original: str = ""
+
+
+@dataclass(frozen=True)
 class QueryView:
-    """What the page shows for one query photo.
+    """What the page shows for one query photo, or for the photos of one encounter (decided together).
 
     Attributes:
+        key: the decision's key on the page (the photo, or `encounter:<id>`).
         new_rank: 0-based rank at which `new_individual` was inserted (None when not in the top 5).
+        threshold: the query's threshold on the score's scale (the bar's line).
+        filters: the candidate restrictions applied (location, date window, side), as text.
         error: set for a photo that could not be read; the page shows the message instead.
     """
 
     photo: str
-    photo_uri: str = ""
-    crop_uri: str = ""
+    key: str = ""
+    members: list[MemberPhoto] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
     new_rank: int | None = None
     species: str = ""
+    threshold: float = float("nan")
+    filters: str = ""
+    encounter: str = ""
     error: str | None = None
 
-
-def _candidate_card(index: int, cand: Candidate) -> str:
-    value = f"{cand.score:.3f}" if np.isfinite(cand.score) else "n/a"
-    score = f"P(same) {value}" if cand.scale == "probability" else f"similarity {value}"
-    evidence = f" · {cand.inliers} matches" if cand.inliers is not None else ""
-    return (
-        f"<figure class='cand' data-choice='c{index}'><img src='{cand.image_uri}' alt='{esc(cand.individual_id)}'>"
-        f"<figcaption>#{index + 1} <b>{esc(cand.individual_id)}</b><br>"
-        f"<span class='sim'>{score}</span>{evidence} · {esc(cand.species)}"
-        f"<br><span class='muted'>{esc(cand.gallery_photo)}</span></figcaption></figure>"
-    )
+    @property
+    def photos(self) -> list[str]:
+        """The photos this section's decision applies to."""
+        return [m.photo for m in self.members] or [self.photo]
 
 
-def _query_section(index: int, query: QueryView) -> str:
-    head = f"<h2>{esc(query.photo)} <span class='muted'>{esc(query.species)}</span></h2>"
-    if query.error:
-        error = f"<p class='newbox'>{esc(query.error)}</p>"
-        return f"<section class='card query' data-index='{index}'>{head}{error}</section>"
-    cards = [_candidate_card(i, c) for i, c in enumerate(query.candidates)]
-    if query.new_rank is not None:
-        cards.insert(query.new_rank, NEW_CARD)
-    name = f"q{index}"
-    options = "".join(
-        f"<label><input type='radio' name='{name}' value='c{i}'> {i + 1}: {esc(c.individual_id)}</label>"
-        for i, c in enumerate(query.candidates)
-    )
-    return (
-        f"<section class='card query' data-index='{index}'>{head}<div class='row'>"
-        f"<figure class='photo'><img src='{query.photo_uri}' alt='photo'>"
-        "<figcaption>photo + boxes</figcaption></figure>"
-        f"<figure><img src='{query.crop_uri}' alt='crop'><figcaption>query crop</figcaption></figure>"
-        f"{''.join(cards)}</div><div class='decision'>{options}"
-        f"<label><input type='radio' name='{name}' value='new'> new individual:</label>"
-        f"<input type='text' placeholder='name / id' aria-label='new individual id'>"
-        f"<label><input type='radio' name='{name}' value='skip' checked> undecided</label></div></section>"
-    )
-
-
-def render_review_page(queries: list[QueryView], title: str = "whale-reid · review matches", note: str = "") -> str:
-    """The complete self-contained HTML page; `note` (e.g. the threshold in use) is shown in the header."""
-    data = {"queries": [{"photo": q.photo, "candidates": [c.individual_id for c in q.candidates]} for q in queries]}
-    header = (
-        f"<header><h1>{esc(title)}</h1><span id='position'></span><span class='muted'>{esc(note)}</span>"
-        "<span class='hint'>←/→ next photo · 1–5 pick a candidate · n new individual</span>"
-        "<button id='export'>Export decisions.csv</button></header>"
-    )
-    body = REVIEW_STYLE + header + "<main>" + "".join(_query_section(i, q) for i, q in enumerate(queries)) + "</main>"
-    body += f"<script id='review-data' type='application/json'>{json_for_script(data)}</script>"
-    script = (resources.files("whale_reid") / "assets" / "review.js").read_text(encoding="utf-8")
-    return page(title, body, script)
-
-
-def placeholder_uri(text: str = "no photo") -> str:
+def placeholder(text: str = "no photo") -> Image.Image:
     """A small grey image with a label, for a gallery row whose photo is not on this machine."""
     img = Image.new("RGB", (160, 120), (60, 70, 80))
     ImageDraw.Draw(img).text((10, 52), text, fill=(230, 230, 230))
-    return image_data_uri(img)
+    return img
+
+
+def file_uri(path: Path | None) -> str:
+    return path.resolve().as_uri() if path is not None and path.is_file() else ""
 
 
 class GalleryPhotos:
-    """Data URIs of gallery photos by image id, each file read once.
+    """Gallery pictures by image id, each written once into the pages' image folder.
 
     Args:
         locate: the file to show for a gallery image id (its crop, else the photo), or None when absent.
+        images: where the pictures are written.
+        original: the full-resolution original of an image id, or None (its crop is linked then).
     """
 
-    def __init__(self, locate: Callable[[str], Path | None]) -> None:
-        self.locate = locate
+    def __init__(
+        self, locate: Callable[[str], Path | None], images: ImageFolder,
+        original: Callable[[str], Path | None] | None = None,
+    ) -> None:  # fmt: skip
+        self.locate, self.images, self.original = locate, images, original or locate
         self.cache: dict[str, str] = {}
 
-    def uri(self, image_id: str) -> str:
+    def image(self, image_id: str) -> str:
+        """The page-relative picture of a gallery photo (a placeholder when absent or unreadable)."""
         if image_id not in self.cache:
             path = self.locate(image_id)
+            name = f"g-{hashlib.sha256(image_id.encode('utf-8', 'surrogateescape')).hexdigest()[:20]}.jpg"
             try:
-                self.cache[image_id] = image_data_uri(load_rgb(path), max_side=240) if path else placeholder_uri()
+                picture = load_rgb(path) if path else placeholder()
             except InputError:
-                self.cache[image_id] = placeholder_uri("unreadable")
+                picture = placeholder("unreadable")
+            self.cache[image_id] = self.images.add(name, picture, GALLERY_SIDE)
         return self.cache[image_id]
 
 
-def _candidates(row: int, result: IdentifyResult, answers: list[str], gallery: GalleryIndex) -> list[str]:
+def candidate_ids(row: int, result: IdentifyResult, answers: list[str], gallery: GalleryIndex) -> list[str]:
     """The answers' real ids (new_individual left out), topped up from the ranking to five."""
     sims, idx = result.similarities[row], result.neighbours[row]
     ranked = [str(gallery.labels[j]) for j in idx[np.isfinite(sims) & (idx >= 0)]]
@@ -166,29 +147,51 @@ def _candidates(row: int, result: IdentifyResult, answers: list[str], gallery: G
     return ids[:5]
 
 
-def _best_gallery_row(row: int, result: IdentifyResult, label: str, gallery: GalleryIndex) -> tuple[int, float]:
-    """The highest-similarity neighbour of that individual (any of its rows, similarity NaN, if none is near)."""
-    for sim, j in zip(result.similarities[row], result.neighbours[row]):
-        if j >= 0 and gallery.labels[j] == label:
-            return int(j), float(sim)
-    return int(np.flatnonzero(gallery.labels == label)[0]), float("nan")
+def best_rows(
+    rows: list[int], result: IdentifyResult, label: str, gallery: GalleryIndex
+) -> list[tuple[int, float, int]]:
+    """(gallery row, score, query row) of that individual's photos: the neighbours of any of the query rows,
+    best first, then its other gallery photos (score NaN), each photo once."""
+    found: dict[int, tuple[int, float, int]] = {}
+    for i in rows:
+        for sim, j in zip(result.similarities[i], result.neighbours[i]):
+            if j >= 0 and gallery.labels[j] == label and (j not in found or sim > found[j][1]):
+                found[int(j)] = (int(j), float(sim), i)
+    ordered = sorted(found.values(), key=lambda t: -t[1])
+    others = [(int(j), float("nan"), rows[0]) for j in np.flatnonzero(gallery.labels == label) if int(j) not in found]
+    return (ordered + others)[:PHOTOS_PER_CANDIDATE]
 
 
 def _candidate(
-    label: str, row: int, result: IdentifyResult, gallery: GalleryIndex, photos: GalleryPhotos, evidence: Evidence
-) -> Candidate:
-    j, score = _best_gallery_row(row, result, label, gallery)
-    image_id = str(gallery.image_ids[j])
-    uri, inliers = photos.uri(image_id), None
-    gallery_crop = photos.locate(image_id)
-    if evidence is not None and gallery_crop is not None and np.isfinite(score):
-        query_crop, match = evidence
+    label: str, rank: int | None, rows: list[int], result: IdentifyResult, gallery: GalleryIndex,
+    photos: GalleryPhotos, evidence: dict[int, Evidence],
+) -> Candidate:  # fmt: skip
+    shown = best_rows(rows, result, label, gallery)
+    j, score, query_row = shown[0]
+    ids = [str(gallery.image_ids[r]) for r, _, _ in shown]
+    picture, inliers = "", None
+    gallery_crop = photos.locate(ids[0])
+    if evidence.get(query_row) is not None and gallery_crop is not None and np.isfinite(score):
+        query_crop, match = evidence[query_row]
         try:
-            picture, inliers = evidence_picture(query_crop, gallery_crop, match)
-            uri = image_data_uri(Image.fromarray(picture), max_side=420)
+            drawn, inliers = evidence_picture(query_crop, gallery_crop, match, height=320)
+            name = f"e-{query_crop.stem}-{photos.image(ids[0]).rsplit('/', 1)[-1]}"  # g-<hash of the id>.jpg
+            picture = photos.images.add(name, Image.fromarray(drawn), EVIDENCE_SIDE)
         except InputError:
             inliers = None
-    return Candidate(label, score, str(gallery.species[j]), uri, image_id, result.scale, inliers)
+    return Candidate(
+        label, score, str(gallery.species[j]), rank, [photos.image(i) for i in ids], ids,
+        [file_uri(photos.original(i)) for i in ids], result.scale, picture, inliers,
+    )  # fmt: skip
+
+
+def _groups(result: IdentifyResult) -> dict[str, list[int]]:
+    """Readable photos' rows by section: one per encounter (its `encounter` column), else one per photo."""
+    encounters = result.photos["encounter"] if "encounter" in result.photos else [""] * len(result.photos)
+    groups: dict[str, list[int]] = {}
+    for i, (photo, encounter) in enumerate(zip(result.photos["photo"], encounters)):
+        groups.setdefault(f"encounter:{encounter}" if encounter else str(photo), []).append(i)
+    return groups
 
 
 def build_views(
@@ -198,35 +201,52 @@ def build_views(
     region: str,
     photos: GalleryPhotos,
     match: MatchConfig | None = None,
+    rule: AnswerRule | None = None,
 ) -> list[QueryView]:
-    """One QueryView per photo of `result.matches` (error rows included), in that order.
+    """One QueryView per photo of `result.matches` (error rows included) or per encounter, in that order.
 
-    With `match` (the answers were verified), each candidate's picture shows the verified keypoint matches
-    between the query crop and that candidate's best gallery crop.
+    With `match` (the answers were verified), each candidate shows the verified keypoint matches between the
+    query crop and that candidate's best gallery crop; `rule` gives each query's threshold (species offsets).
     """
-    by_photo = {p: i for i, p in enumerate(result.photos["photo"])}
-    views = []
-    for photo, rows in result.matches.groupby("photo", sort=False):
-        if photo not in by_photo:
-            views.append(QueryView(photo=str(photo), error=str(rows["error"].iloc[0])))
+    images, groups = photos.images, _groups(result)
+    section_of = {result.photos["photo"].iloc[i]: key for key, rows in groups.items() for i in rows}
+    views, done = [], set()
+    for photo, matched in result.matches.groupby("photo", sort=False):
+        if photo not in section_of:
+            views.append(QueryView(photo=str(photo), key=str(photo), error=str(matched["error"].iloc[0])))
             continue
-        i = by_photo[photo]
-        key, answers = result.photos["key"].iloc[i], rows["individual_id"].tolist()
-        drawn = result.boxes[(result.boxes["image"] == key) & (result.boxes["source"] != "full_image")]
-        boxes = [(r.region, r.x1, r.y1, r.x2, r.y2) for r in drawn.itertuples()]
-        full = draw_boxes(load_rgb(result.photos["path"].iloc[i]), boxes)
-        query_crop = crops_dir / region / "query" / f"{key}.jpg"
-        evidence = (query_crop, match) if match is not None and result.scale == "probability" else None
-        candidates = [_candidate(label, i, result, gallery, photos, evidence)
-                      for label in _candidates(i, result, answers, gallery)]  # fmt: skip
+        key = section_of[photo]
+        if key in done:
+            continue
+        done.add(key)
+        rows, members, evidence = groups[key], [], {}
+        for i in rows:
+            qkey = result.photos["key"].iloc[i]
+            drawn = result.boxes[(result.boxes["image"] == qkey) & (result.boxes["source"] != "full_image")]
+            boxes = [(r.region, r.x1, r.y1, r.x2, r.y2) for r in drawn.itertuples()]
+            path = Path(result.photos["path"].iloc[i])
+            full = images.add(f"q-{qkey}.jpg", draw_boxes(load_rgb(path), boxes), PHOTO_SIDE)
+            query_crop = crops_dir / region / "query" / f"{qkey}.jpg"
+            members.append(MemberPhoto(str(result.photos["photo"].iloc[i]), full, images.relative(query_crop),
+                                       file_uri(path)))  # fmt: skip
+            evidence[i] = (query_crop, match) if match is not None and result.scale == "probability" else None
+        answers = matched["individual_id"].tolist()
+        candidates = [
+            _candidate(label, answers.index(label) + 1 if label in answers else None, rows, result, gallery, photos,
+                       evidence)
+            for label in candidate_ids(rows[0], result, answers, gallery)
+        ]  # fmt: skip
+        threshold = np.nan if rule is None else float(np.mean(rule.post.thresholds(result.neighbours[rows[:1]],
+                                                                                   gallery.species)))  # fmt: skip
+        filters = str(matched["filters"].iloc[0]) if "filters" in matched else ""
+        encounter = key.removeprefix("encounter:") if key.startswith("encounter:") else ""
+        title = f"encounter {encounter} ({len(rows)} photos)" if encounter else str(photo)
         views.append(
             QueryView(
-                photo=str(photo),
-                photo_uri=image_data_uri(full, max_side=480),
-                crop_uri=image_data_uri(load_rgb(query_crop)),
-                candidates=candidates,
+                photo=title, key=key, members=members, candidates=candidates,
                 new_rank=answers.index(NEW_INDIVIDUAL) if NEW_INDIVIDUAL in answers else None,
-                species=str(result.photos["species"].iloc[i]),
+                species=str(result.photos["species"].iloc[rows[0]]), threshold=threshold, filters=filters,
+                encounter=encounter,
             )
-        )
+        )  # fmt: skip
     return views

@@ -1,11 +1,12 @@
 """An identify run's `--out` folder as one unit: written aside, checked, switched into place, under a lock.
 
-`matches.csv`, `query_embeddings.npz`, `review.html` and the crops belong together: `enroll` copies the
-crops and embeddings of the photos a person decided on from the page. So a run writes them into a fresh
-hidden folder beside `--out` (`.<name>.<run id>.staging`), adds `run.json` (its run id and the sha256 of
-every file) and only then switches the folder into place; the npz carries the same run id. A second
-writer of the same `--out` fails at once with one line (the lock `.<name>.lock` beside it is held), and
-`enroll` checks `run.json` before it reads anything, so a set mixed by hand or by a crash is refused.
+`matches.csv`, `query_embeddings.npz`, the review pages (`review.html` + `review/`), the optional `metadata.csv`
+and the crops belong together: `enroll` copies the crops, embeddings and metadata of the photos a person
+decided on from the page. So a run writes them into a fresh hidden folder beside `--out`
+(`.<name>.<run id>.staging`), adds `run.json` (its run id and the sha256 of every file) and only then
+switches the folder into place; the npz and the pages carry the same run id. A second writer of the same
+`--out` fails at once with one line (the lock `.<name>.lock` beside it is held), and `enroll` checks
+`run.json` before it reads anything, so a set mixed by hand or by a crash is refused.
 
 A killed run leaves its staging folder (removed by the next run) and the previous complete folder; a run
 killed between the two renames of the switch leaves `.<name>.<run id>.old`, which the next run (or
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "run.json"
 #: What an identify folder holds (older runs had no run.json); anything else means it is someone else's folder.
 RUN_FILES = {
-    "matches.csv", "query_embeddings.npz", "review.html", "crops", MANIFEST,
+    "matches.csv", "query_embeddings.npz", "review.html", "review", "crops", MANIFEST, "metadata.csv",
     "query_features_fullbody.npz", "query_features_backfin.npz",
 }  # fmt: skip
 

@@ -66,8 +66,8 @@ def test_identify_finds_the_enrolled_animal_at_rank_1(enrolled: dict) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     top = read_table(tmp / "later/matches.csv").iloc[0]
     assert top["individual_id"] == HOSTILE_ID and float(top["similarity"]) > 0.9999
-    dom = dump_dom(tmp / "later/review.html", tmp / "chromium")
-    assert "<title>whale-reid · review matches</title>" in dom  # the id's script never ran
+    dom = dump_dom(tmp / "later/review/page-0001.html", tmp / "chromium")
+    assert "<title>whale-reid · review matches · page 1</title>" in dom  # the id's script never ran
     assert "Nick&lt;script&gt;document.title='pwned'&lt;/script&gt;" in dom
 
 

@@ -25,7 +25,7 @@ ALLOWED = {
     ("pipelines/predict.py", "main", "save"): "GalleryIndex.save writes each of its two files with atomic_path",
     ("src/whale_reid/enroll.py", "write_version", "save"): "GalleryIndex.save into a temp folder renamed when complete",
     ("src/whale_reid/demo/writer.py", "_encode_jpeg", "save"): "encodes into a BytesIO, then atomic_write_bytes",
-    ("src/whale_reid/html.py", "image_data_uri", "save"): "encodes into a BytesIO for an inline data URI",
+    ("src/whale_reid/html.py", "jpeg_bytes", "save"): "encodes into a BytesIO (a data URI, or atomic_write_bytes)",
 }
 
 
@@ -130,7 +130,13 @@ def test_every_torch_load_is_weights_only():
 UNTRUSTED_NAME_SCOPES = {
     "src/whale_reid/enroll.py": None,
     "src/whale_reid/run_folder.py": None,
-    "src/whale_reid/cli.py": {"gallery_locator", "locate"},  # only its gallery-photo lookup
+    "src/whale_reid/cli.py": {"gallery_locator", "original_locator", "locate"},  # only its gallery-photo lookups
+    "src/whale_reid/catalogue.py": None,
+    "src/whale_reid/audit.py": None,
+    "src/whale_reid/metadata.py": None,
+    "src/whale_reid/decisions.py": None,
+    "src/whale_reid/review.py": None,
+    "src/whale_reid/review_files.py": None,
 }
 #: (file, function, joined expression) → why the name it joins is not data from a file.
 JOIN_ALLOWED = {
@@ -144,6 +150,22 @@ JOIN_ALLOWED = {
     ("src/whale_reid/cli.py", "locate", "Path(image_id)"): "only its suffix changes; inside() checks the name below",
     ("src/whale_reid/enroll.py", "write_version", "Path(tempfile.mkdtemp(prefix=f'.{name}.', dir=versions))"): (
         "mkdtemp's own new folder inside versions/"
+    ),
+    ("src/whale_reid/catalogue.py", "_cmd", "Path(args.repo)"): "the user's own --repo argument",
+    ("src/whale_reid/catalogue.py", "_cmd", "Path(args.out)"): "the user's own export file argument",
+    ("src/whale_reid/metadata.py", "read_sidecar", "path.parent / row.photo"): (
+        "only compared with the resolved paths of the photos identify was given; nothing is opened by it"
+    ),
+    ("src/whale_reid/metadata.py", "read_sidecar", "Path(row.photo)"): "only its name is compared with the photos'",
+    ("src/whale_reid/review.py", "build_views", "Path(result.photos['path'].iloc[i])"): (
+        "a photo identify found itself in the user's own folders (find_photos), not a name read from a file"
+    ),
+    ("src/whale_reid/review.py", "build_views", "crops_dir / region / 'query' / f'{qkey}.jpg'"): (
+        "qkey is identify's own photo_key of this run; region the checkpoint config's checked extract_region"
+    ),
+    ("src/whale_reid/review.py", "build_views", "crops_dir / region"): "region: as above",
+    ("src/whale_reid/review_files.py", "relative", "Path(os.path.relpath(path, self.review_dir))"): (
+        "a reference the page makes to a file of its own run folder (a crop), never opened here"
     ),
 }
 

@@ -5,7 +5,7 @@ Pure numpy + FAISS + scikit-learn + Optuna + pandas (no torch): usable by the em
 validation MAP@5 and by the tune/predict stages.
 """
 
-from whale_retrieval.answers import AnswerRule, Answers
+from whale_retrieval.answers import AnswerRule, Answers, pool_neighbours
 from whale_retrieval.calibration import PairCalibrator, fit_calibrator
 from whale_retrieval.config import KnnConfig, TuneConfig
 from whale_retrieval.ensemble import concat_embeddings
@@ -52,6 +52,7 @@ __all__ = [
     "map_at_5_by_group",
     "map_at_5_per_image",
     "most_frequent_ids",
+    "pool_neighbours",
     "query_species",
     "rank_individuals",
     "species_thresholds",

@@ -10,6 +10,10 @@ what `predict`, `whale-reid identify`, the report and the review page apply:
 3. individuals ranked by their best neighbour (`rank_individuals`);
 4. `new_individual` inserted at the first rank scoring below the (per-species) threshold
    (`insert_new_individual`), on the same scale the threshold was tuned on.
+
+Photos of one encounter (several photos of one animal in one sighting) are answered together: between steps 2
+and 3 their neighbour lists are pooled (`pool_neighbours`), so an individual scores the best of its scores over
+the member photos (max pooling) and every member gets the same answers. Without groups nothing changes.
 """
 
 from __future__ import annotations
@@ -79,6 +83,34 @@ class Answers:
                 first.setdefault(label, j)
             rows.append([first.get(a, -1) for a in answers])
         return rows
+
+
+def pool_neighbours(scores: np.ndarray, idx: np.ndarray, groups: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's neighbours replaced by those of all queries of its group, best first (the encounter's pool).
+
+    Ranking individuals by their best neighbour then gives each individual the max of its scores over the
+    group's photos. Queries whose group is "" or None stay as they are (only padded to the pooled width).
+
+    Args:
+        scores, idx: [n, k] neighbours, best first (idx -1 = none).
+        groups: a group label per query.
+    """
+    scores, idx = np.asarray(scores), np.asarray(idx)
+    members: dict[str, list[int]] = {}
+    for row, group in enumerate(groups):
+        if group:
+            members.setdefault(str(group), []).append(row)
+    width = scores.shape[1] * max((len(rows) for rows in members.values()), default=1)
+    pooled_scores = np.full((len(scores), width), -np.inf, dtype=scores.dtype)
+    pooled_idx = np.full((len(scores), width), -1, dtype=idx.dtype)
+    pooled_scores[:, : scores.shape[1]], pooled_idx[:, : scores.shape[1]] = scores, idx
+    for rows in members.values():
+        flat_scores, flat_idx = scores[rows].ravel(), idx[rows].ravel()
+        flat_scores = np.where(flat_idx >= 0, flat_scores, -np.inf)
+        order = np.argsort(-flat_scores, kind="stable")
+        pooled_scores[rows, : len(order)] = flat_scores[order]
+        pooled_idx[rows, : len(order)] = np.where(np.isfinite(flat_scores[order]), flat_idx[order], -1)
+    return pooled_scores, pooled_idx
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,12 +184,37 @@ class AnswerRule:
         gallery_labels: Sequence[str],
         gallery_species: Sequence[str] | None = None,
         evidence: Mapping[str, np.ndarray] | None = None,
+        groups: Sequence[str | None] | None = None,
     ) -> Answers:
-        """Five distinct answers per query; padding ids are the gallery's most frequent (batch-independent)."""
+        """Five distinct answers per query; padding ids are the gallery's most frequent (batch-independent).
+
+        Args:
+            groups: an encounter label per query ("" = none): an encounter's queries are answered together
+                from their pooled neighbours (`pool_neighbours`). None or all empty: each query on its own.
+        """
         scores, order_idx = self.fuse(sims, idx, evidence)
+        if groups is not None and any(groups):
+            scores, order_idx = pool_neighbours(scores, order_idx, groups)
+        return self.decide(scores, order_idx, gallery_labels, gallery_species)
+
+    def decide(
+        self,
+        scores: np.ndarray,
+        order_idx: np.ndarray,
+        gallery_labels: Sequence[str],
+        gallery_species: Sequence[str] | None = None,
+        pad_labels: Sequence[str] | None = None,
+    ) -> Answers:
+        """Steps 3–4 on neighbours already fused (`fuse`) and, for encounters, pooled: rank, insert new_individual.
+
+        Args:
+            pad_labels: the labels whose most frequent ids fill a short answer list (default: the gallery's;
+                a search restricted to part of the gallery passes that part's labels).
+        """
         ranked = rank_individuals(scores, order_idx, gallery_labels, 5)
         thresholds = self.post.thresholds(order_idx, gallery_species)
-        pad_ids = most_frequent_ids(list(map(str, gallery_labels)), 6)
+        pads = gallery_labels if pad_labels is None else pad_labels
+        pad_ids = most_frequent_ids(list(map(str, pads)), 6)
         return Answers(insert_new_individual(ranked, thresholds, 5, pad_ids=pad_ids), ranked, scores, order_idx)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""identify's answers with survey metadata: searches restricted to part of the gallery, encounters pooled.
+
+A query restricted by location, date window or side (`whale_reid.metadata.candidate_mask`) is searched against
+the allowed gallery rows only — exactly, as the whole gallery would be — rather than filtered after a search,
+which would leave it with too few neighbours. Queries with the same restriction share one search. The
+neighbours are then fused as usual (`AnswerRule.fuse`), an encounter's are pooled (`pool_neighbours`: each
+individual scores its best over the member photos) and the answer rule decides (`AnswerRule.decide`), padding a
+short list only with allowed ids. Without restrictions or encounters identify never comes here: its answers
+stay the predict stage's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from whale_retrieval import AnswerRule, Answers, GalleryIndex, KnnConfig, knn_search, pool_neighbours
+from whale_retrieval.ranking import RankedIndividuals
+
+#: (query rows, their neighbours as gallery rows) → the local evidence `AnswerRule.fuse` takes, or None.
+EvidenceFn = Callable[[np.ndarray, np.ndarray], Mapping[str, np.ndarray] | None]
+
+
+def partitions(
+    filters: Sequence[str], masks: Sequence[np.ndarray | None]
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """(query rows, allowed gallery rows or None = all) per distinct restriction, in first-seen order."""
+    rows: dict[str, list[int]] = {}
+    for i, text in enumerate(filters):
+        rows.setdefault(text, []).append(i)
+    return [(np.asarray(r), masks[r[0]]) for r in rows.values()]
+
+
+def restricted_answers(
+    rule: AnswerRule,
+    gallery: GalleryIndex,
+    knn: KnnConfig,
+    query_emb: np.ndarray,
+    filters: Sequence[str],
+    masks: Sequence[np.ndarray | None],
+    groups: Sequence[str],
+    evidence: EvidenceFn,
+) -> tuple[Answers, np.ndarray, np.ndarray]:
+    """The answers of restricted and/or grouped queries; also the raw kNN similarities and neighbours.
+
+    Args:
+        filters: each query's restriction as text ("" none; equal texts mean equal masks).
+        masks: each query's allowed gallery rows (None = all).
+        groups: each query's encounter ("" none).
+    """
+    n, k = len(query_emb), min(rule.post.k_neighbors, len(gallery))
+    labels = gallery.labels
+    raw_s, fused_s = np.full((n, k), -np.inf, np.float32), np.full((n, k), -np.inf, np.float32)
+    raw_i, fused_i = np.full((n, k), -1, np.int64), np.full((n, k), -1, np.int64)
+    parts = partitions(filters, masks)
+    for rows, allowed in parts:
+        sub = np.arange(len(gallery)) if allowed is None else np.flatnonzero(allowed)
+        width = min(k, len(sub))
+        if width == 0:
+            continue  # nothing allowed: the rule answers new_individual
+        sims, found = knn_search(query_emb[rows], gallery.embeddings[sub], width, config=knn,
+                                 gallery_labels=None if rule.calibrator else labels[sub])  # fmt: skip
+        found = np.where(found >= 0, sub[np.clip(found, 0, None)], -1)
+        raw_s[rows, :width], raw_i[rows, :width] = sims, found
+        scores, order = rule.fuse(sims, found, evidence(rows, found))
+        fused_s[rows, : scores.shape[1]], fused_i[rows, : scores.shape[1]] = scores, order
+    if any(groups):
+        fused_s, fused_i = pool_neighbours(fused_s, fused_i, groups)
+    ids: list[list[str]] = [[] for _ in range(n)]
+    ranked_ids, ranked_scores = np.full((n, 5), "", dtype=object), np.full((n, 5), -np.inf, dtype=np.float32)
+    for rows, allowed in parts:
+        pads = labels if allowed is None else labels[allowed]
+        decided = rule.decide(fused_s[rows], fused_i[rows], labels, gallery.species, pad_labels=pads)
+        for row, answer in zip(rows.tolist(), decided.ids):
+            ids[row] = answer
+        ranked_ids[rows], ranked_scores[rows] = decided.ranked.ids, decided.ranked.scores
+    return Answers(ids, RankedIndividuals(ranked_ids, ranked_scores), fused_s, fused_i), raw_s, raw_i
