@@ -8,6 +8,7 @@ SQLite store and says so.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -77,3 +78,29 @@ def standard_tags(stage: str, digest: str, **extra: Any) -> dict[str, str]:
     from pipelines._common import git_sha
 
     return {"stage": stage, "git_sha": git_sha(), "params_digest": digest, **{k: str(v) for k, v in extra.items()}}
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file (a checkpoint's digest, logged beside its run)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def log_table(frame: Any, artifact_file: str) -> None:
+    """A DataFrame as a CSV artifact of the active run (nothing written to the repo)."""
+    import mlflow
+
+    mlflow.log_text(frame.to_csv(index=False), artifact_file)
+
+
+def log_curves(frame: Any, x: str, ys: list[str], artifact_stem: str, title: str, group: str | None = None) -> None:
+    """Curves as `<artifact_stem>.csv` + `<artifact_stem>.png` artifacts of the active run."""
+    import mlflow
+
+    from whale_reid.plots import curve_figure
+
+    log_table(frame, f"{artifact_stem}.csv")
+    mlflow.log_figure(curve_figure(frame, x, ys, title, group=group), f"{artifact_stem}.png")
