@@ -21,6 +21,8 @@ from whale_core import Config, InputError
 
 log = logging.getLogger(__name__)
 LOCAL_URI = "sqlite:///mlflow.db"
+#: MLflow 3's UI opens an experiment of this kind in its model-training view (runs, metrics, params)
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,9 @@ def configure_tracking(cfg: TrackingConfig) -> str:
         uri = LOCAL_URI
     os.environ["MLFLOW_TRACKING_URI"] = uri
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(cfg.experiment)
+    experiment = mlflow.set_experiment(cfg.experiment)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # the UI's model-training view, not GenAI's
+        mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return uri
 
 
