@@ -2,10 +2,13 @@
 
 Reads `data/prepared/{train,test}.csv` and `data/crops/<region>/<split>/<image>.jpg`; writes
 `models/embedder/<model>/fold<k>/{best,last}.pt`, `embeddings/<model>/{oof.npz, fold<k>/{train,test}.npz}`,
-`metrics/embedder/<model>.json` and `<model>_curves.csv`; MLflow parent run `embedder/<model>` with a
-child run `fold<k>` per fold. A finished fold (same params and data digest) is skipped; an interrupted one
-resumes from its last checkpoint and continues its MLflow run (ids in `mlflow_run.json` beside the
-checkpoints); a fold or model whose digest changed starts afresh with new runs.
+`metrics/embedder/<model>.json` (CV MAP@5: mean, std, per fold) and `<model>_curves.csv` (validated epochs,
+a row per fold and epoch), `models/embedder/<model>/runs.json` (the MLflow run ids, digests and per-fold
+details `select` reads); MLflow parent run `embedder/<model>` (key params, the fold summary, all folds'
+curves) with a child run `fold<k>` per fold (its curves as CSV + PNG, its checkpoint's digest).
+A finished fold (same params and data digest) is skipped; an interrupted one resumes from its last
+checkpoint and continues its MLflow run (ids in `mlflow_run.json` beside the checkpoints); a fold or model
+whose digest changed starts afresh with new runs.
 
 Runs unchanged under `torchrun --nproc_per_node=N -m pipelines.train_embedder --model NAME`: every rank
 trains and extracts (DDP, sharded extraction), only rank 0 talks to MLflow and writes files.
@@ -35,6 +38,7 @@ from whale_reid.params import EmbedderParams
 log = logging.getLogger("pipelines.train_embedder")
 VAL_KEYS = ("val_map5", "val_map5_known", "val_map5_new")
 CURVE_KEYS = ("epoch", "val_map5", "train_loss", "lr")
+RUNS_FILE = "models/embedder/{model}/runs.json"  #: fold runs, digests and per-fold details (not metrics)
 #: what the parent run shows of the config (the fold runs carry all of it): one row compares models
 KEY_PARAMS = ("backbone", "image_size", "embedding_dim", "epochs", "batch_size", "lr", "arcface.s", "arcface.m",
               "arcface.subcenters", "region", "extract_region", "flip_tta")  # fmt: skip
@@ -174,8 +178,8 @@ def log_parent_summary(cfg: EmbedderConfig, results: dict[int, dict], new_run: b
         keys = {key: flat[key] for key in KEY_PARAMS if key in flat}
         mlflow.log_params(keys | {"folds": ",".join(map(str, results))})
     scores = np.array([r["cv_map5"] for r in results.values()], dtype=float)
-    summary = {f"cv_map5_fold{k}": float(r["cv_map5"]) for k, r in results.items()}
-    summary |= {"cv_map5": float(scores.mean()), "cv_map5_std": float(scores.std())}
+    summary = {"cv_map5": float(scores.mean()), "cv_map5_std": float(scores.std())}
+    summary |= {f"cv_map5_fold{k}": float(r["cv_map5"]) for k, r in results.items()}
     mlflow.log_metrics(summary)
     curves = pd.DataFrame([{"fold": k, **c} for k, r in results.items() for c in measured(r)])
     log_curves(curves, "epoch", list(CURVE_KEYS[1:]), "curves/folds", "validated epochs, one line per fold", "fold")
@@ -231,25 +235,19 @@ def main() -> None:
         atomic_write_json(parent_file, {"run_id": parent.info.run_id, "params_digest": digest})
         mlflow.set_tags(tags)
         results = {k: run_fold(cfg, name, k, train, test, digest, tags) for k in folds}
-        cv = log_parent_summary(cfg, results, new_run=parent_id is None)["cv_map5"]
+        summary = log_parent_summary(cfg, results, new_run=parent_id is None)
     write_oof(name, folds, train)
-    fold_metrics = {
+    fold_records = {
         str(k): {key: v for key, v in r.items() if key not in ("curves", "params_digest")} for k, r in results.items()
     }
-    atomic_write_json(
-        f"metrics/embedder/{name}.json",
-        {
-            "model": name,
-            "cv_map5": cv,
-            "folds": fold_metrics,
-            "parent_run_id": parent.info.run_id,
-            "params_digest": digest,
-        },
-    )
+    record = {"model": name, "cv_map5": summary["cv_map5"], "folds": fold_records,
+              "parent_run_id": parent.info.run_id, "params_digest": digest}  # fmt: skip
+    atomic_write_json(RUNS_FILE.format(model=name), record)  # what `select` reads: the runs behind the numbers
+    atomic_write_json(f"metrics/embedder/{name}.json", {key: round(v, 4) for key, v in summary.items()})
     # one series per fold, validated epochs only (dvc plots: docs/vega/fold_curves.json colours by `fold`)
     curves = pd.DataFrame([{"model": name, "fold": k, **c} for k, r in results.items() for c in measured(r)])
     atomic_write_csv(f"metrics/embedder/{name}_curves.csv", curves.reindex(columns=["model", "fold", *CURVE_KEYS]))
-    log.info("%s: cv_map5 %.4f over folds %s", name, cv, folds)
+    log.info("%s: cv_map5 %.4f ± %.4f over folds %s", name, summary["cv_map5"], summary["cv_map5_std"], folds)
     dist_utils.shutdown()
 
 
