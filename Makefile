@@ -61,9 +61,9 @@ plots:
 	dvc plots show
 
 # optuna-dashboard for the tune stage's study (optuna.db); pinned, installed into the environment on demand.
-OPTUNA_DASHBOARD := optuna-dashboard==0.21.0
+OPTUNA_DASHBOARD := optuna-dashboard==0.21.0 bottle==0.13.4
 dashboards: install
-	$(PY) -m pip install -q "$(OPTUNA_DASHBOARD)"
+	$(PY) -m pip install -q -c constraints.txt $(OPTUNA_DASHBOARD)
 	@echo "Optuna study of the tune stage:  optuna-dashboard sqlite:///optuna.db  (then open http://127.0.0.1:8080)"
 
 test: install browser
