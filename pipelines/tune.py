@@ -89,7 +89,8 @@ def main() -> None:
             mlflow.log_metrics({"trial_map5": value, "trial_threshold": trial_params["threshold"]}, step=number)
 
         study_attrs = {"members": [f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"])],
-                       "selection_digest": digest, "mlflow_run_id": run.info.run_id}  # fmt: skip
+                       "selection_digest": params_digest(members.to_dict(orient="records")),
+                       "mlflow_run_id": run.info.run_id}  # fmt: skip
         result = tune_on_neighbours(
             stacked, cfg.search, study_name=study_name(cfg, members, match), storage=cfg.storage, on_trial=on_trial,
             user_attrs=study_attrs, progress=True,

@@ -78,7 +78,7 @@ class EnsembleModel(mlflow.pyfunc.PythonModel):
 
         self.artefacts = load_artefacts(Path(context.artifacts["bundle"]))
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> pd.DataFrame:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         from whale_reid.identify import find_photos, identify
 
         photos = find_photos(photo_inputs(model_input))
