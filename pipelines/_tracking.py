@@ -101,8 +101,11 @@ def log_table(frame: Any, artifact_file: str) -> None:
 
 
 def log_curves(frame: Any, x: str, ys: list[str], artifact_stem: str, title: str, group: str | None = None) -> None:
-    """Curves as `<artifact_stem>.csv` + `<artifact_stem>.png` artifacts of the active run."""
+    """Curves as `<artifact_stem>.csv` + `<artifact_stem>.png` artifacts of the active run (none if empty)."""
     import mlflow
+
+    if frame.empty:
+        return
 
     from whale_reid.plots import curve_figure
 
