@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,7 @@ def run_fold(cfg, name, k, train, test, digest, tags) -> dict | None:
             mlflow.set_tags({**tags, "fold": str(k)})
         if main and run_id is None:
             mlflow.log_params({"fold": k, **pd.json_normalize(cfg.to_dict()).iloc[0].astype(str).to_dict()})
+            log_datasets(train, is_val, k)
 
         def log_epoch(metrics: dict, epoch: int) -> None:
             finite = {key: v for key, v in metrics.items() if not math.isnan(v)}
@@ -153,6 +155,21 @@ def run_fold(cfg, name, k, train, test, digest, tags) -> dict | None:
         }
     atomic_write_json(done, summary)
     return summary
+
+
+def log_datasets(train: pd.DataFrame, is_val: pd.Series, k: int) -> None:
+    """The fold's training and validation photos as MLflow datasets (digests of the tables, no pixels)."""
+    import mlflow
+
+    columns = [c for c in ("image", "label", "species", "fold") if c in train.columns]
+    for part, context in ((train[~is_val], "training"), (train[is_val], "validation")):
+        with warnings.catch_warnings():  # a local path matches two equivalent source kinds; MLflow picks one
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(
+                part[columns].reset_index(drop=True), source=str(PREPARED_DIR / "train.csv"), targets="label",
+                name=f"fold{k}-{context}",
+            )  # fmt: skip
+        mlflow.log_input(dataset, context=context)
 
 
 def validated_curves(history: list[dict]) -> pd.DataFrame:

@@ -104,6 +104,8 @@ def test_stage_writes_outputs_and_one_parent_with_a_child_per_fold(tmp_path, cro
         # only measured epochs carry validation numbers
         assert [m.step for m in client.get_metric_history(child.info.run_id, "val_map5")] == [0, 2]
         assert len(client.get_metric_history(child.info.run_id, "train_loss")) == 3
+        inputs = {d.dataset.name: d.tags[0].value for d in child.inputs.dataset_inputs}
+        assert inputs == {f"fold{fold}-training": "training", f"fold{fold}-validation": "validation"}
         files = artifact_files(client, child.info.run_id)
         assert {f"curves/fold{fold}.csv", f"curves/fold{fold}.png", "checkpoint.json"} <= files
         digest = hashlib.sha256((tmp_path / f"models/embedder/demo/fold{fold}/best.pt").read_bytes()).hexdigest()
