@@ -58,7 +58,7 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     span = max(hi - lo, 1e-9)
     raw = span / max(n - 1, 1)
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    step = min((m * mag for m in (1, 2, 5, 10)), key=lambda st: abs(span / st - (n - 1)))
     first = math.ceil(lo / step - 1e-9) * step
     return [round(first + i * step, 10) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
@@ -111,8 +111,8 @@ def _line_chart(series: dict[str, tuple[Any, Any]], x_label: str, y_label: str, 
         )
         parts += [f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2.5' fill='{colour}'/>" for x, y in pts]
         if len(series) > 1:
-            parts.append(f"<text x='{width - right - 4}' y='{top + 12 + 13 * n}' fill='{colour}' font-size='11' "
-                         f"text-anchor='end'>{esc(label)}</text>")  # fmt: skip
+            parts.append(f"<text x='{left + 8}' y='{top + 12 + 13 * n}' fill='{colour}' font-size='11' "
+                         f"text-anchor='start'>{esc(label)}</text>")  # fmt: skip
     parts.append(f"<text x='{(left + width - right) / 2:.0f}' y='{height - 6}' fill='#9fb3c8' font-size='11' "
                  f"text-anchor='middle'>{esc(x_label)}</text><text x='12' y='{(top + height - bottom) / 2:.0f}' "
                  f"fill='#9fb3c8' font-size='11' text-anchor='middle' transform='rotate(-90 12 "
