@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,8 @@ def log_ensemble_model(repo: Path, registered_name: str | None, name: str = "ens
         inputs=Schema([ColSpec("string", INPUT_COLUMN)]),
         outputs=Schema([ColSpec(kinds.get(c, "string"), c) for c in OUTPUT_COLUMNS]),
     )
-    with tempfile.TemporaryDirectory(prefix="whale-reid-bundle-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="whale-reid-bundle-") as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="An input example was not provided")  # the signature is given
         bundle = write_bundle(repo, Path(tmp) / "bundle")
         return mlflow.pyfunc.log_model(
             name=name, python_model=EnsembleModel(), artifacts={"bundle": str(bundle)}, signature=signature,
