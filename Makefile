@@ -21,7 +21,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 PACKAGES := packages/core packages/retrieval packages/embedder packages/detector packages/matcher
 
-.PHONY: install demo test browser lint format
+.PHONY: install demo baseline mlflow exp plots dashboards test browser lint format
 install: $(STAMP)
 
 # Re-installs only when a dependency declaration changed; a second `make install` is a no-op.
@@ -33,6 +33,38 @@ $(STAMP): constraints.txt pyproject.toml $(addsuffix /pyproject.toml,$(PACKAGES)
 
 demo: install
 	dvc repro
+	python -m pipelines.summary
+	@echo "  (make baseline: commit dvc.lock and metrics/ so \`dvc exp show\` compares later runs with this one)"
+
+# The demo's results as the git baseline of `dvc exp show` (its row is all `!` until dvc.lock and the
+# metrics files are committed). Commits only those files.
+baseline:
+	git add dvc.lock metrics
+	git commit -m "demo baseline: dvc.lock and metrics of \`make demo\`" -- dvc.lock metrics
+
+# The MLflow UI on the model-training view of the experiment, without the job-runner processes (~3 GB).
+MLFLOW_PORT ?= 5000
+mlflow:
+	@id=$$(python -c 'import mlflow, yaml; name = (yaml.safe_load(open("params.yaml")).get("tracking") or {}).get("experiment") or "whale-reid"; mlflow.set_tracking_uri("sqlite:///mlflow.db"); e = mlflow.get_experiment_by_name(name); print(e.experiment_id if e else 0)'); \
+	  echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)/#/experiments/$$id/runs?workflowType=machine_learning"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+# `dvc exp show` lists every param (~90), code/data dependency (~40) and metric: these are the columns that
+# matter, numbers first (the patterns must match whole names). EXP_FORMAT=--csv for a table to paste.
+EXP_KEEP := ^Experiment$$|^Created$$|.*map5.*|^threshold$$|^embedder\.common\.(backbone|image_size|epochs|lr)$$|^embedder\.folds$$|^detector\.(imgsz|epochs)$$|^match\.enabled$$|^tune\.simulated_new_share$$|^select\.(rule|top_n)$$
+EXP_FORMAT ?=
+exp:
+	dvc exp show $(EXP_FORMAT) --drop '.*' --keep '$(EXP_KEEP)'
+
+# The per-fold validation curves and the threshold curve, drawn offline (docs/vega/plots.html inlines vega).
+plots:
+	dvc plots show
+
+# optuna-dashboard for the tune stage's study (optuna.db); pinned, installed into the environment on demand.
+OPTUNA_DASHBOARD := optuna-dashboard==0.21.0 bottle==0.13.4
+dashboards: install
+	$(PY) -m pip install -q -c constraints.txt $(OPTUNA_DASHBOARD)
+	@echo "Optuna study of the tune stage:  optuna-dashboard sqlite:///optuna.db  (then open http://127.0.0.1:8080)"
 
 test: install browser
 	pytest

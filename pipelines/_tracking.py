@@ -8,6 +8,7 @@ SQLite store and says so.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -20,6 +21,8 @@ from whale_core import Config, InputError
 
 log = logging.getLogger(__name__)
 LOCAL_URI = "sqlite:///mlflow.db"
+#: MLflow 3's UI opens an experiment of this kind in its model-training view (runs, metrics, params)
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,9 @@ def configure_tracking(cfg: TrackingConfig) -> str:
         uri = LOCAL_URI
     os.environ["MLFLOW_TRACKING_URI"] = uri
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(cfg.experiment)
+    experiment = mlflow.set_experiment(cfg.experiment)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # the UI's model-training view, not GenAI's
+        mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return uri
 
 
@@ -77,3 +82,32 @@ def standard_tags(stage: str, digest: str, **extra: Any) -> dict[str, str]:
     from pipelines._common import git_sha
 
     return {"stage": stage, "git_sha": git_sha(), "params_digest": digest, **{k: str(v) for k, v in extra.items()}}
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file (a checkpoint's digest, logged beside its run)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def log_table(frame: Any, artifact_file: str) -> None:
+    """A DataFrame as a CSV artifact of the active run (nothing written to the repo)."""
+    import mlflow
+
+    mlflow.log_text(frame.to_csv(index=False), artifact_file)
+
+
+def log_curves(frame: Any, x: str, ys: list[str], artifact_stem: str, title: str, group: str | None = None) -> None:
+    """Curves as `<artifact_stem>.csv` + `<artifact_stem>.png` artifacts of the active run (none if empty)."""
+    import mlflow
+
+    if frame.empty:
+        return
+
+    from whale_reid.plots import curve_figure
+
+    log_table(frame, f"{artifact_stem}.csv")
+    mlflow.log_figure(curve_figure(frame, x, ys, title, group=group), f"{artifact_stem}.png")

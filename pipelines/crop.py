@@ -86,7 +86,23 @@ def main() -> None:
     quality = crop_quality(table, truth, images, cfg.margin_frac, species=photo_species(images, raw_dir))
     summary = {**quality, "box_source": cfg.box_source, "n_photos": len(images), "boxes_clipped": n_clipped}
     atomic_write_json(METRICS_FILE, summary)
-    log.info("crops in %s: %s", OUT_DIR, summary)
+    log.info("%s", crop_line(summary))
+
+
+def crop_line(summary: dict) -> str:
+    """The crop summary as one readable line (the per-species numbers stay in metrics/crop.json)."""
+    ious = ", ".join(
+        f"{key.removeprefix('iou_')} {summary[key]:.3f}"
+        for key in sorted(summary)
+        if key.startswith("iou_") and isinstance(summary[key], float)
+    )
+    return (
+        f"crops in {OUT_DIR}: {summary['n_photos']} photos, boxes from {summary['box_source']}, "
+        f"{summary.get('fallback_share', 0.0):.1%} without a box (whole photo)"
+        + (f"; mean IoU vs the true boxes: {ious}" if ious else "")
+        + (f"; {summary['boxes_clipped']} boxes clipped" if summary.get("boxes_clipped") else "")
+        + f" (per species: {METRICS_FILE})"
+    )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,15 @@ GALLERY_DIR = Path("models/gallery")
 
 @dataclass(frozen=True)
 class PredictConfig(Config):
-    """params.yaml `predict`: how the test photos are searched against the gallery."""
+    """params.yaml `predict`: how the test photos are searched against the gallery, and the MLflow model.
+
+    `registered_model`: the name the ensemble is registered under in MLflow (a pyfunc over `whale_reid.identify`,
+    see `whale_reid.mlflow_model`); null = no model is logged.
+    """
 
     SECTION = "predict"
     knn: KnnConfig = KnnConfig()
+    registered_model: str | None = "whale-reid-ensemble"
 
 
 def read_csv(path: str) -> pd.DataFrame:
@@ -78,24 +83,29 @@ def main() -> None:
         answers = rule.apply(sims, idx, gallery.labels, gallery.species, evidence).ids
     submission = make_submission(test["image"], answers)
 
-    final = {k: post_json[k] for k in ("oof_map5", "oof_map5_known", "oof_map5_new")}
-    final |= test_scores(Path(params["data"]["raw_dir"]), submission)
-    final |= {"ensemble_members": len(members), "embedding_dim": int(gallery_emb.shape[1])}
-    import mlflow
-
-    digest = params_digest(selection, post_json)
-    with mlflow.start_run(run_name="ensemble", tags=standard_tags("predict", digest)):
-        mlflow.log_params({"members": ", ".join(f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"]))})
-        mlflow.log_params({"threshold": rule.post.threshold, "k_neighbors": rule.post.k_neighbors, "scale": rule.scale})
-        mlflow.log_metrics({k: float(v) for k, v in final.items()})
-        mlflow.log_dict(selection, "selection.json")
-
+    final = test_scores(Path(params["data"]["raw_dir"]), submission) | {"oof_map5": post_json["oof_map5"]}
+    final = {k: round(float(v), 4) for k, v in final.items()}  # the DVC metrics: scores only, rounded
     gallery.save(GALLERY_DIR)
     if rule.calibrator:
         save_gallery_features(GALLERY_DIR, match.regions)
     atomic_write_csv("outputs/submission.csv", submission)
     atomic_write_json("metrics/final.json", final)
-    log.info("submission: %d test photos; %s", len(submission), {k: round(v, 4) for k, v in final.items()})
+    import mlflow
+
+    digest = params_digest(selection, post_json)
+    with mlflow.start_run(run_name="ensemble", tags=standard_tags("predict", digest)):
+        mlflow.log_params({"members": ", ".join(f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"]))})
+        mlflow.log_params({"threshold": rule.post.threshold, "k_neighbors": rule.post.k_neighbors, "scale": rule.scale,
+                           "ensemble_members": len(members), "embedding_dim": int(gallery_emb.shape[1])})  # fmt: skip
+        mlflow.log_metrics({k: float(v) for k, v in final.items()})
+        mlflow.log_dict(selection, "selection.json")
+        for path in ("outputs/submission.csv", "outputs/oof_predictions.csv", "outputs/postprocess.json"):
+            mlflow.log_artifact(path, artifact_path="outputs")
+        if cfg.registered_model:  # a pyfunc over whale_reid.identify: `mlflow models predict` on photo paths
+            from whale_reid.mlflow_model import log_ensemble_model
+
+            log_ensemble_model(Path("."), cfg.registered_model)
+    log.info("submission: %d test photos; %s", len(submission), ", ".join(f"{k} {v:.4f}" for k, v in final.items()))
 
 
 if __name__ == "__main__":

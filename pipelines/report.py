@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +21,7 @@ from whale_reid.verification import MatchConfig, evidence_picture
 
 log = logging.getLogger("pipelines.report")
 N_EXAMPLES = 12
+DEFAULT_UI_URL = "http://127.0.0.1:5000"  #: where `make mlflow` serves the UI
 
 
 def _json(path: str) -> dict:
@@ -65,10 +68,33 @@ def oof_examples(oof: pd.DataFrame, crops_dir: Path, region: str, match: MatchCo
     return examples
 
 
+def _curves(model: str) -> pd.DataFrame:
+    path = Path("metrics/embedder") / f"{model}_curves.csv"
+    return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+
+def mlflow_links(tracking_uri: str, experiment_name: str) -> tuple[str | None, Callable[[str], str | None]]:
+    """The experiment's model-training view and a run-page maker, in the MLflow UI `make mlflow` serves
+    (`MLFLOW_UI_URL` overrides the address; a tracking server's own address is used when there is one)."""
+    import mlflow
+
+    base = os.environ.get("MLFLOW_UI_URL") or (
+        tracking_uri if tracking_uri.startswith(("http://", "https://")) else DEFAULT_UI_URL
+    )
+    experiment = mlflow.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return None, lambda _run_id: None
+    root = f"{base.rstrip('/')}/#/experiments/{experiment.experiment_id}"
+    return f"{root}/runs?workflowType=machine_learning", lambda run_id: f"{root}/runs/{run_id}" if run_id else None
+
+
 def main() -> None:
     params = load_params()
     models = list(params["embedder"]["models"])
-    fold_metrics = {m: _json(f"metrics/embedder/{m}.json") for m in models}
+    tracking = TrackingConfig.from_dict(params.get("tracking"))
+    uri = configure_tracking(tracking)
+    experiment_url, run_url = mlflow_links(uri, tracking.experiment)
+    fold_metrics = {m: _json(f"models/embedder/{m}/runs.json") for m in models}
     oof = pd.read_csv("outputs/oof_predictions.csv", dtype=str, keep_default_na=False)
     region = (params["embedder"].get("common") or {}).get("extract_region", "fullbody")
     html = render_report(
@@ -79,11 +105,13 @@ def main() -> None:
         detector=_json("metrics/detector.json"),
         final=_json("metrics/final.json"),
         examples=oof_examples(oof, Path("data/crops"), region, MatchConfig.from_dict(params.get("match"))),
+        fold_curves={m: _curves(m) for m in models},
+        run_url=run_url,
+        experiment_url=experiment_url,
     )
     out = atomic_write_text("reports/index.html", html)
     import mlflow
 
-    configure_tracking(TrackingConfig.from_dict(params.get("tracking")))
     with mlflow.start_run(run_name="report", tags={"stage": "report"}):
         mlflow.log_artifact(str(out))
     log.info("wrote %s", out)

@@ -1,6 +1,6 @@
 """Stage `select`: read the fold runs back from MLflow and keep the high-CV folds for the ensemble.
 
-The metrics files (`metrics/embedder/<model>.json`, DVC deps of this stage) name the current runs;
+The run records (`models/embedder/<model>/runs.json`, DVC deps of this stage) name the current runs;
 MLflow is asked for exactly those runs (and their params digest), so runs of stale params never
 leak in. Writes `outputs/selection.json`.
 """
@@ -22,10 +22,10 @@ log = logging.getLogger("pipelines.select")
 
 
 def folds_from_metrics(models: list[str]) -> pd.DataFrame:
-    """One row per trained fold as the metrics files record it."""
+    """One row per trained fold as train_embedder's run records (`models/embedder/<model>/runs.json`) give it."""
     rows = []
     for model in models:
-        path = Path("metrics/embedder") / f"{model}.json"
+        path = Path("models/embedder") / model / "runs.json"
         if not path.is_file():
             raise InputError(f"{path}: missing — run the train_embedder stage for model {model!r} first")
         metrics = json.loads(path.read_text())
@@ -45,7 +45,7 @@ def folds_from_metrics(models: list[str]) -> pd.DataFrame:
 
 
 def folds_from_mlflow(expected: pd.DataFrame, allow_fallback: bool) -> tuple[pd.DataFrame, str]:
-    """The same folds with `cv_map5` as MLflow has it; falls back to the metrics files if allowed."""
+    """The same folds with `cv_map5` as MLflow has it; falls back to the run records if allowed."""
     import mlflow
 
     runs = mlflow.search_runs(
@@ -58,18 +58,18 @@ def folds_from_mlflow(expected: pd.DataFrame, allow_fallback: bool) -> tuple[pd.
     if missing:
         message = (
             f"MLflow ({mlflow.get_tracking_uri()}) does not know {len(missing)} fold run(s) "
-            f"listed in metrics/embedder/*.json, e.g. {missing[0]}"
+            f"listed in models/embedder/*/runs.json, e.g. {missing[0]}"
         )
         if not allow_fallback:
-            raise InputError(message + " (set select.allow_metrics_fallback: true to select from the metrics files)")
-        log.warning("%s; selecting from the metrics files instead", message)
+            raise InputError(message + " (set select.allow_metrics_fallback: true to select from the run records)")
+        log.warning("%s; selecting from the run records instead", message)
         return expected, "metrics_files"
     table = expected.copy()
     table["cv_map5"] = [float(known.loc[rid, "metrics.cv_map5"]) for rid in table["run_id"]]
     digests = [known.loc[rid].get("tags.params_digest") for rid in table["run_id"]]
     stale = [rid for rid, d, want in zip(table["run_id"], digests, table["params_digest"]) if want and d != want]
     if stale:
-        raise InputError(f"MLflow run {stale[0]} was logged with other params than metrics/embedder records")
+        raise InputError(f"MLflow run {stale[0]} was logged with other params than models/embedder records")
     return table, "mlflow"
 
 

@@ -1,8 +1,9 @@
 """Stage `train_detector`: train the fullbody/backfin YOLO on the boxes of the train photos.
 
 Reads `<data.raw_dir>/boxes.csv` (image,region,x1,y1,x2,y2; boxes of photos outside `train_images/` are
-ignored) and `<data.raw_dir>/train_images/`. Writes `models/detector/` (best.pt, args.yaml) and
-`metrics/detector.json`; logs the MLflow run `detector` (params, per-epoch losses, final mAPs).
+ignored) and `<data.raw_dir>/train_images/`. Writes `models/detector/` (best.pt, args.yaml, run.json: the
+MLflow run id, photo counts, time) and `metrics/detector.json` (mAPs, rounded); logs the MLflow run
+`detector` (params, per-epoch losses, val mAPs of the validated epochs, results.csv, args.yaml, the weights).
 The YOLO dataset and ultralytics' run folder live in `runs/detector/` (git-ignored, not tracked by DVC).
 """
 
@@ -24,6 +25,7 @@ log = logging.getLogger("pipelines.train_detector")
 MODEL_DIR = Path("models/detector")
 WORK_DIR = Path("runs/detector")
 METRICS_FILE = Path("metrics/detector.json")
+RUN_FILE = MODEL_DIR / "run.json"
 
 
 def read_boxes(path: Path) -> pd.DataFrame:
@@ -58,17 +60,21 @@ def main() -> None:
         metrics["train_seconds"] = round(time.monotonic() - started, 1)
         mlflow.log_metrics(metrics)
         mlflow.log_artifact(str(result.args_yaml))
+        results_csv = result.args_yaml.with_name("results.csv")  # ultralytics' per-epoch table
+        if results_csv.is_file():
+            mlflow.log_artifact(str(results_csv))
+        mlflow.log_artifact(str(result.weights), artifact_path="weights")
     for source in (result.weights, result.args_yaml):
         with atomic_path(MODEL_DIR / source.name) as tmp:
             shutil.copyfile(source, tmp)
-    summary = {
-        **result.metrics(),
+    record = {
         "train_seconds": metrics["train_seconds"],
         "n_train_photos": result.n_train_photos,
         "n_val_photos": result.n_val_photos,
         "mlflow_run_id": run.info.run_id,
     }
-    atomic_write_json(METRICS_FILE, summary)
+    atomic_write_json(RUN_FILE, record)  # the run behind the numbers; the metrics file holds the numbers only
+    atomic_write_json(METRICS_FILE, {k: None if v is None else round(v, 4) for k, v in result.metrics().items()})
     log.info("detector: mAP50 %.3f, mAP50-95 %.3f -> %s", result.map50, result.map50_95, MODEL_DIR)
 
 

@@ -2,10 +2,13 @@
 
 Reads `data/prepared/{train,test}.csv` and `data/crops/<region>/<split>/<image>.jpg`; writes
 `models/embedder/<model>/fold<k>/{best,last}.pt`, `embeddings/<model>/{oof.npz, fold<k>/{train,test}.npz}`,
-`metrics/embedder/<model>.json` and `<model>_curves.csv`; MLflow parent run `embedder/<model>` with a
-child run `fold<k>` per fold. A finished fold (same params and data digest) is skipped; an interrupted one
-resumes from its last checkpoint and continues its MLflow run (ids in `mlflow_run.json` beside the
-checkpoints); a fold or model whose digest changed starts afresh with new runs.
+`metrics/embedder/<model>.json` (CV MAP@5: mean, std, per fold) and `<model>_curves.csv` (validated epochs,
+a row per fold and epoch), `models/embedder/<model>/runs.json` (the MLflow run ids, digests and per-fold
+details `select` reads); MLflow parent run `embedder/<model>` (key params, the fold summary, all folds'
+curves) with a child run `fold<k>` per fold (its curves as CSV + PNG, its checkpoint's digest).
+A finished fold (same params and data digest) is skipped; an interrupted one resumes from its last
+checkpoint and continues its MLflow run (ids in `mlflow_run.json` beside the checkpoints); a fold or model
+whose digest changed starts afresh with new runs.
 
 Runs unchanged under `torchrun --nproc_per_node=N -m pipelines.train_embedder --model NAME`: every rank
 trains and extracts (DDP, sharded extraction), only rank 0 talks to MLflow and writes files.
@@ -19,13 +22,14 @@ import hashlib
 import json
 import logging
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipelines._common import load_params, params_digest, run_stage
-from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
+from pipelines._tracking import TrackingConfig, configure_tracking, file_sha256, log_curves, standard_tags
 from whale_core import ConfigError, InputError, atomic_write_csv, atomic_write_json
 from whale_embedder import EmbedderConfig, extract_embeddings, model_from_checkpoint, save_embeddings, train_fold
 from whale_embedder import distributed as dist_utils
@@ -34,6 +38,11 @@ from whale_reid.params import EmbedderParams
 
 log = logging.getLogger("pipelines.train_embedder")
 VAL_KEYS = ("val_map5", "val_map5_known", "val_map5_new")
+CURVE_KEYS = ("epoch", "val_map5", "train_loss", "lr")
+RUNS_FILE = "models/embedder/{model}/runs.json"  #: fold runs, digests and per-fold details (not metrics)
+#: what the parent run shows of the config (the fold runs carry all of it): one row compares models
+KEY_PARAMS = ("backbone", "image_size", "embedding_dim", "epochs", "batch_size", "lr", "arcface.s", "arcface.m",
+              "arcface.subcenters", "region", "extract_region", "flip_tta")  # fmt: skip
 
 
 def model_config(section: dict, name: str) -> EmbedderConfig:
@@ -111,6 +120,7 @@ def run_fold(cfg, name, k, train, test, digest, tags) -> dict | None:
             mlflow.set_tags({**tags, "fold": str(k)})
         if main and run_id is None:
             mlflow.log_params({"fold": k, **pd.json_normalize(cfg.to_dict()).iloc[0].astype(str).to_dict()})
+            log_datasets(train, is_val, k)
 
         def log_epoch(metrics: dict, epoch: int) -> None:
             finite = {key: v for key, v in metrics.items() if not math.isnan(v)}
@@ -126,6 +136,12 @@ def run_fold(cfg, name, k, train, test, digest, tags) -> dict | None:
         save_embeddings(emb_dir / "train.npz", train["image"], train_emb)
         save_embeddings(emb_dir / "test.npz", test["image"], test_emb)
         mlflow.log_metric("cv_map5", result.metrics["val_map5"])
+        curves = validated_curves(result.history)
+        log_curves(curves, "epoch", list(CURVE_KEYS[1:]), f"curves/fold{k}", f"{name} fold {k}: validated epochs")
+        checkpoint = {"path": str(result.best_path), "sha256": file_sha256(result.best_path),
+                      "best_epoch": result.best_epoch}  # fmt: skip
+        mlflow.log_dict(checkpoint, "checkpoint.json")
+        mlflow.set_tag("checkpoint_sha256", checkpoint["sha256"])
         summary = {
             "cv_map5": result.metrics["val_map5"],
             "val_map5_known": _finite(result.metrics["val_map5_known"]),
@@ -134,9 +150,56 @@ def run_fold(cfg, name, k, train, test, digest, tags) -> dict | None:
             "best_epoch": result.best_epoch,
             "run_id": run.info.run_id,
             "params_digest": digest,
-            "curves": [{key: h.get(key) for key in ("epoch", "train_loss", "lr", "val_map5")} for h in result.history],
+            "checkpoint_sha256": checkpoint["sha256"],
+            "curves": curves.to_dict(orient="records"),
         }
     atomic_write_json(done, summary)
+    return summary
+
+
+def log_datasets(train: pd.DataFrame, is_val: pd.Series, k: int) -> None:
+    """The fold's training and validation photos as MLflow datasets (digests of the tables, no pixels)."""
+    import mlflow
+
+    columns = [c for c in ("image", "label", "species", "fold") if c in train.columns]
+    for part, context in ((train[~is_val], "training"), (train[is_val], "validation")):
+        with warnings.catch_warnings():  # a local path matches two equivalent source kinds; MLflow picks one
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(
+                part[columns].reset_index(drop=True), source=str(PREPARED_DIR / "train.csv"), targets="label",
+                name=f"fold{k}-{context}",
+            )  # fmt: skip
+        mlflow.log_input(dataset, context=context)
+
+
+def validated_curves(history: list[dict]) -> pd.DataFrame:
+    """The measured points of a fold's history: one row per validated epoch (epoch, train_loss, lr, val_map5).
+
+    Epochs without validation have no `val_map5`; they are left out rather than drawn as 0.
+    """
+    rows = [{key: h.get(key) for key in CURVE_KEYS} for h in history if _finite(h.get("val_map5")) is not None]
+    return pd.DataFrame(rows, columns=list(CURVE_KEYS))
+
+
+def measured(fold_summary: dict) -> list[dict]:
+    """A fold summary's curve points with a `val_map5` (a summary written before this rule kept every epoch)."""
+    return [c for c in fold_summary["curves"] if _finite(c.get("val_map5")) is not None]
+
+
+def log_parent_summary(cfg: EmbedderConfig, results: dict[int, dict], new_run: bool) -> dict[str, float]:
+    """The model's row in the MLflow runs table: key params, `cv_map5_fold<k>`, mean and std, all folds' curves."""
+    import mlflow
+
+    if new_run:
+        flat = pd.json_normalize(cfg.to_dict()).iloc[0].to_dict()
+        keys = {key: flat[key] for key in KEY_PARAMS if key in flat}
+        mlflow.log_params(keys | {"folds": ",".join(map(str, results))})
+    scores = np.array([r["cv_map5"] for r in results.values()], dtype=float)
+    summary = {"cv_map5": float(scores.mean()), "cv_map5_std": float(scores.std())}
+    summary |= {f"cv_map5_fold{k}": float(r["cv_map5"]) for k, r in results.items()}
+    mlflow.log_metrics(summary)
+    curves = pd.DataFrame([{"fold": k, **c} for k, r in results.items() for c in measured(r)])
+    log_curves(curves, "epoch", list(CURVE_KEYS[1:]), "curves/folds", "validated epochs, one line per fold", "fold")
     return summary
 
 
@@ -189,27 +252,19 @@ def main() -> None:
         atomic_write_json(parent_file, {"run_id": parent.info.run_id, "params_digest": digest})
         mlflow.set_tags(tags)
         results = {k: run_fold(cfg, name, k, train, test, digest, tags) for k in folds}
-        cv = float(np.mean([r["cv_map5"] for r in results.values()]))
-        mlflow.log_metric("cv_map5", cv)
+        summary = log_parent_summary(cfg, results, new_run=parent_id is None)
     write_oof(name, folds, train)
-    fold_metrics = {
+    fold_records = {
         str(k): {key: v for key, v in r.items() if key not in ("curves", "params_digest")} for k, r in results.items()
     }
-    atomic_write_json(
-        f"metrics/embedder/{name}.json",
-        {
-            "model": name,
-            "cv_map5": cv,
-            "folds": fold_metrics,
-            "parent_run_id": parent.info.run_id,
-            "params_digest": digest,
-        },
-    )
-    curves = pd.DataFrame([{"model": name, "fold": k, **c} for k, r in results.items() for c in r["curves"]])
-    atomic_write_csv(
-        f"metrics/embedder/{name}_curves.csv", curves[["model", "fold", "epoch", "train_loss", "lr", "val_map5"]]
-    )
-    log.info("%s: cv_map5 %.4f over folds %s", name, cv, folds)
+    record = {"model": name, "cv_map5": summary["cv_map5"], "folds": fold_records,
+              "parent_run_id": parent.info.run_id, "params_digest": digest}  # fmt: skip
+    atomic_write_json(RUNS_FILE.format(model=name), record)  # what `select` reads: the runs behind the numbers
+    atomic_write_json(f"metrics/embedder/{name}.json", {key: round(v, 4) for key, v in summary.items()})
+    # one series per fold, validated epochs only (dvc plots: docs/vega/fold_curves.json colours by `fold`)
+    curves = pd.DataFrame([{"model": name, "fold": k, **c} for k, r in results.items() for c in measured(r)])
+    atomic_write_csv(f"metrics/embedder/{name}_curves.csv", curves.reindex(columns=["model", "fold", *CURVE_KEYS]))
+    log.info("%s: cv_map5 %.4f ± %.4f over folds %s", name, summary["cv_map5"], summary["cv_map5_std"], folds)
     dist_utils.shutdown()
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipelines._common import load_params, params_digest, run_stage
-from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
+from pipelines._tracking import TrackingConfig, configure_tracking, log_curves, standard_tags
 from whale_core import Config, ConfigError, atomic_write_csv, atomic_write_json
 from whale_reid.ensemble import stack_oof
 from whale_reid.tables import read_json, read_table
@@ -26,6 +26,7 @@ from whale_retrieval.postprocess import PostProcessing
 from whale_retrieval.tuning import tune_on_neighbours
 
 log = logging.getLogger("pipelines.tune")
+TUNE_METRICS = ("oof_map5", "oof_map5_known", "oof_map5_new", "threshold", "grid_best_map5")
 
 
 @dataclass(frozen=True)
@@ -81,15 +82,19 @@ def main() -> None:
     import mlflow
 
     digest = params_digest(params.get("tune"), members.to_dict(orient="records"))
-    with mlflow.start_run(run_name="tune", tags=standard_tags("tune", digest)):
+    with mlflow.start_run(run_name="tune", tags=standard_tags("tune", digest)) as run:
         mlflow.log_params({f"search.{k}": v for k, v in cfg.search.to_dict().items()})
 
-        def on_trial(number: int, trial_params: dict, value: float) -> None:
-            mlflow.log_metric("trial_map5", value, step=number)
+        def on_trial(number: int, trial_params: dict, value: float) -> None:  # step = the trial's number
+            mlflow.log_metrics({"trial_map5": value, "trial_threshold": trial_params["threshold"]}, step=number)
 
+        study_attrs = {"members": [f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"])],
+                       "selection_digest": params_digest(members.to_dict(orient="records")),
+                       "mlflow_run_id": run.info.run_id}  # fmt: skip
         result = tune_on_neighbours(
-            stacked, cfg.search, study_name=study_name(cfg, members, match), storage=cfg.storage, on_trial=on_trial
-        )
+            stacked, cfg.search, study_name=study_name(cfg, members, match), storage=cfg.storage, on_trial=on_trial,
+            user_attrs=study_attrs, progress=True,
+        )  # fmt: skip
         post = PostProcessing.from_best_params(result.best_params, cfg.search.k_neighbors_max)
         rule = AnswerRule(post, calibrator, match.shortlist if calibrator else 0)
         # The OOF neighbours are already fused (by the cross-fitted calibrators), so they are ranked as they are.
@@ -111,8 +116,7 @@ def main() -> None:
         }
         mlflow.log_metrics({k: v for k, v in summary.items() if k.startswith(("oof_", "grid_"))})
         mlflow.log_params({"best.threshold": post.threshold, "best.k_neighbors": post.k_neighbors})
-        for row in result.grid.itertuples():
-            mlflow.log_metric("curve_map5", float(row.map5), step=round(float(row.threshold) * 1000))
+        log_curves(result.grid, "threshold", ["map5"], "threshold_curve", "OOF MAP@5 against the threshold")
 
     oof = pd.DataFrame({
         "image": queries["image"], "fold": queries["fold"], "truth": stacked.truth,
@@ -122,10 +126,9 @@ def main() -> None:
     })  # fmt: skip
     atomic_write_csv("outputs/oof_predictions.csv", oof)
     atomic_write_csv("outputs/threshold_curve.csv", result.grid)
-    atomic_write_json("outputs/postprocess.json", summary)
-    atomic_write_json(
-        "metrics/tune.json", {k: v for k, v in summary.items() if k not in ("species_offsets", "calibrator", "scale")}
-    )
+    mlflow.MlflowClient().log_artifact(run.info.run_id, str(atomic_write_json("outputs/postprocess.json", summary)))
+    # the DVC metrics: the scores and the chosen threshold, rounded (the whole rule is in postprocess.json)
+    atomic_write_json("metrics/tune.json", {k: round(float(summary[k]), 4) for k in TUNE_METRICS})
     log.info("OOF MAP@5 %.4f (grid %.4f) at threshold %.3f", summary["oof_map5"], result.grid_best_map5, post.threshold)
 
 

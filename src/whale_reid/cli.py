@@ -240,10 +240,41 @@ def positive_int(text: str) -> int:
     return value
 
 
+IDENTIFY_EPILOG = """\
+example:
+  whale-reid identify survey/2024-06-01/ extra_photo.jpg --out identify/2024-06-01
+
+outputs (in --out, written aside and switched into place whole):
+  matches.csv          five rows per photo: rank, individual_id (or new_individual), similarity,
+                       probability (when the answers are verified), species, the box used; an
+                       unreadable photo gets one row with its error
+  review.html          the index of the review pages (review/page-NNNN.html, pictures in review/img/):
+                       each photo beside its five candidates; decide, export decisions.csv
+  query_embeddings.npz what `whale-reid enroll decisions.csv` needs to add confirmed photos
+
+exit status: 0 done, 1 no photo could be read, 2 bad usage, input or missing pipeline outputs
+(one line on stderr), 3 an unexpected error (a bug: the traceback is printed)
+"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("whale-reid")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="whale-reid", description="Identify whales and dolphins in photos.")
+    main_parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = main_parser.add_subparsers(dest="command", required=True)
-    ident = commands.add_parser("identify", help="top-5 individuals of new photos and a review page")
+    ident = commands.add_parser(
+        "identify", help="top-5 individuals of new photos and a review page", epilog=IDENTIFY_EPILOG,
+        description="The five most likely individuals of each photo, by the pipeline run's own models and gallery.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     ident.add_argument("photos", nargs="+", help="photos and/or folders (searched recursively)")
     ident.add_argument("--out", default="identify", help="output folder (default: ./identify)")
     ident.add_argument("--repo", default=".", help="the pipeline's repository (default: the current folder)")

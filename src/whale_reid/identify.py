@@ -157,10 +157,12 @@ def embed_crops(artefacts: Artefacts, keys: Sequence[str], crops_dir: Path) -> n
 def embed_photos(artefacts: Artefacts, images: pd.DataFrame, crops_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
     """Detect, crop and embed readable photos (image = key, split, path), CHUNK_PHOTOS at a time."""
     tables, chunks = [], []
-    for start in range(0, len(images), CHUNK_PHOTOS):
-        chunk = images.iloc[start : start + CHUNK_PHOTOS]
-        tables.append(crop_regions(chunk, find_boxes(artefacts, chunk), crops_dir, artefacts.crop_config))
-        chunks.append(embed_crops(artefacts, chunk["image"].tolist(), crops_dir))
+    with tqdm(total=len(images), desc="detect, crop, embed", unit="photo", disable=None, leave=False) as bar:
+        for start in range(0, len(images), CHUNK_PHOTOS):
+            chunk = images.iloc[start : start + CHUNK_PHOTOS]
+            tables.append(crop_regions(chunk, find_boxes(artefacts, chunk), crops_dir, artefacts.crop_config))
+            chunks.append(embed_crops(artefacts, chunk["image"].tolist(), crops_dir))
+            bar.update(len(chunk))
     if not tables:
         return pd.DataFrame(columns=["image", "region", "x1", "y1", "x2", "y2", "source"]), np.zeros((0, 0), "f4")
     return pd.concat(tables, ignore_index=True), np.concatenate(chunks)

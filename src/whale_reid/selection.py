@@ -19,8 +19,8 @@ class SelectConfig(Config):
     Attributes:
         rule: `top_n` keeps each model's `top_n` best folds; `delta` keeps every fold whose CV MAP@5 is
             within `delta` of its model's best fold; `all` keeps every fold.
-        allow_metrics_fallback: when MLflow does not know the runs the metrics files list (e.g. a fresh
-            clone that pulled DVC outputs), select from the metrics files instead of failing.
+        allow_metrics_fallback: when MLflow does not know the runs `models/embedder/<model>/runs.json` lists (a fresh
+            clone that pulled DVC outputs, say), select from those records instead of failing.
     """
 
     SECTION = "select"

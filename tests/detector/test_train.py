@@ -33,7 +33,7 @@ CHILD = textwrap.dedent(
     base = Path(sys.argv[1])
     boxes = pd.read_csv(base / "boxes.csv")
     epochs = []
-    cfg = DetectorConfig(imgsz=64, epochs=1, batch=8, workers=0, cache=False, val_fraction=0.25)
+    cfg = DetectorConfig(imgsz=64, epochs=2, batch=8, workers=0, cache=False, val_fraction=0.25, val_each_epoch=False)
     result = train_detector(cfg, boxes, base / "img", base / "work", on_epoch_end=lambda m, s: epochs.append((s, m)))
     paths = sorted((base / "img").glob("*.jpg"))
     found = detect_boxes(result.weights, paths, CropConfig(conf_threshold=0.0, batch=4))
@@ -80,8 +80,11 @@ def test_one_epoch_training_and_prediction_offline_without_side_effects(tmp_path
         "backfin_map50_95",
     }
     assert all(v is None or 0.0 <= v <= 1.0 for v in out["metrics"].values())
-    assert [step for step, _ in out["epochs"]] == [1] and len(out["history"]) == 1
-    assert {"train_box_loss", "train_cls_loss", "val_map50", "val_map50_95"} <= set(out["history"][0])
+    assert [step for step, _ in out["epochs"]] == [1, 2] and len(out["history"]) == 2
+    # validated after the last epoch only: the first carries its losses and no val numbers (not zeros)
+    assert {"train_box_loss", "train_cls_loss"} <= set(out["history"][0])
+    assert not any(key.startswith("val_") for key in out["history"][0])
+    assert {"train_box_loss", "train_cls_loss", "val_map50", "val_map50_95"} <= set(out["history"][1])
     # side effects: nothing in the working dir or home; the fonts are local copies, not downloads
     assert list(cwd.iterdir()) == [] and list(home.iterdir()) == []
     assert sorted(p.name for p in (config_dir / "Ultralytics").iterdir()) == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -30,10 +31,23 @@ def write_workspace(root: Path, make_crops, tiny: dict) -> None:
     prepared.to_csv(root / "data/prepared/train.csv", index=False)
     test[["image", "species"]].to_csv(root / "data/prepared/test.csv", index=False)
     params = {
-        "embedder": {"models": ["demo"], "folds": [0, 1], "common": {**tiny, "epochs": 1}, "zoo": {"demo": {}}},
+        "embedder": {
+            "models": ["demo"],
+            "folds": [0, 1],
+            "common": {**tiny, "epochs": 3, "val_every_epochs": 2},
+            "zoo": {"demo": {}},
+        },
         "tracking": {"experiment": "test-embedder"},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def artifact_files(client, run_id: str, path: str | None = None) -> set[str]:
+    """Every artifact file of a run, as paths relative to its artifact root."""
+    found = set()
+    for info in client.list_artifacts(run_id, path):
+        found |= artifact_files(client, run_id, info.path) if info.is_dir else {info.path}
+    return found
 
 
 def run_stage(root: Path) -> None:
@@ -48,9 +62,15 @@ def test_stage_writes_outputs_and_one_parent_with_a_child_per_fold(tmp_path, cro
 
     write_workspace(tmp_path, crop_maker, tiny_params)
     run_stage(tmp_path)
-    metrics = json.loads((tmp_path / "metrics/embedder/demo.json").read_text())
+    metrics = json.loads((tmp_path / "models/embedder/demo/runs.json").read_text())
     assert set(metrics["folds"]) == {"0", "1"}
-    assert metrics["cv_map5"] == np.mean([f["cv_map5"] for f in metrics["folds"].values()])
+    folds_cv = [f["cv_map5"] for f in metrics["folds"].values()]
+    assert metrics["cv_map5"] == np.mean(folds_cv)
+    # the DVC metrics file holds the numbers only, rounded: mean, std and each fold
+    dvc_metrics = json.loads((tmp_path / "metrics/embedder/demo.json").read_text())
+    want = {"cv_map5": np.mean(folds_cv), "cv_map5_std": np.std(folds_cv), "cv_map5_fold0": folds_cv[0],
+            "cv_map5_fold1": folds_cv[1]}  # fmt: skip
+    assert dvc_metrics == {key: round(float(v), 4) for key, v in want.items()}
 
     oof = np.load(tmp_path / "embeddings/demo/oof.npz", allow_pickle=False)
     assert len(oof["image"]) == 40 and oof["image"].dtype.kind == "U"
@@ -60,19 +80,36 @@ def test_stage_writes_outputs_and_one_parent_with_a_child_per_fold(tmp_path, cro
         assert test["emb"].shape == (6, tiny_params["embedding_dim"])
         assert (tmp_path / f"models/embedder/demo/fold{k}/best.pt").is_file()
     curves = pd.read_csv(tmp_path / "metrics/embedder/demo_curves.csv")
-    assert list(curves.columns) == ["model", "fold", "epoch", "train_loss", "lr", "val_map5"] and len(curves) == 2
+    # validated epochs only (epochs 0 and 2 of 0..2 with val_every_epochs 2), one series per fold, nothing blank
+    assert list(curves.columns) == ["model", "fold", "epoch", "val_map5", "train_loss", "lr"]
+    assert curves.groupby("fold")["epoch"].apply(list).to_dict() == {0: [0, 2], 1: [0, 2]}
+    assert curves.notna().all().all()
 
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("test-embedder").experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == metrics["parent_run_id"]]
     assert len(parents) == 1 and parents[0].info.run_name == "embedder/demo" and len(children) == 2
-    assert parents[0].data.metrics["cv_map5"] == metrics["cv_map5"]
+    parent = parents[0]
+    assert parent.data.metrics["cv_map5"] == metrics["cv_map5"]  # one row compares models:
+    assert parent.data.metrics["cv_map5_std"] == np.std(folds_cv)  # the fold summary and the key params
+    assert [parent.data.metrics[f"cv_map5_fold{k}"] for k in (0, 1)] == folds_cv
+    assert parent.data.params["backbone"] == tiny_params["backbone"] and parent.data.params["folds"] == "0,1"
+    assert {"curves/folds.csv", "curves/folds.png"} <= artifact_files(client, parent.info.run_id)
     for child in children:
         fold = child.data.tags["fold"]
         assert child.info.run_id == metrics["folds"][fold]["run_id"] and child.info.run_name == f"fold{fold}"
         assert child.data.metrics["cv_map5"] == metrics["folds"][fold]["cv_map5"]
         assert {"val_map5", "train_loss", "lr", "git_sha"} <= set(child.data.metrics) | set(child.data.tags)
+        # only measured epochs carry validation numbers
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "val_map5")] == [0, 2]
+        assert len(client.get_metric_history(child.info.run_id, "train_loss")) == 3
+        inputs = {d.dataset.name: d.tags[0].value for d in child.inputs.dataset_inputs}
+        assert inputs == {f"fold{fold}-training": "training", f"fold{fold}-validation": "validation"}
+        files = artifact_files(client, child.info.run_id)
+        assert {f"curves/fold{fold}.csv", f"curves/fold{fold}.png", "checkpoint.json"} <= files
+        digest = hashlib.sha256((tmp_path / f"models/embedder/demo/fold{fold}/best.pt").read_bytes()).hexdigest()
+        assert child.data.tags["checkpoint_sha256"] == digest == metrics["folds"][fold]["checkpoint_sha256"]
 
     run_stage(tmp_path)  # finished folds are skipped: still one parent and two children
     assert len(client.search_runs([parents[0].info.experiment_id])) == 3

@@ -86,8 +86,8 @@ def test_killed_train_embedder_resumes_to_the_same_weights_and_runs(pipeline_cop
         want = torch.load(tiny_pipeline / f"models/embedder/{MODEL}/fold{k}/best.pt", weights_only=True)["model"]
         assert got.keys() == want.keys()
         assert all(torch.equal(got[key], want[key]) for key in want), f"fold {k} weights differ"
-    got = json.loads((repo / f"metrics/embedder/{MODEL}.json").read_text())
-    want = json.loads((tiny_pipeline / f"metrics/embedder/{MODEL}.json").read_text())
+    got = json.loads((repo / f"models/embedder/{MODEL}/runs.json").read_text())
+    want = json.loads((tiny_pipeline / f"models/embedder/{MODEL}/runs.json").read_text())
     for k, entry in want["folds"].items():
         assert got["folds"][k]["cv_map5"] == entry["cv_map5"] and got["folds"][k]["best_epoch"] == entry["best_epoch"]
     assert got["folds"]["2"]["run_id"] == killed_run  # the killed fold continued its own MLflow run
@@ -112,7 +112,8 @@ def _trials(repo) -> list[tuple[int, dict, float]]:
 
 
 def test_tune_continues_its_study_without_repeating_trials(pipeline_copy):
-    search = {"n_trials": 3, "threshold_step": 0.05, "k_neighbors_min": 20, "k_neighbors_max": 20}
+    # species offsets grow the space past the 1-D threshold grid, so TPE runs `n_trials` (a grid runs each value once)
+    search = {"n_trials": 3, "threshold_step": 0.05, "k_neighbors_min": 20, "k_neighbors_max": 20, "per_species": True}
     edit_params(pipeline_copy, tune={"study_name": "resume", "search": search})
     assert run_module(pipeline_copy, "tune").returncode == 0
     first = _trials(pipeline_copy)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import optuna
 import pytest
 
 from whale_core import InputError
@@ -17,6 +18,7 @@ from whale_retrieval import (
     most_frequent_ids,
     rank_individuals,
     stack_splits,
+    threshold_grid,
     tune_on_neighbours,
 )
 
@@ -72,8 +74,20 @@ def test_tune_on_stacked_folds_and_errors(tmp_path):
     rng = np.random.default_rng(2)
     stacked = stack_splits([_split(rng, 8, 12, "a"), _split(rng, 8, 12, "b")], k=50)
     cfg = TuneConfig(n_trials=4, threshold_step=0.1, k_neighbors_min=50, k_neighbors_max=50)
-    result = tune_on_neighbours(stacked, cfg, study_name="s", storage=f"sqlite:///{tmp_path}/o.db")
-    assert result.best_map5 >= result.grid_best_map5 and len(result.trials) == 4
+    storage = f"sqlite:///{tmp_path}/o.db"
+    attrs = {"members": ["demo/fold0"], "mlflow_run_id": "abc123"}
+    result = tune_on_neighbours(stacked, cfg, study_name="s", storage=storage, user_attrs=attrs)
+    # only the threshold is searched: the grid sampler tries each grid value exactly once (n_trials does not apply)
+    grid = threshold_grid(cfg)
+    assert len(result.trials) == len(grid) and sorted(result.trials.params_threshold) == pytest.approx(grid)
+    assert result.best_map5 == pytest.approx(result.grid_best_map5)
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert study.metric_names == ["oof_map5"] and study.user_attrs == attrs
+    again = tune_on_neighbours(stacked, cfg.replace(n_trials=40), study_name="s", storage=storage)
+    assert len(again.trials) == len(grid)  # a finished grid is not searched again
+    cfg = cfg.replace(k_neighbors_min=10)  # the space has grown: TPE, n_trials of them, the grid's best first
+    result = tune_on_neighbours(stacked, cfg, study_name="t", storage=storage)
+    assert len(result.trials) == 4 and result.trials.value.iloc[0] == pytest.approx(result.grid_best_map5)
     with pytest.raises(InputError, match="3 query labels for 8 rows"):
         bad = _split(rng, 8, 12, "c")
         stack_splits([RetrievalSplit(bad.query_emb, ["a", "b", "c"], bad.gallery_emb, bad.gallery_labels)], 5)

@@ -85,8 +85,13 @@ def resolve_model(model: str) -> str:
 
 
 def _epoch_callbacks(history: list[dict[str, float]], on_epoch_end: EpochCallback | None) -> dict[str, Callable]:
-    """Callbacks that record per-epoch losses + val metrics (skipping ultralytics' extra final-eval call)."""
+    """Callbacks that record per-epoch losses, and val metrics on validated epochs only (skipping ultralytics'
+    extra final-eval call)."""
     finished: set[int] = set()
+    seen: dict[str, Any] = {"metrics": None}  # validation replaces trainer.metrics with a new dict
+
+    def on_train_start(trainer: Any) -> None:
+        seen["metrics"] = trainer.metrics  # the placeholder zeros, before any validation
 
     def on_train_epoch_end(trainer: Any) -> None:
         finished.add(int(trainer.epoch))
@@ -96,14 +101,18 @@ def _epoch_callbacks(history: list[dict[str, float]], on_epoch_end: EpochCallbac
         if epoch not in finished:  # final_eval re-fires this hook with epoch+1
             return
         finished.discard(epoch)
-        values = {**trainer.label_loss_items(trainer.tloss, prefix="train"), **(trainer.metrics or {})}
+        values = trainer.label_loss_items(trainer.tloss, prefix="train")
+        if trainer.metrics is not seen["metrics"]:  # else: zeros, or the previous validation's numbers again
+            values = {**values, **(trainer.metrics or {})}
+        seen["metrics"] = trainer.metrics
         values.update({f"lr_pg{i}": lr for i, lr in enumerate(trainer.lr.values())} if trainer.lr else {})
         metrics = {metric_name(k): float(v) for k, v in values.items() if math.isfinite(float(v))}
         history.append(metrics)
         if on_epoch_end is not None:
             on_epoch_end(metrics, epoch + 1)
 
-    return {"on_train_epoch_end": on_train_epoch_end, "on_fit_epoch_end": on_fit_epoch_end}
+    return {"on_train_start": on_train_start, "on_train_epoch_end": on_train_epoch_end,
+            "on_fit_epoch_end": on_fit_epoch_end}  # fmt: skip
 
 
 def _final_metrics(trainer: Any) -> tuple[float, float, dict[str, dict[str, float | None]]]:

@@ -3,7 +3,7 @@
 Out of the box, ultralytics (8.4) turns on its MLflow/DVC/ClearML/... callbacks whenever the library is
 installed (its MLflow callback creates `mlflow.db`/`mlruns/` in the working dir and ends the caller's run),
 sends usage events, downloads `Arial.ttf` when it builds a dataset, downloads a model for its AMP self-check,
-and pins torch to cpu_count-1 threads.
+pins torch to cpu_count-1 threads and logs every argument and layer at INFO.
 `prepare_ultralytics()` undoes all that; every module of this package calls it before using YOLO.
 """
 
@@ -66,6 +66,9 @@ def prepare_ultralytics(threads: int | None = None) -> None:
     if any(settings.get(key) is not False for key in known):
         settings.update(known)
     _install_fonts(Path(ul_utils.USER_CONFIG_DIR))
+    # its 1,700-character trainer-args line, the model table and the per-epoch lines: warnings only (the
+    # stage logs what it trained and scored)
+    ul_utils.LOGGER.setLevel(logging.WARNING)
     import ultralytics.engine.trainer as ul_trainer
 
     ul_trainer.check_amp = _amp_without_download

@@ -255,7 +255,10 @@ def train_fold(
         if dist_utils.is_main_process():
             save_checkpoint(last_path, _state(tr, cfg, epoch, history, best))
         dist_utils.barrier()
-        log.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        shown = {k: v for k, v in metrics.items() if k != "images_per_s" and not (isinstance(v, float) and v != v)}
+        # a line per validated epoch (the others at DEBUG): the log says what was measured, not a row of blanks
+        log.log(logging.INFO if validated else logging.DEBUG, "epoch %d/%d: %s", epoch + 1, cfg.epochs,
+                ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))  # fmt: skip
         if on_epoch_end is not None:
             on_epoch_end(metrics, epoch)
     best_metrics = next(h for h in history if h["epoch"] == best["epoch"])

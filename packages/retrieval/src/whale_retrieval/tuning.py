@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from whale_retrieval.thresholds import map5_with_threshold, query_species, speci
 log = logging.getLogger(__name__)
 
 OnTrial = Callable[[int, dict[str, Any], float], None]
+METRIC_NAME = "oof_map5"  #: the study's objective, as optuna-dashboard names it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,10 +151,16 @@ def tune_on_neighbours(
     classifier_logits: np.ndarray | None = None,
     classifier_labels: Sequence[str] | None = None,
     on_trial: OnTrial | None = None,
+    user_attrs: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> TuneResult:
     """`tune_postprocessing` on neighbours already searched — e.g. several CV folds stacked by `stack_splits`.
 
-    `config.k_neighbors_max` is capped by the neighbours available in `stacked`.
+    `config.k_neighbors_max` is capped by the neighbours available in `stacked`. When only the threshold is
+    searched (one k, no species offsets, no blend weight) the study uses Optuna's `GridSampler` over the
+    threshold grid, so each value is tried exactly once and `n_trials` does not apply; otherwise TPE runs
+    `n_trials` (the grid's best enqueued first). The study's objective is named `oof_map5`; `user_attrs`
+    (e.g. the ensemble members, the MLflow run id) are stored on it; `progress` shows one bar for the trials.
     """
     if config.per_species and stacked.gallery_species is None:
         raise InputError("tune.per_species is on but no gallery species were given")
@@ -163,21 +171,34 @@ def tune_on_neighbours(
     species = query_species(idx, stacked.gallery_species, 1) if config.per_species else None
     objective = _Objective(sims, idx, gallery_labels, truth, species, config, classifier_logits, classifier_labels)
 
-    grid = sweep_thresholds(objective.ranked(config.k_neighbors_max, 0.0), truth, threshold_grid(config))
+    thresholds = threshold_grid(config)
+    grid = sweep_thresholds(objective.ranked(config.k_neighbors_max, 0.0), truth, thresholds)
     grid_best = grid.loc[grid.map5.idxmax()]
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=storage,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=config.seed),
-        load_if_exists=True,
+    one_dim = _baseline_params(objective, 0.0).keys() == {"threshold"}
+    # a 1-D threshold grid is searched exactly (each value once); TPE once the space has grown
+    sampler = (
+        optuna.samplers.GridSampler({"threshold": thresholds}, seed=config.seed)
+        if one_dim
+        else optuna.samplers.TPESampler(seed=config.seed)
     )
-    if not study.trials:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one progress bar instead of a line per trial
+    study = optuna.create_study(
+        study_name=study_name, storage=storage, direction="maximize", sampler=sampler, load_if_exists=True
+    )
+    with warnings.catch_warnings():  # experimental in Optuna 3.2–5 but stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRIC_NAME])
+    for key, value in (user_attrs or {}).items():
+        study.set_user_attr(key, value)
+    if not study.trials and not one_dim:
         study.enqueue_trial(_baseline_params(objective, float(grid_best.threshold)))
     finished = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     callbacks = [lambda _study, trial: on_trial(trial.number, dict(trial.params), trial.value)] if on_trial else []
-    if config.n_trials > finished:
-        study.optimize(objective, n_trials=config.n_trials - finished, callbacks=callbacks)
+    wanted = len(thresholds) if one_dim else config.n_trials
+    if wanted > finished:
+        study.optimize(
+            objective, n_trials=wanted - finished, callbacks=callbacks, show_progress_bar=progress
+        )  # the grid sampler stops the study once every threshold was tried
     log.info("tune: grid best %.4f at %.3f; Optuna best %.4f", grid_best.map5, grid_best.threshold, study.best_value)
     return TuneResult(
         best_params=dict(study.best_params),
@@ -185,5 +206,7 @@ def tune_on_neighbours(
         grid_best_threshold=float(grid_best.threshold),
         grid_best_map5=float(grid_best.map5),
         grid=grid,
-        trials=study.trials_dataframe(attrs=("number", "value", "params", "state")),
+        trials=study.trials_dataframe(attrs=("number", "value", "params", "state")).rename(
+            columns={f"value_{METRIC_NAME}": "value"}
+        ),
     )
