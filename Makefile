@@ -51,7 +51,7 @@ mlflow:
 
 # `dvc exp show` lists every param (~90), code/data dependency (~40) and metric: these are the columns that
 # matter, numbers first (the patterns must match whole names). EXP_FORMAT=--csv for a table to paste.
-EXP_KEEP := ^Experiment$$|^Created$$|.*map5.*|^threshold$$|^embedder\.common\.(backbone|image_size|epochs|lr)$$|^embedder\.folds$$|^detector\.(imgsz|epochs)$$|^match\.enabled$$|^tune\.simulated_new_share$$|^select\.(rule|top_n)$$
+EXP_KEEP := ^Experiment$$|^Created$$|.*(test|oof|cv)_map5.*|^map50$$|^threshold$$|^embedder\.common\.(backbone|image_size|epochs|lr)$$|^embedder\.folds$$|^detector\.(imgsz|epochs)$$|^match\.enabled$$|^tune\.simulated_new_share$$|^select\.(rule|top_n)$$
 EXP_FORMAT ?=
 exp:
 	dvc exp show $(EXP_FORMAT) --drop '.*' --keep '$(EXP_KEEP)'

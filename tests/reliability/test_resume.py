@@ -19,6 +19,7 @@ import mlflow
 import optuna
 import pytest
 import torch
+import yaml
 
 from tests.reliability.conftest import edit_params, run_module, stage_env
 
@@ -100,7 +101,8 @@ def test_killed_train_embedder_resumes_to_the_same_weights_and_runs(pipeline_cop
     assert sorted(r.info.run_name for r in children) == ["fold0", "fold1", "fold2"]
     assert all(r.info.status == "FINISHED" for r in children)
     resumed = client.get_metric_history(killed_run, "train_loss")
-    assert sorted(m.step for m in resumed) == [0, 1]  # epoch 0 logged before the kill, epoch 1 after
+    epochs = yaml.safe_load((repo / "params.yaml").read_text())["embedder"]["common"]["epochs"]
+    assert sorted(m.step for m in resumed) == list(range(epochs))  # epoch 0 logged before the kill, the rest after
 
 
 def _trials(repo) -> list[tuple[int, dict, float]]:
