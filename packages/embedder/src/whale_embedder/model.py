@@ -69,10 +69,11 @@ def missing_weights_message(backbone: str) -> str:
         os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
     )
     repo = f" (Hugging Face {hub_id})" if hub_id else ""
+    source = hub_id or f"timm/{tag}"
     return (
         f"embedder.pretrained: the weights of {backbone!r} — timm tag {tag}{repo} — are not in the local cache "
-        f'{cache} and nothing is downloaded here: pre-fill it where there is internet (python -c "import timm; '
-        f"timm.create_model('{tag}', pretrained=True)\" with the same HF_HOME, then copy the folder) or set "
+        f"{cache} and nothing is downloaded at run time: fetch the Hugging Face repo {source} into that cache on a "
+        f"machine with internet (same HF_HOME), then copy the folder here; or set "
         f"weights_file: /path/to/{tag}.safetensors in this zoo entry"
     )
 
