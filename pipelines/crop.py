@@ -15,10 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines._common import load_params, run_stage
-from whale_core import InputError, atomic_write_csv, atomic_write_json, resolve_image_path
+from whale_core import InputError, atomic_write_csv, atomic_write_json, read_table, resolve_image_path
 from whale_detector import CropConfig, crop_quality, crop_regions, detect_boxes, given_boxes
 from whale_detector.boxes import BOX_COLUMNS, validate_boxes
-from whale_reid.tables import read_table
 
 log = logging.getLogger("pipelines.crop")
 PREPARED_DIR = Path("data/prepared")

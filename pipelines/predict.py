@@ -11,10 +11,9 @@ import pandas as pd
 
 from pipelines._common import load_params, params_digest, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking, standard_tags
-from whale_core import Config, atomic_write_csv, atomic_write_json
+from whale_core import Config, atomic_write_csv, atomic_write_json, read_json, read_table
 from whale_reid.ensemble import ensemble_embeddings
 from whale_reid.submission import make_submission
-from whale_reid.tables import read_json, read_table
 from whale_reid.verification import MatchConfig, load_feature_sets, save_gallery_features, shortlist_evidence
 from whale_retrieval import GalleryIndex, KnnConfig, knn_search, known_new_groups, map_at_5, map_at_5_by_group
 from whale_retrieval.answers import AnswerRule

@@ -14,9 +14,9 @@ from PIL import Image
 
 from pipelines._common import load_params, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking
-from whale_core import ImageLoadError, InputError, atomic_write_text, load_rgb
+from whale_core import NEW_INDIVIDUAL, ImageLoadError, InputError, atomic_write_text, load_rgb
 from whale_reid.html import image_data_uri
-from whale_reid.report import NEW_INDIVIDUAL, OofExample, render_report
+from whale_reid.report import OofExample, render_report
 from whale_reid.verification import MatchConfig, evidence_picture
 
 log = logging.getLogger("pipelines.report")

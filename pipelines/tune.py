@@ -16,11 +16,10 @@ import pandas as pd
 
 from pipelines._common import load_params, params_digest, run_stage
 from pipelines._tracking import TrackingConfig, configure_tracking, log_curves, standard_tags
-from whale_core import Config, ConfigError, atomic_write_csv, atomic_write_json
+from whale_core import Config, ConfigError, atomic_write_csv, atomic_write_json, read_json, read_table
 from whale_reid.ensemble import stack_oof
-from whale_reid.tables import read_json, read_table
 from whale_reid.verification import MatchConfig, fuse_oof
-from whale_retrieval import TuneConfig, map_at_5_by_group, map_at_5_per_image
+from whale_retrieval import TuneConfig, known_new_groups, map_at_5_by_group, map_at_5_per_image
 from whale_retrieval.answers import AnswerRule
 from whale_retrieval.postprocess import PostProcessing
 from whale_retrieval.tuning import tune_on_neighbours
@@ -101,9 +100,7 @@ def main() -> None:
         oof_answers = AnswerRule(post).apply(stacked.sims, stacked.idx, stacked.gallery_labels, stacked.gallery_species)
         answers = oof_answers.ids
         per_image = map_at_5_per_image(answers, stacked.truth)
-        by_group = map_at_5_by_group(
-            answers, stacked.truth, ["new" if t == "new_individual" else "known" for t in stacked.truth]
-        )
+        by_group = map_at_5_by_group(answers, stacked.truth, known_new_groups(stacked.truth))
         summary = {
             **rule.to_dict(),
             "oof_map5": float(per_image.mean()),

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from whale_core import atomic_path
-from whale_reid.tables import read_table
+from whale_core import atomic_path, read_table
 
 LOG = "log.csv"
 LOG_COLUMNS = [

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, atomic_write_csv, atomic_write_text, inside, safe_name
+from whale_core import InputError, atomic_write_csv, atomic_write_text, inside, read_table, safe_name
 from whale_reid.audit import append_log, now, read_log, reviewer_name
 from whale_reid.enroll import (
     BASE_VERSION,
@@ -25,7 +25,6 @@ from whale_reid.enroll import (
     write_version,
 )
 from whale_reid.metadata import COLUMNS, read_catalogue_metadata
-from whale_reid.tables import read_table
 
 EXPORT_COLUMNS = [
     "photo", "image_id", "individual_id", "species", *COLUMNS, "decision_source", "reviewer", "decided_at"

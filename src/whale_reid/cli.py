@@ -22,9 +22,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from whale_core import InputError, atomic_path, atomic_write_csv, configure_offline_env, inside
+from whale_core import InputError, atomic_path, atomic_write_csv, configure_offline_env, inside, read_table
 from whale_detector import CropConfig
 from whale_matcher import save_features
 from whale_reid.catalogue import add_commands as add_catalogue_commands
@@ -84,7 +83,7 @@ def load_artefacts(repo: Path) -> Artefacts:
     if crop.box_source == "detector":
         weights = _need(repo / "models" / "detector" / "best.pt")
     else:
-        boxes = pd.read_csv(_need(repo / str(crop.boxes_csv)))
+        boxes = read_table(_need(repo / str(crop.boxes_csv)))
     members = load_members(repo, selection["members"])
     artefacts = Artefacts(crop, members, gallery, gallery_dir, detector_weights=weights, given_boxes=boxes)
     if artefacts.answer_rule.calibrator is None:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from whale_core import InputError
-from whale_reid.tables import read_table
+from whale_core import InputError, read_table
 
 PREPARED_DIR = Path("data/prepared")
 CROPS_DIR = Path("data/crops")

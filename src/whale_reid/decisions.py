@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError
+from whale_core import InputError, read_table
 from whale_retrieval import NEW_INDIVIDUAL
 
 DECISIONS = ("match", "new")
@@ -21,10 +21,7 @@ def read_decisions(path: Path) -> pd.DataFrame:
     """
     if not path.is_file():
         raise InputError(f"{path}: decisions file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    table = read_table(path)
     for column in ("photo", "decision", "individual_id"):
         if column not in table.columns:
             raise InputError(f"{path}: missing column '{column}' (expected photo, decision, individual_id)")

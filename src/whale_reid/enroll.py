@@ -32,7 +32,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, atomic_write_bytes, atomic_write_csv, atomic_write_text, inside, safe_name
+from whale_core import (
+    InputError,
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_text,
+    inside,
+    read_table,
+    safe_name,
+)
 from whale_matcher import save_features
 from whale_reid.audit import append_log, now, reviewer_name
 from whale_reid.decisions import read_decisions
@@ -263,7 +271,7 @@ def _enroll(
     grown = gallery.add(np.stack(plan["emb"].to_list()), plan["image_id"], plan["individual_id"], plan["species"])
     grown = dataclasses.replace(grown, settings={**gallery.settings, "base_fingerprint": base_fingerprint})
     previous = gallery_dir / "enrolled.csv"
-    history = pd.read_csv(previous, dtype=str, keep_default_na=False) if previous.is_file() else None
+    history = read_table(previous) if previous.is_file() else None
     enrolled = pd.concat([history, plan[ENROLLED_COLUMNS]], ignore_index=True)
     features = version_features(repo, gallery, gallery_dir)
     if features is not None:  # verified answers: the photos' keypoints too

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from whale_core import InputError, resolve_image_path, verify_image
-from whale_reid.tables import read_table
+from whale_core import NEW_INDIVIDUAL, InputError, read_table, resolve_image_path, verify_image
 
 log = logging.getLogger(__name__)
 
-NEW_INDIVIDUAL = "new_individual"
 TRAIN_COLUMNS = ("image", "species", "individual_id")
 
 #: Known misspellings and merged names in the competition's train.csv.

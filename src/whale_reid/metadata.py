@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, atomic_write_csv
+from whale_core import InputError, atomic_write_csv, read_table
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,7 @@ def read_metadata_csv(path: Path, key: str) -> pd.DataFrame:
     """
     if not path.is_file():
         raise InputError(f"{path}: metadata file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    table = read_table(path, encoding="utf-8-sig")
     table.columns = [str(c).strip().lower() for c in table.columns]
     if key not in table.columns:
         raise InputError(f"{path}: missing column '{key}' (columns: {key},{','.join(COLUMNS)}, all but {key} optional)")

@@ -30,9 +30,9 @@ OUTPUT_COLUMNS = ["photo", "rank", "individual_id", "probability", "similarity",
 
 def bundle_files(repo: Path) -> list[Path]:
     """The files identify reads from the pipeline run in `repo`, relative to it (the gallery enrolled later is not)."""
+    from whale_core import read_json
     from whale_detector import CropConfig
     from whale_reid.cli import read_params
-    from whale_reid.tables import read_json
 
     params = read_params(repo)
     crop = CropConfig.from_dict(params.get("crop"))

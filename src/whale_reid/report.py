@@ -10,9 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from whale_core import NEW_INDIVIDUAL
 from whale_reid.html import esc, page
-
-NEW_INDIVIDUAL = "new_individual"
 
 
 @dataclass(frozen=True)

@@ -18,14 +18,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from whale_core import InputError, load_rgb
+from whale_core import NEW_INDIVIDUAL, InputError, load_rgb
 from whale_reid.html import draw_boxes
 from whale_reid.identify import IdentifyResult
 from whale_reid.review_files import ImageFolder
 from whale_reid.verification import MatchConfig, evidence_picture
 from whale_retrieval import AnswerRule, GalleryIndex
 
-NEW_INDIVIDUAL = "new_individual"
 PHOTOS_PER_CANDIDATE = 3  #: gallery photos shown per candidate (its best neighbours first)
 GALLERY_SIDE, PHOTO_SIDE, EVIDENCE_SIDE = 480, 480, 640  #: longest side of the pictures written, in pixels
 Evidence = tuple[Path, MatchConfig] | None  # the query crop and the matcher settings, when verified

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from whale_core import Config, ConfigError, InputError, atomic_write_bytes
+from whale_core import REGIONS, Config, ConfigError, InputError, atomic_write_bytes
 from whale_matcher import Features, MatcherConfig, load_features, verify_pairs
 from whale_retrieval.calibration import SIMILARITY, CalibrationError, PairCalibrator
 from whale_retrieval.fusion import fit_fusion
@@ -30,7 +30,6 @@ from whale_retrieval.postprocess import StackedNeighbours
 log = logging.getLogger(__name__)
 
 FEATURES_DIR = Path("features")
-REGIONS = ("fullbody", "backfin")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,11 +10,11 @@ import pytest
 
 from tests.conftest import run_in
 from tests.reliability.catalogue import make_repo, write_crop, write_query_file
+from whale_core import read_table
 from whale_reid.catalogue import export, merge, revert
 from whale_reid.enroll import CATALOGUE, current_gallery, current_version, enroll
 from whale_reid.metadata import CATALOGUE_METADATA
 from whale_reid.run_folder import RunFolder
-from whale_reid.tables import read_table
 
 
 def write_run_with_metadata(out: Path, repo: Path, n: int, prefix: str) -> str:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from whale_core import InputError, load_rgb
-from whale_reid.demo import NEW_INDIVIDUAL, TINY_DEMO, generate_demo, render_contact_sheet
+from whale_core import NEW_INDIVIDUAL, InputError, load_rgb
+from whale_reid.demo import TINY_DEMO, generate_demo, render_contact_sheet
 
 KAGGLE_TYPOS = {"bottlenose_dolpin", "kiler_whale", "globis", "pilot_whale"}
 

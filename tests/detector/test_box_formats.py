@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from whale_core import InputError
+from whale_core import InputError, image_size
 from whale_detector import check_boxes, convert_boxes, validate_boxes
-from whale_detector.boxes import photo_size
 from whale_reid.cli import main
 from whale_reid.demo import TINY_DEMO, generate_demo
 
@@ -32,7 +31,7 @@ def test_a_yolo_folder_of_the_demo_true_boxes_round_trips_within_1_5_px(tmp_path
     labels.mkdir()
     for image, rows in truth.groupby("image"):
         path = next(d / image for d in dirs if (d / image).is_file())
-        w, h = photo_size(path)
+        w, h = image_size(path)
         lines = [
             f"{['fullbody', 'backfin'].index(r.region)} {(r.x1 + r.x2) / 2 / w:.6f} {(r.y1 + r.y2) / 2 / h:.6f} "
             f"{(r.x2 - r.x1) / w:.6f} {(r.y2 - r.y1) / h:.6f}"

@@ -10,8 +10,8 @@ import yaml
 from PIL import Image
 
 from tests.pipelines.conftest import make_kaggle_layout, run_stage, write_params
+from whale_core import read_table
 from whale_reid.crops import crop_table
-from whale_reid.tables import read_table
 
 NA_LIKE = ["NA", "null", "n/a", "None", "nan", "NaN", "#N/A"]
 

@@ -6,6 +6,6 @@ sample_submission.csv and boxes.csv; `render_contact_sheet` draws a few of them 
 
 from whale_reid.demo.config import TINY_DEMO, DemoConfig
 from whale_reid.demo.contact_sheet import render_contact_sheet
-from whale_reid.demo.writer import NEW_INDIVIDUAL, DemoSummary, generate_demo
+from whale_reid.demo.writer import DemoSummary, generate_demo
 
-__all__ = ["NEW_INDIVIDUAL", "TINY_DEMO", "DemoConfig", "DemoSummary", "generate_demo", "render_contact_sheet"]
+__all__ = ["TINY_DEMO", "DemoConfig", "DemoSummary", "generate_demo", "render_contact_sheet"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from whale_core import atomic_path, load_rgb, resolve_image_path
+from whale_core import atomic_path, load_rgb, read_table, resolve_image_path
 from whale_reid.demo.species import canonical_name
 
 TILE_PX = (256, 180)
@@ -17,8 +17,8 @@ BOX_COLORS = {"fullbody": (255, 64, 64), "backfin": (64, 255, 96)}
 
 def _photos(raw_dir: Path, n: int) -> pd.DataFrame:
     """`n` photos spread over species: round-robin over species, train before test, names sorted."""
-    train = pd.read_csv(raw_dir / "train.csv").assign(split="train")
-    test = pd.read_csv(raw_dir / "test_labels.csv").assign(split="test")
+    train = read_table(raw_dir / "train.csv").assign(split="train")
+    test = read_table(raw_dir / "test_labels.csv").assign(split="test")
     photos = pd.concat([train, test], ignore_index=True)
     photos["species"] = photos["species"].map(canonical_name)
     photos = photos.sort_values(["split", "image"], ascending=[False, True])
@@ -39,7 +39,7 @@ def render_contact_sheet(raw_dir: Path, out_png: Path, n: int = 12, columns: int
         `out_png`.
     """
     raw_dir, out_png = Path(raw_dir), Path(out_png)
-    boxes = pd.read_csv(raw_dir / "boxes.csv")
+    boxes = read_table(raw_dir / "boxes.csv").astype({c: float for c in ("x1", "y1", "x2", "y2")})
     photos = _photos(raw_dir, n)
     rows = -(-len(photos) // columns)
     sheet = Image.new("RGB", (columns * TILE_PX[0], rows * (TILE_PX[1] + CAPTION_PX)), (250, 250, 250))

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from whale_core import InputError, atomic_write_bytes, atomic_write_csv
+from whale_core import NEW_INDIVIDUAL, InputError, atomic_write_bytes, atomic_write_csv
 from whale_reid.demo.config import DemoConfig
 from whale_reid.demo.population import IMAGE_NAME_HEX, Individual, make_population, plan_photos, unique_hex
 from whale_reid.demo.render import render_photo
@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 #: Share of a species' train rows labelled with one of Kaggle's misspellings (at least one row each).
 TYPO_SHARE = 0.05
-NEW_INDIVIDUAL = "new_individual"
 #: Names `generate_demo` writes into its folder; it refuses a folder that already holds any of them.
 OUTPUT_NAMES = (
     "train.csv",

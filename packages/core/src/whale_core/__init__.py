@@ -1,4 +1,4 @@
-"""Shared plumbing of whale-reid: typed configs, atomic writes, safe image loading, offline env.
+"""Shared plumbing of whale-reid: typed configs, atomic writes, safe image and table reading, offline env.
 
 Every package of the monorepo depends on this one and on nothing else of the project
 (except the embedder, which also uses whale_retrieval for validation MAP@5).
@@ -7,13 +7,17 @@ Every package of the monorepo depends on this one and on nothing else of the pro
 from whale_core.config import Config, ConfigError
 from whale_core.env import OFFLINE_ENV, configure_offline_env
 from whale_core.errors import InputError
-from whale_core.images import ImageLoadError, load_rgb, resolve_image_path, verify_image
+from whale_core.images import ImageLoadError, image_size, load_rgb, resolve_image_path, verify_image
 from whale_core.io import atomic_path, atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
 from whale_core.paths import NAME_MAX, inside, safe_name
+from whale_core.tables import read_json, read_table
+from whale_core.vocabulary import NEW_INDIVIDUAL, REGIONS
 
 __all__ = [
     "NAME_MAX",
+    "NEW_INDIVIDUAL",
     "OFFLINE_ENV",
+    "REGIONS",
     "Config",
     "ConfigError",
     "ImageLoadError",
@@ -24,8 +28,11 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "configure_offline_env",
+    "image_size",
     "inside",
     "load_rgb",
+    "read_json",
+    "read_table",
     "resolve_image_path",
     "safe_name",
     "verify_image",

@@ -21,6 +21,7 @@ from whale_core.paths import NAME_MAX
 
 #: Largest photo accepted, in pixels (≈ 12k × 8k). Larger ones are refused before decoding.
 MAX_IMAGE_PIXELS = 100_000_000
+_EXIF_ORIENTATION = 0x0112  #: the EXIF tag holding the orientation (1-8)
 
 
 class ImageLoadError(InputError):
@@ -116,6 +117,22 @@ def load_rgb(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS
         return _to_rgb(ImageOps.exif_transpose(img) or img)
 
 
+def _upright_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) of an open image as `load_rgb` returns it: EXIF orientations 5-8 swap the sides."""
+    width, height = img.size
+    return (height, width) if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8) else (width, height)
+
+
+def image_size(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
+    """A photo's upright (width, height) as `load_rgb` will return it, read from the header only (no decoding).
+
+    Raises:
+        ImageLoadError: missing, empty, not an image or too large, naming the file.
+    """
+    with _open_checked(Path(path), max_pixels) as img:
+        return _upright_size(img)
+
+
 def verify_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[int, int]:
     """Check that a photo decodes, cheaply (JPEGs decode at 1/8 scale), and return its upright (width, height).
 
@@ -123,9 +140,9 @@ def verify_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_IMAGE_PI
         ImageLoadError: as `load_rgb` would, naming the file.
     """
     with _open_checked(Path(path), max_pixels) as img:
-        width, height = img.size
-        orientation = img.getexif().get(0x0112, 1)
+        size = _upright_size(img)
         if img.format == "JPEG":
+            width, height = img.size
             img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
         img.load()
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return size

@@ -6,9 +6,10 @@ Public API: `DetectorConfig`/`CropConfig` (params sections `detector`/`crop`), `
 Importing this package does not import ultralytics; the functions that need it set it up offline first.
 """
 
+from whale_core import REGIONS
 from whale_detector.box_formats import FORMATS, convert_box_file, convert_boxes
 from whale_detector.boxes import BoxCheck, box_iou, check_boxes, clip_boxes, expand_boxes, validate_boxes
-from whale_detector.config import REGIONS, CropConfig, DetectorConfig
+from whale_detector.config import CropConfig, DetectorConfig
 from whale_detector.crop import crop_regions, given_boxes
 from whale_detector.dataset import YoloDataset, write_yolo_dataset
 from whale_detector.detect import detect_boxes

@@ -26,23 +26,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError
-from whale_detector.boxes import BoxCheck, check_boxes, photo_size, validate_boxes
-from whale_detector.config import REGIONS
+from whale_core import REGIONS, InputError, image_size, read_table
+from whale_detector.boxes import BoxCheck, check_boxes, validate_boxes
 
 FORMATS = ("xyxy", "detic", "bremer", "yolo", "coco")
 OUT_COLUMNS = ["image", "region", "x1", "y1", "x2", "y2", "conf"]
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG", ".webp", ".bmp", ".tif", ".tiff")
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
 
 
 def _need(table: pd.DataFrame, columns: Sequence[str], path: Path, fmt: str) -> None:
@@ -64,7 +54,7 @@ def _numbers(text: str) -> list[float]:
 
 
 def _from_xyxy(path: Path, region: str | None) -> list[dict]:
-    table = _read_csv(path)
+    table = read_table(path)
     _need(table, ("image", "x1", "y1", "x2", "y2"), path, "xyxy")
     regions = _region_of(table, region, path)
     conf = table["conf"] if "conf" in table.columns else pd.Series("", index=table.index)
@@ -77,7 +67,7 @@ def _from_xyxy(path: Path, region: str | None) -> list[dict]:
 
 def _from_box_strings(path: Path, fmt: str, region: str | None) -> list[dict]:
     """detic ("x1 y1 x2 y2" in `box`) and bremer ("[[x1 y1 x2 y2], ...]" in `bbox`, "[c, ...]" in `conf`)."""
-    table = _read_csv(path)
+    table = read_table(path)
     column = "box" if fmt == "detic" else "bbox"
     _need(table, ("image", column), path, fmt)
     regions = _region_of(table, region, path)
@@ -123,7 +113,7 @@ def _from_yolo(src: Path, images_dirs: Sequence[Path], classes: Sequence[str]) -
         photo = _find_photo(label_file.stem, images_dirs)
         if photo is None:
             raise InputError(f"{label_file}: no photo {label_file.stem}.* in {', '.join(map(str, images_dirs))}")
-        width, height = photo_size(photo)
+        width, height = image_size(photo)
         for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -219,7 +209,7 @@ def photo_sizes(images: Sequence[str], images_dirs: Sequence[str | os.PathLike[s
     for name in dict.fromkeys(str(i) for i in images):
         path = next((Path(d) / name for d in images_dirs if (Path(d) / name).is_file()), None)
         if path is not None:
-            sizes[name] = photo_size(path)
+            sizes[name] = image_size(path)
     return sizes
 
 

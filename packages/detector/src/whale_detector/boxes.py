@@ -1,4 +1,4 @@
-"""Box tables: validation of `boxes.csv`, clipping, margins, IoU, and photo sizes read from headers.
+"""Box tables: validation of `boxes.csv`, clipping, margins and IoU (photo sizes: `whale_core.image_size`).
 
 A boxes table has columns image, region, x1, y1, x2, y2 (pixels of the upright photo, x right, y down,
 x2/y2 exclusive edges) and optionally conf.
@@ -7,19 +7,13 @@ x2/y2 exclusive edges) and optionally conf.
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 
-from whale_core import InputError
-from whale_detector.config import REGIONS
+from whale_core import REGIONS, InputError
 
 BOX_COLUMNS = ("image", "region", "x1", "y1", "x2", "y2")
-_EXIF_ORIENTATION = 274
-_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
 
 
 def line_of(boxes: pd.DataFrame, position: int, source: str) -> str:
@@ -136,24 +130,6 @@ def check_boxes(
     n_clipped = int((np.abs(clipped - xyxy) > 0).any(axis=1)[~bad].sum())
     out[["x1", "y1", "x2", "y2"]] = clipped
     return out[~bad], BoxCheck(n_clipped=n_clipped, n_dropped=int(bad.sum()))
-
-
-def photo_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(width, height) of a photo as `load_rgb` will return it (EXIF rotation applied), reading the header only.
-
-    Raises:
-        InputError: missing or unreadable file, naming it.
-    """
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, ImportError, OSError, SyntaxError, ValueError) as err:  # ImportError: see load_rgb
-        raise InputError(f"{path}: not a readable image ({err})") from None
-    return (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)
 
 
 def clip_boxes(xyxy: np.ndarray, width: float, height: float) -> np.ndarray:

@@ -7,9 +7,6 @@ from typing import Literal
 
 from whale_core import Config
 
-#: Detector classes, in YOLO class-id order (the `region` column of boxes tables).
-REGIONS: tuple[str, ...] = ("fullbody", "backfin")
-
 
 @dataclass(frozen=True)
 class DetectorConfig(Config):

@@ -13,9 +13,9 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from whale_core import InputError, atomic_path, load_rgb
-from whale_detector.boxes import check_boxes, expand_boxes, photo_size, validate_boxes
-from whale_detector.config import REGIONS, CropConfig
+from whale_core import REGIONS, InputError, atomic_path, image_size, load_rgb
+from whale_detector.boxes import check_boxes, expand_boxes, validate_boxes
+from whale_detector.config import CropConfig
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def given_boxes(boxes: pd.DataFrame, images: pd.DataFrame, cfg: CropConfig, sour
     boxes = validate_boxes(boxes, source)
     paths = dict(zip(images["image"].astype(str), images["path"]))
     names = boxes["image"].astype(str)
-    sizes = {name: photo_size(paths[name]) for name in dict.fromkeys(names[names.isin(paths)])}
+    sizes = {name: image_size(paths[name]) for name in dict.fromkeys(names[names.isin(paths)])}
     boxes, report = check_boxes(boxes, sizes, source, min_side_px=cfg.min_box_px)
     if report.n_clipped:
         log.info("%s: %d boxes reached past the photo's edge (within tolerance) and were clipped", source,

@@ -14,9 +14,8 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from whale_core import InputError, atomic_write_text, resolve_image_path
-from whale_detector.boxes import clip_boxes, photo_size, validate_boxes
-from whale_detector.config import REGIONS
+from whale_core import REGIONS, InputError, atomic_write_text, image_size, resolve_image_path
+from whale_detector.boxes import clip_boxes, validate_boxes
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ def write_yolo_dataset(
     for split, names in (("train", train), ("val", val)):
         for name in tqdm(names, desc=f"yolo dataset {split}", unit="photo", leave=False, disable=None):
             src = resolve_image_path(images_dir, name)
-            width, height = photo_size(src)
+            width, height = image_size(src)
             labels = yolo_labels(by_image[name], width, height, source)
             _link(src, out_dir / "images" / split / name)
             text = "".join(f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in labels)

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from whale_core import InputError, load_rgb
+from whale_core import REGIONS, InputError, load_rgb
 from whale_detector.boxes import check_boxes, expand_boxes
-from whale_detector.config import REGIONS, CropConfig
+from whale_detector.config import CropConfig
 from whale_detector.yolo_env import prepare_ultralytics
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from whale_detector.boxes import box_iou, expand_boxes, photo_size, validate_boxes
-from whale_detector.config import REGIONS
+from whale_core import REGIONS, image_size
+from whale_detector.boxes import box_iou, expand_boxes, validate_boxes
 from whale_detector.crop import box_to_pixels
 
 
@@ -65,7 +65,7 @@ def _quality(
         got = mine.set_index("image").loc[truth.index, ["x1", "y1", "x2", "y2"]].to_numpy(float)
         expected = []
         for name, row in truth.iterrows():
-            width, height = photo_size(paths[name])
+            width, height = image_size(paths[name])
             grown = expand_boxes(row[["x1", "y1", "x2", "y2"]].to_numpy(float)[None, :], margin_frac, width, height)
             expected.append(box_to_pixels(tuple(grown[0]), width, height))
         out[f"iou_{region}"] = float(np.mean(box_iou(got, np.array(expected, float))))

@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from whale_core import InputError, atomic_write_json
-from whale_detector.config import REGIONS, DetectorConfig
+from whale_core import REGIONS, InputError, atomic_write_json
+from whale_detector.config import DetectorConfig
 from whale_detector.dataset import write_yolo_dataset
 from whale_detector.yolo_env import prepare_ultralytics
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from whale_core import Config, ConfigError
-
-REGIONS = ("fullbody", "backfin")
+from whale_core import REGIONS, Config, ConfigError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,8 +17,8 @@ import torch
 from albumentations.pytorch import ToTensorV2
 from torch.utils.data import Dataset
 
-from whale_core import InputError, load_rgb
-from whale_embedder.config import REGIONS, EmbedderConfig
+from whale_core import REGIONS, InputError, load_rgb
+from whale_embedder.config import EmbedderConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

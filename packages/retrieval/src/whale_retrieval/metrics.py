@@ -11,10 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from whale_core import InputError
-
-#: The answer meaning "this animal is not in the gallery".
-NEW_INDIVIDUAL = "new_individual"
+from whale_core import NEW_INDIVIDUAL, InputError
 
 
 def _check_lengths(predictions: Sequence[Sequence[str]], truth: Sequence[str], what: str = "truth") -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from whale_core import InputError
+from whale_core.errors import InputError
 
 
 def read_table(path: str | os.PathLike[str], **read_csv_kwargs: Any) -> pd.DataFrame:
