@@ -1,44 +1,42 @@
-"""What every stage script shares: params loading, the error boundary, logging, MLflow set-up.
+"""What every stage script shares: its path arguments, params loading, the error boundary, logging.
 
-A stage script is `main()` doing I/O around package calls; `run_stage(main)` turns an
+A stage script is `main()` doing I/O around one `whale_reid` call; `run_stage(main)` turns an
 `InputError` (bad data, bad params) into one clear line on stderr and exit status 2; an unexpected
-error prints its traceback and exits 3.
+error prints its traceback and exits 3. The paths a stage reads and writes are its command-line
+arguments, given by its `cmd:` in dvc.yaml — the one place they are named.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
-import hashlib
-import json
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from whale_core import InputError, configure_offline_env
-from whale_reid.params import PARAMS_FILE as PARAMS_FILE  # re-exported for the stage scripts
-from whale_reid.params import load_params as load_params
+from whale_reid.params import load_params as load_params  # re-exported for the stage scripts
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("whale_reid")
 
 
-def params_digest(*sections: Any) -> str:
-    """A short, stable hash of params sections (tags MLflow runs so stale runs can be filtered out)."""
-    blob = json.dumps(sections, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
+def stage_paths(description: str | None, *names: str, **options: str) -> argparse.Namespace:
+    """Parse the stage's command line: one required `--<name>` path per name (`raw_dir` → `--raw-dir`).
 
-
-def git_sha() -> str:
-    """The commit the code runs at, or 'unknown' outside a git checkout."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
+    Args:
+        description: the stage's docstring (shown by `--help`).
+        names: the path arguments, as attribute names of the result (each a `Path`).
+        options: further required string arguments (name → help), e.g. `model` for `--model`.
+    """
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, help_text in options.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True, help=help_text)
+    for name in names:
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=Path, required=True, metavar="PATH")
+    return parser.parse_args()
 
 
 def setup_logging(level: int = logging.INFO) -> None:

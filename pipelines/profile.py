@@ -12,10 +12,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from pipelines._common import REPO_ROOT, run_stage
+from pipelines._common import run_stage
 from whale_core import InputError, atomic_write_text
 
-PROFILES_DIR = REPO_ROOT / "profiles"
+PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
 
 
 def deep_merge(base: Any, overlay: Any) -> Any:

@@ -13,17 +13,20 @@ PREPARED_DIR = Path("data/prepared")
 CROPS_DIR = Path("data/crops")
 
 
-def crop_table(split: str, regions: Iterable[str], root: Path = Path(".")) -> pd.DataFrame:
-    """`<root>/data/prepared/<split>.csv` (individual_id renamed to label) with a `path_<region>` column each.
+def crop_table(
+    split: str, regions: Iterable[str], root: Path = Path("."), *, prepared_dir: Path = PREPARED_DIR,
+    crops_dir: Path = CROPS_DIR,
+) -> pd.DataFrame:  # fmt: skip
+    """`<root>/<prepared_dir>/<split>.csv` (individual_id renamed to label) with a `path_<region>` column each.
 
-    The paths are `<root>/data/crops/<region>/<split>/<image stem>.jpg`, where the crop stage writes them.
+    The paths are `<root>/<crops_dir>/<region>/<split>/<image stem>.jpg`, where the crop stage writes them.
     Ids are read as written (`NA`, `null`, `None` are individuals' names, not missing values).
     """
-    frame = read_table(root / PREPARED_DIR / f"{split}.csv")
+    frame = read_table(root / prepared_dir / f"{split}.csv")
     if "individual_id" in frame.columns:
         frame = frame.rename(columns={"individual_id": "label"})
     for region in regions:
-        folder = root / CROPS_DIR / region / split
+        folder = root / crops_dir / region / split
         frame[f"path_{region}"] = [str(folder / Path(image).with_suffix(".jpg")) for image in frame["image"]]
     return frame
 

@@ -123,6 +123,7 @@ def stack_oof(
     *,
     new_share: float = 0.0,
     seed: int = 0,
+    root: Path = EMBEDDINGS_DIR,
 ) -> tuple[StackedNeighbours, pd.DataFrame]:
     """Every fold's OOF retrieval, stacked into one problem; also the query rows (with `fold`) in that order.
 
@@ -130,9 +131,10 @@ def stack_oof(
         new_share: with `hide_individuals`, at least this share of each fold's queries are of animals
             absent from that fold's gallery (0 = only the naturally unseen ones).
         seed: seeds the choice of hidden individuals (per fold: `seed + fold`).
+        root: the embeddings folder (`<model>/fold<k>/train.npz`).
     """
     splits, queries = [], []
-    for split in oof_splits(members, train):
+    for split in oof_splits(members, train, root):
         keep = hide_individuals(
             split.query["individual_id"], split.gallery["individual_id"], new_share, seed + split.fold
         )

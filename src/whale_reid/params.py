@@ -50,6 +50,27 @@ class EmbedderParams(Config):
         if not self.folds or len(set(self.folds)) != len(self.folds) or min(self.folds) < 0:
             raise ConfigError(f"embedder.folds: {list(self.folds)} must be distinct fold numbers ≥ 0, at least one")
 
+    def model_config(self, name: str) -> Any:
+        """`whale_embedder.EmbedderConfig` of model `name`: `common` overridden by `zoo.<name>` (nested sections
+        merged key by key). An unknown key of `common` is named there (`embedder.common`), not in the zoo entry.
+
+        Raises:
+            InputError: `name` is not in `zoo`, or the merged section is not a valid `EmbedderConfig`.
+        """
+        from whale_embedder import EmbedderConfig
+
+        if name not in self.zoo:
+            raise InputError(f"params embedder.zoo has no model '{name}' (known: {', '.join(sorted(self.zoo))})")
+        try:
+            EmbedderConfig.from_dict(dict(self.common), section="embedder.common")
+        except ConfigError as err:
+            if "unknown key" in str(err):
+                raise
+        merged = dict(self.common)
+        for key, value in (self.zoo[name] or {}).items():
+            merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+        return EmbedderConfig.from_dict(merged, section=f"embedder.zoo.{name}")
+
 
 def check_params(params: dict[str, Any], source: str = PARAMS_FILE) -> None:
     """Refuse unknown top-level sections and unknown keys of `data` and `embedder` (naming the key).

@@ -1,13 +1,22 @@
-"""Which (model, fold) checkpoints join the ensemble: the `select` stage's rule, as a pure function."""
+"""Which (model, fold) checkpoints join the ensemble: the `select` stage's rule and the fold runs it reads.
+
+The run records (`<runs>/<model>/runs.json`, written by train_embedder) name the current runs; MLflow is
+asked for exactly those runs (and their params digest), so runs of stale params never leak in.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
-from whale_core import Config, ConfigError
+from whale_core import Config, ConfigError, InputError
+
+log = logging.getLogger(__name__)
 
 SELECTION_COLUMNS = ["model", "fold", "run_id", "cv_map5", "checkpoint"]
 
@@ -55,3 +64,56 @@ def select_members(folds: pd.DataFrame, cfg: SelectConfig) -> pd.DataFrame:
         best = ordered.groupby("model")["cv_map5"].transform("max")
         kept = ordered[ordered["cv_map5"] >= best - cfg.delta - 1e-12]
     return kept.reset_index(drop=True)[SELECTION_COLUMNS]
+
+
+def folds_from_records(runs_dir: Path, models: list[str]) -> pd.DataFrame:
+    """One row per trained fold as train_embedder's run records (`<runs_dir>/<model>/runs.json`) give it."""
+    rows = []
+    for model in models:
+        path = runs_dir / model / "runs.json"
+        if not path.is_file():
+            raise InputError(f"{path}: missing — run the train_embedder stage for model {model!r} first")
+        record = json.loads(path.read_text())
+        for fold, entry in sorted(record["folds"].items(), key=lambda kv: int(kv[0])):
+            checkpoint = runs_dir / model / f"fold{fold}" / "best.pt"
+            rows.append({"model": model, "fold": int(fold), "run_id": entry["run_id"],
+                         "cv_map5": float(entry["cv_map5"]), "checkpoint": str(checkpoint),
+                         "params_digest": record.get("params_digest")})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def folds_from_mlflow(expected: pd.DataFrame, allow_fallback: bool) -> tuple[pd.DataFrame, str]:
+    """The same folds with `cv_map5` as MLflow has it, and the source's name; falls back to the records if allowed.
+
+    Raises:
+        InputError: MLflow does not know a run (without the fallback), or knows it with another params digest.
+    """
+    import mlflow
+
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.stage = 'train_embedder'",
+                              output_format="pandas")  # fmt: skip
+    known = runs.set_index("run_id") if len(runs) else pd.DataFrame()
+    missing = [rid for rid in expected["run_id"] if rid not in known.index]
+    if missing:
+        message = (
+            f"MLflow ({mlflow.get_tracking_uri()}) does not know {len(missing)} fold run(s) "
+            f"listed in the run records (runs.json), e.g. {missing[0]}"
+        )
+        if not allow_fallback:
+            raise InputError(message + " (set select.allow_metrics_fallback: true to select from the run records)")
+        log.warning("%s; selecting from the run records instead", message)
+        return expected, "metrics_files"
+    table = expected.copy()
+    table["cv_map5"] = [float(known.loc[rid, "metrics.cv_map5"]) for rid in table["run_id"]]
+    digests = [known.loc[rid].get("tags.params_digest") for rid in table["run_id"]]
+    stale = [rid for rid, d, want in zip(table["run_id"], digests, table["params_digest"]) if want and d != want]
+    if stale:
+        raise InputError(f"MLflow run {stale[0]} was logged with other params than the run records")
+    return table, "mlflow"
+
+
+def select_from_runs(runs_dir: Path, models: list[str], cfg: SelectConfig) -> dict:
+    """The selection `outputs/selection.json` holds: the rule, where the scores came from, the members."""
+    folds, source = folds_from_mlflow(folds_from_records(runs_dir, models), cfg.allow_metrics_fallback)
+    members = select_members(folds, cfg)
+    return {"rule": cfg.to_dict(), "source": source, "members": members.to_dict(orient="records")}

@@ -72,24 +72,25 @@ class MatchConfig(Config):
         return (SIMILARITY,) * self.use_similarity + local
 
 
-def features_path(region: str, split: str, root: Path = Path(".")) -> Path:
-    return root / FEATURES_DIR / region / f"{split}.npz"
+def features_path(region: str, split: str, features_dir: Path = FEATURES_DIR) -> Path:
+    """Where the local_features stage keeps a split's features of one region."""
+    return features_dir / region / f"{split}.npz"
 
 
-def load_feature_sets(split: str, regions: Sequence[str], root: Path = Path(".")) -> dict[str, Features]:
+def load_feature_sets(split: str, regions: Sequence[str], features_dir: Path = FEATURES_DIR) -> dict[str, Features]:
     """The cached features of a split, one `Features` per region."""
-    return {region: load_features(features_path(region, split, root)) for region in regions}
+    return {region: load_features(features_path(region, split, features_dir)) for region in regions}
 
 
 def gallery_features_path(gallery_dir: Path, region: str) -> Path:
     return gallery_dir / f"features_{region}.npz"
 
 
-def save_gallery_features(gallery_dir: Path, regions: Sequence[str], root: Path = Path(".")) -> None:
+def save_gallery_features(gallery_dir: Path, regions: Sequence[str], features_dir: Path = FEATURES_DIR) -> None:
     """Copy the train photos' features beside a saved gallery (what `whale-reid identify` verifies against)."""
     for region in regions:
         atomic_write_bytes(
-            gallery_features_path(gallery_dir, region), features_path(region, "train", root).read_bytes()
+            gallery_features_path(gallery_dir, region), features_path(region, "train", features_dir).read_bytes()
         )
 
 
@@ -151,7 +152,11 @@ def shortlist_evidence(
 
 
 def fuse_oof(
-    stacked: StackedNeighbours, queries: pd.DataFrame, cfg: MatchConfig, k_neighbors: int, root: Path = Path(".")
+    stacked: StackedNeighbours,
+    queries: pd.DataFrame,
+    cfg: MatchConfig,
+    k_neighbors: int,
+    features_dir: Path = FEATURES_DIR,
 ) -> tuple[StackedNeighbours, PairCalibrator | None]:
     """Verify the OOF shortlists (train features against train features) and fit the fusion on them.
 
@@ -162,7 +167,7 @@ def fuse_oof(
     """
     if stacked.gallery_images is None:
         raise InputError("fuse_oof: the OOF splits carry no gallery image ids")
-    train = load_feature_sets("train", cfg.regions, root)
+    train = load_feature_sets("train", cfg.regions, features_dir)
     width = min(cfg.shortlist, k_neighbors, stacked.idx.shape[1])
     log.info("verifying %d OOF queries × %d candidates × %d regions", len(queries), width, len(cfg.regions))
     evidence = shortlist_evidence(train, train, queries["image"].tolist(), stacked.gallery_images, stacked.idx,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from tests.detector.synth import make_photos
+from tests.pipelines.conftest import stage_command
 from whale_core import InputError
 from whale_detector.train import resolve_model
 
@@ -22,9 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def _stage(name: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}"}
-    return subprocess.run(
-        [sys.executable, "-m", f"pipelines.{name}"], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run(stage_command(name, cwd), cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def _given(path: str) -> dict:

@@ -6,12 +6,13 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
+
+from tests.pipelines.conftest import stage_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +53,7 @@ def artifact_files(client, run_id: str, path: str | None = None) -> set[str]:
 
 def run_stage(root: Path) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db", "PYTHONPATH": str(REPO_ROOT)}
-    cmd = [sys.executable, "-m", "pipelines.train_embedder", "--model", "demo"]
+    cmd = stage_command("train_embedder", root, {"model": "demo"})
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 

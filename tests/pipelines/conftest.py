@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,18 +18,35 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_stage(stage: str, cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run `python -m pipelines.<stage>` in `cwd` as DVC would; returns the completed process."""
+def _lookup(dotted: str, *tables: dict) -> str:
+    """`a.b.c` from the first table that has it."""
+    for table in tables:
+        value: object = table
+        for key in dotted.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            return str(value)
+    raise KeyError(f"dvc.yaml interpolates ${{{dotted}}}, which no params file gives")
+
+
+def stage_command(stage: str, cwd: Path, item: dict | None = None) -> list[str]:
+    """The stage's `cmd:` exactly as dvc.yaml gives it (the one place its paths are named), `${...}` filled in
+    from `cwd/params.yaml`, then the repository's params.yaml (the defaults), and `item` (a matrix stage's)."""
+    spec = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"][stage]
+    spec = spec.get("do", spec)
+    local = cwd / "params.yaml"
+    tables = [{"item": item or {}}, yaml.safe_load(local.read_text()) or {} if local.is_file() else {},
+              yaml.safe_load((REPO_ROOT / "params.yaml").read_text())]  # fmt: skip
+    cmd = re.sub(r"\$\{([^}]+)\}", lambda m: _lookup(m.group(1), *tables), spec["cmd"])
+    words = shlex.split(cmd)
+    return [sys.executable if words[0] == "python" else words[0], *words[1:]]
+
+
+def run_stage(stage: str, cwd: Path, *args: str, item: dict | None = None, timeout: int = 600):
+    """Run a stage in `cwd` as DVC would (its dvc.yaml `cmd:`, plus `args`); returns the completed process."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", f"pipelines.{stage}", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return subprocess.run([*stage_command(stage, cwd, item), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False)  # fmt: skip
 
 
 def write_params(cwd: Path, params: dict) -> None:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import run_in
+from tests.pipelines.conftest import stage_command
 from whale_reid.selection import SelectConfig, select_members
 
 pytestmark = pytest.mark.slow
@@ -97,7 +98,7 @@ def test_select_refuses_a_run_logged_with_other_params(tiny_pipeline, tmp_path):
     metrics = json.loads(metrics_file.read_text())
     metrics_file.write_text(json.dumps({**metrics, "params_digest": "0123456789ab"}))
     selection_before = (repo / "outputs/selection.json").read_text()
-    proc = run_in(repo, "python", "-m", "pipelines.select")
+    proc = run_in(repo, *stage_command("select", repo))
     assert proc.returncode == 2, proc.stderr[-2000:]
     first_run = next(iter(metrics["folds"].values()))["run_id"]
     assert f"MLflow run {first_run} was logged with other params" in proc.stderr

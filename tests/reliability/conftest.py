@@ -27,9 +27,11 @@ def stage_env(repo: Path, **extra: str) -> dict[str, str]:
 
 
 def run_module(repo: Path, stage: str, *args: str, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
-    """`python -m pipelines.<stage>` in `repo` as DVC runs it (extra keyword args are environment variables)."""
+    """A stage in `repo` as DVC runs it, its dvc.yaml `cmd:` (extra keyword args are environment variables)."""
+    from tests.pipelines.conftest import stage_command
+
     return subprocess.run(
-        [sys.executable, "-m", f"pipelines.{stage}", *args],
+        [*stage_command(stage, repo), *args],
         cwd=repo, env=stage_env(repo, **env), capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
 

@@ -55,7 +55,7 @@ def test_a_bad_input_fails_before_the_stale_checkpoints_are_removed(tmp_path: Pa
     kept = {"best.pt": b"weights of last week", "last.pt": b"resume state", "fold.json": b'{"params_digest": "old"}'}
     for name, content in kept.items():
         (fold_dir / name).write_bytes(content)
-    proc = run_stage("train_embedder", work, "--model", "demo")
+    proc = run_stage("train_embedder", work, item={"model": "demo"})
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "t7.jpg: crop not found" in last and "Traceback" not in proc.stderr

@@ -39,7 +39,7 @@ CASES = {
 def test_params_mistakes_are_one_line_naming_the_key(tmp_path: Path, case: str) -> None:
     stage, params, message = CASES[case]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = run_stage(stage, tmp_path, *(["--model", "demo"] if stage == "train_embedder" else []))
+    proc = run_stage(stage, tmp_path, item={"model": "demo"})
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in proc.stderr and last.startswith("error: ") and message in last, proc.stderr[-3000:]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import mlflow
@@ -21,6 +20,7 @@ import pytest
 import torch
 import yaml
 
+from tests.pipelines.conftest import stage_command
 from tests.reliability.conftest import edit_params, run_module, stage_env
 
 MODEL = "demo"
@@ -49,7 +49,7 @@ def _epoch_logged(repo, fold_dir) -> bool:
 
 def _start_and_kill_when(repo, fold_dir, timeout_s: float = 300) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.train_embedder", "--model", MODEL],
+        stage_command("train_embedder", repo, {"model": MODEL}),
         cwd=repo, env=stage_env(repo), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -23,7 +23,7 @@ ALLOWED = {
     ("packages/core/src/whale_core/io.py", "atomic_write_csv", "to_csv"): "to_csv() without a path returns text",
     ("pipelines/profile.py", "apply_profile", "dump"): "ruamel dumps into a StringIO, then atomic_write_text",
     ("pipelines/predict.py", "main", "save"): "GalleryIndex.save writes each of its two files with atomic_path",
-    ("pipelines/_tracking.py", "log_table", "to_csv"): "to_csv() without a path returns text for mlflow.log_text",
+    ("src/whale_reid/tracking.py", "log_table", "to_csv"): "to_csv() without a path returns text for mlflow.log_text",
     ("src/whale_reid/enroll.py", "write_version", "save"): "GalleryIndex.save into a temp folder renamed when complete",
     ("src/whale_reid/demo/writer.py", "_encode_jpeg", "save"): "encodes into a BytesIO, then atomic_write_bytes",
     ("src/whale_reid/html.py", "jpeg_bytes", "save"): "encodes into a BytesIO (a data URI, or atomic_write_bytes)",

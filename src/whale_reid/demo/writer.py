@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,20 @@ class DemoSummary:
         """Share of test photos whose animal has no train photo."""
         return self.n_new_test_photos / max(self.n_test_photos, 1)
 
+    def counts(self) -> dict[str, int | float]:
+        """The counts as the demo stage's summary file holds them."""
+        return {
+            "photos": self.n_train_photos + self.n_test_photos,
+            "train_photos": self.n_train_photos,
+            "test_photos": self.n_test_photos,
+            "individuals": self.n_individuals,
+            "train_individuals": self.n_train_individuals,
+            "species": self.n_species,
+            "singleton_individuals": self.n_singletons,
+            "typo_species_labels": self.n_typo_rows,
+            "test_new_share": round(self.test_new_share, 4),
+        }
+
 
 def _encode_jpeg(image, quality: int) -> bytes:
     buffer = io.BytesIO()
@@ -84,18 +99,33 @@ def _render_all(cfg: DemoConfig, plan: pd.DataFrame, population: list[Individual
     return boxes
 
 
-def generate_demo(cfg: DemoConfig, out_dir: Path) -> DemoSummary:
+def clear_outputs(out_dir: Path) -> None:
+    """Delete what `generate_demo` wrote into `out_dir` before (only the demo's own file and folder names)."""
+    for name in OUTPUT_NAMES:
+        path = out_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def generate_demo(cfg: DemoConfig, out_dir: Path, *, replace: bool = False) -> DemoSummary:
     """Render the demo population into `out_dir` in the Kaggle layout.
 
     Writes train.csv, train_images/, test_images/, test_labels.csv (the hidden truth, with
     `new_individual` for animals absent from train), sample_submission.csv and boxes.csv
     (fullbody and backfin for every image). Same config → byte-identical files.
 
+    Args:
+        replace: first delete the demo's own outputs of an earlier run (`clear_outputs`), as DVC does.
+
     Raises:
-        InputError: if `out_dir` already holds demo outputs (clear the folder first; nothing is
-            deleted here, so a real Kaggle folder can never be overwritten by mistake).
+        InputError: if `out_dir` already holds demo outputs and `replace` is off (nothing is deleted then,
+            so a real Kaggle folder can never be overwritten by mistake).
     """
     out_dir = Path(out_dir)
+    if replace:
+        clear_outputs(out_dir)
     existing = [name for name in OUTPUT_NAMES if (out_dir / name).exists()]
     if existing:
         raise InputError(f"{out_dir / existing[0]}: already exists; generate_demo writes only into a clean folder")

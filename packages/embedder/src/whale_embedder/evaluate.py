@@ -6,8 +6,6 @@ inserts `new_individual` is swept over a grid and the best is reported, split in
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import torch
@@ -58,8 +56,3 @@ def evaluate_model(
     queries = extract_embeddings(model, val_df, cfg, flip_tta=flip_tta, device=device, progress=False)
     truth = fold_truth(val_df["label"], train_df["label"])
     return score_embeddings(queries, gallery, train_df["label"], truth, cfg)
-
-
-def finite_or_none(metrics: dict[str, float]) -> dict[str, float | None]:
-    """The metrics with NaN replaced by None (JSON has no NaN)."""
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}

@@ -1,4 +1,4 @@
-"""MLflow set-up shared by the stages: tracking URI, reachability check, experiment, standard tags.
+"""MLflow set-up shared by the stages: tracking URI, reachability check, experiment, tags, digests, curves.
 
 Tracking URI: `MLFLOW_TRACKING_URI` if set, else params `tracking.uri`, else an embedded SQLite file
 `mlflow.db` at the repo root. An unreachable server fails within seconds, before any training, with
@@ -9,9 +9,11 @@ SQLite store and says so.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import socket
+import subprocess
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,10 +79,23 @@ def configure_tracking(cfg: TrackingConfig) -> str:
     return uri
 
 
+def params_digest(*sections: Any) -> str:
+    """A short, stable hash of params sections (tags MLflow runs so stale runs can be filtered out)."""
+    blob = json.dumps(sections, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def git_sha() -> str:
+    """The commit the code runs at, or 'unknown' outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
 def standard_tags(stage: str, digest: str, **extra: Any) -> dict[str, str]:
     """Tags every run carries: stage, git sha, params digest (what `select` filters on) and extras."""
-    from pipelines._common import git_sha
-
     return {"stage": stage, "git_sha": git_sha(), "params_digest": digest, **{k: str(v) for k, v in extra.items()}}
 
 

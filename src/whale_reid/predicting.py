@@ -1,0 +1,128 @@
+"""The `predict` stage's work: the selected ensemble's answers for the test photos, the saved gallery, scores.
+
+The gallery (the train photos embedded by the ensemble, with the answer rule's settings) is what
+`whale-reid identify` queries; the test photos are searched against it and answered by the rule `tune` saved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from whale_core import Config, read_json, read_table
+from whale_reid.ensemble import ensemble_embeddings
+from whale_reid.submission import make_submission
+from whale_reid.tracking import params_digest, standard_tags
+from whale_reid.verification import MatchConfig, load_feature_sets, shortlist_evidence
+from whale_retrieval import GalleryIndex, KnnConfig, knn_search, known_new_groups, map_at_5, map_at_5_by_group
+from whale_retrieval.answers import AnswerRule
+
+
+@dataclass(frozen=True)
+class PredictConfig(Config):
+    """params.yaml `predict`: how the test photos are searched against the gallery, and the MLflow model.
+
+    `registered_model`: the name the ensemble is registered under in MLflow (a pyfunc over `whale_reid.identify`,
+    see `whale_reid.mlflow_model`); null = no model is logged.
+    """
+
+    SECTION = "predict"
+    knn: KnnConfig = KnnConfig()
+    registered_model: str | None = "whale-reid-ensemble"
+
+
+@dataclass(frozen=True)
+class PredictPaths:
+    """What `predict` reads: tune's and select's outputs, the prepared tables, embeddings, features, the raw data."""
+
+    selection: Path
+    postprocess: Path
+    prepared: Path
+    embeddings: Path
+    features: Path
+    raw_dir: Path
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The submission, the gallery to save, the scores (`final`, rounded) and what they came from."""
+
+    submission: pd.DataFrame
+    gallery: GalleryIndex
+    final: dict[str, float]
+    selection: dict
+    postprocess: dict
+    rule: AnswerRule
+
+
+def test_scores(raw_dir: Path, submission: pd.DataFrame) -> dict[str, float]:
+    """Test MAP@5 against `<raw_dir>/test_labels.csv` when the data has the truth (the demo does)."""
+    labels_path = raw_dir / "test_labels.csv"
+    if not labels_path.is_file() or submission.empty:
+        return {}
+    truth = read_table(labels_path).set_index("image")["individual_id"].loc[submission["image"]].tolist()
+    answers = submission["predictions"].str.split().tolist()
+    groups = map_at_5_by_group(answers, truth, known_new_groups(truth))
+    return {"test_map5": map_at_5(answers, truth), **{f"test_map5_{g}": v for g, v in groups.items()}}
+
+
+def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) -> Prediction:
+    """Build the gallery of the train photos and answer every test photo with the tuned rule."""
+    selection = read_json(paths.selection, "written by the select stage")
+    members = pd.DataFrame(selection["members"])
+    post_json = read_json(paths.postprocess, "written by the tune stage")
+    rule = AnswerRule.from_dict(post_json, str(paths.postprocess))
+    train, test = read_table(paths.prepared / "train.csv"), read_table(paths.prepared / "test.csv")
+    gallery_emb = ensemble_embeddings(members, "train", train["image"], paths.embeddings)
+    gallery = GalleryIndex.build(
+        gallery_emb, train["image"], train["individual_id"], train["species"],
+        settings={**rule.to_dict(), "knn": cfg.knn.to_dict(), "members": selection["members"],
+                  "match": match.to_dict()},
+    )  # fmt: skip
+    answers: list[list[str]] = []
+    if len(test):
+        query_emb = ensemble_embeddings(members, "test", test["image"], paths.embeddings)
+        k = min(rule.post.k_neighbors, len(train))
+        labels = None if rule.calibrator else gallery.labels  # fusion re-ranks the whole shortlist: search it exactly
+        sims, idx = knn_search(query_emb, gallery_emb, k, config=cfg.knn, gallery_labels=labels)
+        evidence = None
+        if rule.calibrator:
+            evidence = shortlist_evidence(
+                load_feature_sets("test", match.regions, paths.features),
+                load_feature_sets("train", match.regions, paths.features),
+                test["image"].tolist(), gallery.image_ids, idx, rule.shortlist_columns(k), match,
+            )  # fmt: skip
+        answers = rule.apply(sims, idx, gallery.labels, gallery.species, evidence).ids
+    submission = make_submission(test["image"], answers)
+    final = test_scores(paths.raw_dir, submission) | {"oof_map5": post_json["oof_map5"]}
+    final = {k: round(float(v), 4) for k, v in final.items()}  # the DVC metrics: scores only, rounded
+    return Prediction(submission, gallery, final, selection, post_json, rule)
+
+
+def log_ensemble_run(prediction: Prediction, artifacts: list[Path], registered_model: str | None) -> None:
+    """The MLflow run `ensemble`: members, rule, scores, the written outputs and (optionally) the registered model.
+
+    Args:
+        artifacts: files logged under `outputs/` (the submission, the OOF predictions, the rule).
+        registered_model: the pyfunc's registered name, or None for no model.
+    """
+    import mlflow
+
+    members = pd.DataFrame(prediction.selection["members"])
+    rule = prediction.rule
+    digest = params_digest(prediction.selection, prediction.postprocess)
+    with mlflow.start_run(run_name="ensemble", tags=standard_tags("predict", digest)):
+        mlflow.log_params({"members": ", ".join(f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"]))})
+        mlflow.log_params({"threshold": rule.post.threshold, "k_neighbors": rule.post.k_neighbors, "scale": rule.scale,
+                           "ensemble_members": len(members),
+                           "embedding_dim": int(prediction.gallery.embeddings.shape[1])})  # fmt: skip
+        mlflow.log_metrics({k: float(v) for k, v in prediction.final.items()})
+        mlflow.log_dict(prediction.selection, "selection.json")
+        for path in artifacts:
+            mlflow.log_artifact(str(path), artifact_path="outputs")
+        if registered_model:  # a pyfunc over whale_reid.identify: `mlflow models predict` on photo paths
+            from whale_reid.mlflow_model import log_ensemble_model
+
+            log_ensemble_model(Path("."), registered_model)
