@@ -30,7 +30,7 @@ from whale_reid.catalogue import add_commands as add_catalogue_commands
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
 from whale_reid.metadata import CATALOGUE_METADATA, RESTRICTIONS, Survey, gallery_metadata, read_sidecar
-from whale_reid.params import load_params
+from whale_reid.params import DataParams, load_params
 from whale_reid.review import GalleryPhotos, build_views
 from whale_reid.review_files import DEFAULT_PAGE_SIZE, REVIEW_DIR, ImageFolder, write_review
 from whale_reid.run_folder import RunFolder
@@ -149,7 +149,7 @@ def write_outputs(
         )
     for region_name, features in (result.features or {}).items():  # enroll appends them to the gallery's
         save_features(query_features_path(out, region_name), features)
-    raw_dir = repo / str(read_params(repo).get("data", {}).get("raw_dir", "data/raw"))
+    raw_dir = repo / DataParams.from_dict(read_params(repo).get("data")).raw_dir
     photos = GalleryPhotos(gallery_locator(repo, raw_dir, region), ImageFolder(out / REVIEW_DIR),
                            original_locator(raw_dir))  # fmt: skip
     rule = artefacts.answer_rule

@@ -73,3 +73,9 @@ def test_fixed_length_tuple():
         Sized.from_dict({"image_size": [1, 2, 3]})
     with pytest.raises(ConfigError, match=r"sized\.image_size\[1\]: expected an integer"):
         Sized.from_dict({"image_size": [1, "x"]})
+
+
+@pytest.mark.parametrize("data", ["fast", [["epochs", 4]], 3, ("epochs", 4)])
+def test_a_section_that_is_not_a_mapping_is_refused_naming_it(data):
+    with pytest.raises(ConfigError, match=r"^params section 'outer': expected a mapping of keys, got "):
+        Outer.from_dict(data)

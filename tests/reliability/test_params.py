@@ -9,7 +9,7 @@ import yaml
 
 from tests.pipelines.conftest import run_stage
 from whale_core import ConfigError
-from whale_detector import CropConfig
+from whale_detector import CropConfig, DetectorConfig
 from whale_reid.params import KNOWN_SECTIONS, load_params
 
 EMBEDDER = {"models": ["demo"], "folds": [0], "common": {"epochs": 1}, "zoo": {"demo": {}}}
@@ -23,6 +23,11 @@ CASES = {
         "train_embedder",
         {"embedder": {**EMBEDDER, "folds": "0,1"}},
         "embedder.folds: expected a list, got '0,1'",
+    ),
+    "fold instead of folds": (
+        "train_embedder",
+        {"embedder": {**EMBEDDER, "fold": [0]}},
+        "unknown key 'fold' in params section 'embedder'",
     ),
     "data.raw_dirr": ("prepare", {"data": {"raw_dirr": "raw"}}, "unknown key 'raw_dirr' in params section 'data'"),
     "unknown section": ("prepare", {"data": {"raw_dir": "raw"}, "trackng": {}}, "unknown section 'trackng'"),
@@ -57,3 +62,17 @@ def test_every_section_of_params_yaml_is_known_and_match_is_allowed(tmp_path: Pa
     assert set(repo_params) <= set(KNOWN_SECTIONS) and "match" in KNOWN_SECTIONS
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({**repo_params, "match": {"anything": 1}}))
     assert load_params(tmp_path / "params.yaml")["match"] == {"anything": 1}
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: CropConfig(conf_threshold=2.0), "crop.conf_threshold: 2.0 is not in [0, 1]"),
+        (lambda: CropConfig.from_dict({"box_source": "boxes_csv"}), "crop.box_source: 'boxes_csv' needs boxes_csv"),
+        (lambda: DetectorConfig.from_dict({"val_fraction": 1.5}), "detector.val_fraction: 1.5 is not in (0, 1)"),
+    ],
+)
+def test_detector_configs_refuse_bad_values_with_the_one_error_type(make, message) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make()
+    assert message in str(caught.value) and "\n" not in str(caught.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from whale_core import Config
+from whale_core import Config, ConfigError
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,9 @@ class DetectorConfig(Config):
 
     def __post_init__(self) -> None:
         if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+            raise ConfigError(f"detector.val_fraction: {self.val_fraction} is not in (0, 1)")
         if self.imgsz < 32 or self.epochs < 1 or self.batch < 1:
-            raise ValueError("imgsz must be >= 32, epochs and batch >= 1")
+            raise ConfigError("detector: imgsz must be >= 32, epochs and batch >= 1")
 
 
 @dataclass(frozen=True)
@@ -121,18 +121,20 @@ class CropConfig(Config):
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.conf_threshold <= 1.0:
-            raise ValueError(f"conf_threshold must be in [0, 1], got {self.conf_threshold}")
+            raise ConfigError(f"crop.conf_threshold: {self.conf_threshold} is not in [0, 1]")
         if self.margin_frac < 0.0:
-            raise ValueError(f"margin_frac must be >= 0, got {self.margin_frac}")
+            raise ConfigError(f"crop.margin_frac: {self.margin_frac} must be >= 0")
         if self.box_source == "boxes_csv" and not self.boxes_csv:
-            raise ValueError("box_source 'boxes_csv' needs boxes_csv: <path>")
+            raise ConfigError("crop.box_source: 'boxes_csv' needs boxes_csv: <path>")
         given = self.box_source == "boxes_csv"
         if given and (self.detector_stages or self.box_input != self.boxes_csv):
-            raise ValueError(
-                f"box_source 'boxes_csv' trains no detector: set detector_stages: [] and box_input: {self.boxes_csv} "
-                "(the DVC graph reads both)"
+            raise ConfigError(
+                f"crop.box_source: 'boxes_csv' trains no detector: set detector_stages: [] and "
+                f"box_input: {self.boxes_csv} (the DVC graph reads both)"
             )
         if not given and (not self.detector_stages or self.box_input != "models/detector"):
-            raise ValueError("box_source 'detector' needs detector_stages: [yolo] and box_input: models/detector")
+            raise ConfigError(
+                "crop.box_source: 'detector' needs detector_stages: [yolo] and box_input: models/detector"
+            )
         if self.max_side_px < 8 or not 1 <= self.jpeg_quality <= 100 or self.batch < 1 or self.workers < 1:
-            raise ValueError("max_side_px >= 8, jpeg_quality in [1, 100], batch >= 1 and workers >= 1 required")
+            raise ConfigError("crop: max_side_px >= 8, jpeg_quality in [1, 100], batch >= 1 and workers >= 1 required")

@@ -166,7 +166,7 @@ def tune_on_neighbours(
         raise InputError("tune.per_species is on but no gallery species were given")
     k_max = min(config.k_neighbors_max, stacked.sims.shape[1])
     if k_max != config.k_neighbors_max:
-        config = dataclasses.replace(config, k_neighbors_max=k_max, k_neighbors_min=min(config.k_neighbors_min, k_max))
+        config = config.replace(k_neighbors_max=k_max, k_neighbors_min=min(config.k_neighbors_min, k_max))
     sims, idx, truth, gallery_labels = stacked.sims, stacked.idx, stacked.truth, stacked.gallery_labels
     species = query_species(idx, stacked.gallery_species, 1) if config.per_species else None
     objective = _Objective(sims, idx, gallery_labels, truth, species, config, classifier_logits, classifier_labels)
