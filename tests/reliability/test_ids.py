@@ -3,15 +3,23 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 from PIL import Image
 
 from tests.pipelines.conftest import make_kaggle_layout, run_stage, write_params
 from whale_core import read_table
+from whale_embedder import save_embeddings
 from whale_reid.crops import crop_table
+from whale_reid.ensemble import stack_oof
+from whale_reid.predicting import PredictConfig, PredictPaths, predict_test
+from whale_reid.verification import MatchConfig
+from whale_retrieval.answers import AnswerRule
+from whale_retrieval.postprocess import PostProcessing
 
 NA_LIKE = ["NA", "null", "n/a", "None", "nan", "NaN", "#N/A"]
 
@@ -28,6 +36,36 @@ def test_na_like_ids_pass_prepare_and_stay_strings_in_every_reader(tmp_path: Pat
     assert sorted(set(read_table(prepared)["individual_id"])) == sorted(NA_LIKE)
     crops = crop_table("train", ["fullbody"], tmp_path)  # what train_embedder and the baseline read
     assert sorted(set(crops["label"])) == sorted(NA_LIKE)
+
+
+def test_na_like_ids_reach_tune_and_predict_as_the_individuals_they_name(tmp_path: Path) -> None:
+    """prepare → the OOF problem tune searches → predict's gallery and answers: every id is its own string."""
+    raw = make_kaggle_layout(tmp_path, n_train=len(NA_LIKE) * 2, n_test=2)
+    train = pd.read_csv(raw / "train.csv", dtype=str, keep_default_na=False)
+    train["individual_id"] = NA_LIKE * 2  # two photos each: one per fold
+    train.to_csv(raw / "train.csv", index=False)
+    write_params(tmp_path, {"data": {"raw_dir": "raw"}, "prepare": {"n_folds": 2, "seed": 1}})
+    assert run_stage("prepare", tmp_path).returncode == 0
+    prepared, embeddings = tmp_path / "data/prepared", tmp_path / "embeddings"
+    train = read_table(prepared / "train.csv")
+    directions = np.eye(len(NA_LIKE), dtype=np.float32)  # each individual its own direction
+    train_emb = directions[[NA_LIKE.index(i) for i in train["individual_id"]]]
+    members = [{"model": "m", "fold": fold} for fold in (0, 1)]
+    for fold in (0, 1):
+        save_embeddings(embeddings / "m" / f"fold{fold}" / "train.npz", train["image"], train_emb)
+        save_embeddings(embeddings / "m" / f"fold{fold}" / "test.npz", ["test00.jpg", "test01.jpg"], directions[:2])
+
+    stacked, _ = stack_oof(pd.DataFrame(members), train.astype({"fold": int}), 4, root=embeddings)
+    assert sorted(set(stacked.truth)) == sorted(NA_LIKE) == sorted(set(stacked.gallery_labels))
+
+    (tmp_path / "selection.json").write_text(json.dumps({"members": members}))
+    rule = AnswerRule(PostProcessing(threshold=0.5, k_neighbors=4)).to_dict() | {"oof_map5": 1.0}
+    (tmp_path / "postprocess.json").write_text(json.dumps(rule))
+    paths = PredictPaths(tmp_path / "selection.json", tmp_path / "postprocess.json", prepared, embeddings,
+                         tmp_path / "features", raw)  # fmt: skip
+    prediction = predict_test(PredictConfig(registered_model=None), MatchConfig(enabled=False), paths)
+    assert sorted(set(prediction.gallery.labels)) == sorted(NA_LIKE)
+    assert [p.split()[0] for p in prediction.submission["predictions"]] == NA_LIKE[:2]
 
 
 def _prepared_workdir(root: Path) -> Path:
