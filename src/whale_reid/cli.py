@@ -215,13 +215,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_boxes_convert(args: argparse.Namespace) -> int:
-    from whale_detector import convert_box_file
+    from whale_detector import check_converted, convert_boxes
 
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
-    table, report = convert_box_file(
-        args.src, args.format, images_dirs=args.images, classes=classes, region=args.region,
-        min_side_px=args.min_box_px,
-    )  # fmt: skip
+    converted = convert_boxes(args.src, args.format, images_dirs=args.images, classes=classes, region=args.region)
+    table, report = check_converted(converted, args.src, args.images, args.min_box_px)
     atomic_write_csv(Path(args.out), table)
     clipped = f", {report.n_clipped} clipped to the photo's edge" if report.n_clipped else ""
     print(f"{len(table)} boxes of {table['image'].nunique()} photos{clipped} → {args.out}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from whale_core import InputError, atomic_write_json, inside
+from whale_core import InputError, atomic_write_json, file_sha256, inside
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +98,6 @@ def check_out_folder(out: Path) -> None:
             )
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class RunFolder:
     """`with RunFolder(out) as run:` write into `run.path`, then `run.commit()` switches it into place.
 
@@ -138,7 +129,7 @@ class RunFolder:
     def commit(self) -> None:
         """Write `run.json` (run id, sha256 of every file), then switch the staging folder into place."""
         files = sorted(p for p in self.path.rglob("*") if p.is_file() and not p.name.startswith("."))
-        manifest = {"run_id": self.run_id, "files": {str(p.relative_to(self.path)): sha256(p) for p in files}}
+        manifest = {"run_id": self.run_id, "files": {str(p.relative_to(self.path)): file_sha256(p) for p in files}}
         atomic_write_json(self.path / MANIFEST, manifest)
         aside = sibling(self.out, f"{self.run_id}.old")
         if self.out.exists():
@@ -170,7 +161,7 @@ def verify_run(folder: Path) -> str:
         raise InputError(f"{path}: not a readable run manifest ({err})") from None
     for name, digest in files.items():
         file = inside(folder, name, f"{path}: file")
-        if not file.is_file() or sha256(file) != digest:
+        if not file.is_file() or file_sha256(file) != digest:
             raise InputError(f"{folder}: {name} is not the file run {run_id} wrote (runs mixed?): re-run identify")
     present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
     extra = sorted(present - set(files) - {MANIFEST})

@@ -99,15 +99,6 @@ def standard_tags(stage: str, digest: str, **extra: Any) -> dict[str, str]:
     return {"stage": stage, "git_sha": git_sha(), "params_digest": digest, **{k: str(v) for k, v in extra.items()}}
 
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file (a checkpoint's digest, logged beside its run)."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 def log_table(frame: Any, artifact_file: str) -> None:
     """A DataFrame as a CSV artifact of the active run (nothing written to the repo)."""
     import mlflow

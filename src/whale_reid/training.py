@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from whale_core import atomic_write_json
+from whale_core import atomic_write_json, file_sha256
 from whale_embedder import EmbedderConfig, extract_embeddings, model_from_checkpoint, save_embeddings, train_fold
 from whale_embedder import distributed as dist_utils
 from whale_reid.crops import check_crops, check_fold_inputs, crop_table
@@ -28,7 +28,6 @@ from whale_reid.params import EmbedderParams
 from whale_reid.tracking import (
     TrackingConfig,
     configure_tracking,
-    file_sha256,
     log_curves,
     params_digest,
     standard_tags,

@@ -46,8 +46,8 @@ def _open_for_writing(call: ast.Call) -> bool:
     return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and any(c in mode.value for c in "wax+")
 
 
-def raw_writes(path: Path) -> list[tuple[str, str, str, int]]:
-    """(file, function, call name, line) of each write call that is not inside `with atomic_path(...)`."""
+def raw_writes(path: Path, root: Path = REPO_ROOT) -> list[tuple[str, str, str, int]]:
+    """(file relative to `root`, function, call name, line) of each write call not inside `with atomic_path(...)`."""
     found = []
 
     def visit(node: ast.AST, function: str, atomic: bool) -> None:
@@ -62,7 +62,7 @@ def raw_writes(path: Path) -> list[tuple[str, str, str, int]]:
             if name.startswith("copy") and receiver != "shutil":
                 pass  # DataFrame.copy(), dict.copy(): not file writes
             elif name in WRITE_METHODS or (name == "open" and _open_for_writing(node)):
-                found.append((str(path.relative_to(REPO_ROOT)), function, name, node.lineno))
+                found.append((str(path.relative_to(root)), function, name, node.lineno))
         for child in ast.iter_child_nodes(node):
             visit(child, function, atomic)
 
@@ -83,16 +83,12 @@ def test_every_file_write_is_atomic_or_allow_listed():
 
 
 def test_the_checker_flags_a_raw_write(tmp_path):
-    sample = REPO_ROOT / "pipelines" / "_rule_probe_tmp.py"
-    source = (
+    sample = tmp_path / "probe.py"
+    sample.write_text(
         "def bad(frame, p):\n    frame.to_csv(p)\n    with open(p, 'w') as fh:\n        fh.write('x')\n"
         "def good(p, state):\n    with atomic_path(p) as tmp:\n        torch.save(state, tmp)\n"
     )
-    try:
-        sample.write_text(source)
-        found = [(fn, call) for _, fn, call, _ in raw_writes(sample)]
-    finally:
-        sample.unlink()
+    found = [(fn, call) for _, fn, call, _ in raw_writes(sample, root=tmp_path)]
     assert found == [("bad", "to_csv"), ("bad", "open")]
 
 

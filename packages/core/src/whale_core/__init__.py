@@ -8,7 +8,14 @@ from whale_core.config import Config, ConfigError
 from whale_core.env import OFFLINE_ENV, configure_offline_env
 from whale_core.errors import InputError
 from whale_core.images import ImageLoadError, image_size, load_rgb, resolve_image_path, verify_image
-from whale_core.io import atomic_path, atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+from whale_core.io import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    file_sha256,
+)
 from whale_core.paths import NAME_MAX, inside, safe_name
 from whale_core.tables import read_json, read_table
 from whale_core.vocabulary import NEW_INDIVIDUAL, REGIONS
@@ -28,6 +35,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "configure_offline_env",
+    "file_sha256",
     "image_size",
     "inside",
     "load_rgb",

@@ -8,6 +8,7 @@ file or none — never a half-written file that looks finished.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -89,3 +90,12 @@ def atomic_write_csv(path: str | os.PathLike[str], frame: pd.DataFrame, **to_csv
     to_csv_kwargs.setdefault("index", False)
     to_csv_kwargs.setdefault("lineterminator", "\n")
     return atomic_write_text(path, frame.to_csv(**to_csv_kwargs))
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (a checkpoint's digest, a run folder's manifest)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()

@@ -1,13 +1,13 @@
 """Fullbody/backfin detection and cropping (step 1 of the recipe), on ultralytics YOLO.
 
 Public API: `DetectorConfig`/`CropConfig` (params sections `detector`/`crop`), `write_yolo_dataset`,
-`train_detector` → `DetectorResult`, `detect_boxes`, `given_boxes`, `convert_box_file` (public box files),
-`check_boxes`, `crop_regions`, `crop_quality`, `box_iou`.
+`train_detector` → `DetectorResult`, `detect_boxes`, `given_boxes`, `convert_boxes` + `check_converted`
+(public box files), `check_boxes`, `crop_regions`, `crop_quality`, `box_iou`.
 Importing this package does not import ultralytics; the functions that need it set it up offline first.
 """
 
 from whale_core import REGIONS
-from whale_detector.box_formats import FORMATS, convert_box_file, convert_boxes
+from whale_detector.box_formats import FORMATS, check_converted, convert_boxes
 from whale_detector.boxes import BoxCheck, box_iou, check_boxes, clip_boxes, expand_boxes, validate_boxes
 from whale_detector.config import CropConfig, DetectorConfig
 from whale_detector.crop import crop_regions, given_boxes
@@ -20,7 +20,7 @@ __all__ = [
     "FORMATS",
     "BoxCheck",
     "check_boxes",
-    "convert_box_file",
+    "check_converted",
     "convert_boxes",
     "REGIONS",
     "CropConfig",

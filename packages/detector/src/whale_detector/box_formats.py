@@ -213,26 +213,20 @@ def photo_sizes(images: Sequence[str], images_dirs: Sequence[str | os.PathLike[s
     return sizes
 
 
-def convert_box_file(
-    src: str | os.PathLike[str],
-    fmt: str,
-    *,
-    images_dirs: Sequence[str | os.PathLike[str]] = (),
-    classes: Sequence[str] = REGIONS,
-    region: str | None = None,
+def check_converted(
+    table: pd.DataFrame, src: str | os.PathLike[str], images_dirs: Sequence[str | os.PathLike[str]] = (),
     min_side_px: float = 4.0,
-) -> tuple[pd.DataFrame, BoxCheck]:
-    """`convert_boxes`, then every box checked (`validate_boxes` + `check_boxes` against the photos found).
+) -> tuple[pd.DataFrame, BoxCheck]:  # fmt: skip
+    """Every box of a `convert_boxes` table checked (`validate_boxes` + `check_boxes` against the photos found).
 
     Returns:
         The `boxes.csv` table (image, region, x1, y1, x2, y2, conf) and what the check clipped.
 
     Raises:
-        InputError: as `convert_boxes`, or the first bad box (naming file and line).
+        InputError: no boxes at all, or the first bad box (naming `src` and its line).
     """
-    table = convert_boxes(src, fmt, images_dirs=images_dirs, classes=classes, region=region)
     if table.empty:
-        raise InputError(f"{src}: no boxes found (--format {fmt})")
+        raise InputError(f"{src}: no boxes found")
     table = validate_boxes(table, str(src))
     sizes = photo_sizes(table["image"], images_dirs) if images_dirs else None
     table, report = check_boxes(table, sizes, str(src), min_side_px=min_side_px)

@@ -6,7 +6,6 @@ and the shards are gathered back to every rank in input order, so each rank retu
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 
@@ -22,8 +21,6 @@ from whale_embedder import distributed as dist_utils
 from whale_embedder.config import EmbedderConfig
 from whale_embedder.data import CropDataset
 from whale_embedder.runtime import autocast, autocast_dtype, loader_options, resolve_device
-
-log = logging.getLogger(__name__)
 
 
 def as_table(df_or_paths: pd.DataFrame | Sequence[str | os.PathLike[str]], region: str) -> pd.DataFrame:

@@ -6,7 +6,6 @@ global_pool=''`), so the backbone returns a feature map whose channels are measu
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from torch import nn
 from whale_core import InputError
 from whale_embedder.config import EmbedderConfig
 from whale_embedder.layers import ArcMarginProduct, GeM, dynamic_margins
-
-log = logging.getLogger(__name__)
 
 
 def create_backbone(cfg: EmbedderConfig) -> nn.Module:
