@@ -97,3 +97,13 @@ def test_missing_pretrained_weights_are_one_line_naming_the_timm_tag(tmp_path):
     assert line.startswith("error: embedder.pretrained: the weights of 'tf_efficientnet_b6_ns' — timm tag ")
     assert "tf_efficientnet_b6.ns_jft_in1k (Hugging Face timm/tf_efficientnet_b6.ns_jft_in1k)" in line
     assert str(empty / "hub") in line and "weights_file:" in line
+
+
+@pytest.mark.parametrize("backbone", ["mobilenetv3_small_05", "resnet50_typo.a1_in1k"])
+def test_an_unknown_backbone_is_named_before_timm_is_asked(backbone):
+    from whale_embedder import EmbedderConfig
+    from whale_embedder.model import create_backbone
+
+    cfg = EmbedderConfig.from_dict({"backbone": backbone, "pretrained": False, "image_size": 32})
+    with pytest.raises(InputError, match=rf"^embedder\.backbone: unknown timm model '{backbone}'$"):
+        create_backbone(cfg)

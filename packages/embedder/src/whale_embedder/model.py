@@ -35,12 +35,11 @@ def create_backbone(cfg: EmbedderConfig) -> nn.Module:
         kwargs.update(features_only=True, out_indices=(-2, -1))
     else:
         kwargs.update(num_classes=0, global_pool="")
+    hub = cfg.backbone.startswith(("hf-hub:", "hf_hub:", "local-dir:"))  # timm resolves these itself
+    if not hub and not timm.is_model(cfg.backbone):
+        raise InputError(f"embedder.backbone: unknown timm model '{cfg.backbone}'")
     try:
         return timm.create_model(cfg.backbone, **kwargs)
-    except RuntimeError as err:
-        if "Unknown model" in str(err):
-            raise InputError(f"embedder.backbone: unknown timm model '{cfg.backbone}'") from None
-        raise
     except OSError:  # huggingface_hub's LocalEntryNotFoundError (offline, not cached), connection errors
         if cfg.weights_file:
             raise
