@@ -21,7 +21,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 PACKAGES := packages/core packages/retrieval packages/embedder packages/detector packages/matcher
 
-.PHONY: install demo baseline mlflow exp plots dashboards test browser lint format
+.PHONY: install demo baseline mlflow exp plots dashboards test test-fast browser lint format
 install: $(STAMP)
 
 # Re-installs only when a dependency declaration changed; a second `make install` is a no-op.
@@ -68,6 +68,11 @@ dashboards: install
 
 test: install browser
 	pytest
+
+# The inner loop (under 2 minutes on 2 cores): no training, no `dvc repro`, nothing marked slow. CI runs `make test`.
+FAST_TESTS := not slow and not train and not pipeline
+test-fast: install
+	pytest -q -m "$(FAST_TESTS)"
 
 # The review page's tests drive Debian's headless Chromium. As root on a Debian machine (CI) it is
 # installed here; elsewhere those tests skip and say why.

@@ -17,6 +17,17 @@ configure_offline_env(REPO_ROOT)
 os.environ.setdefault("MLFLOW_TRACKING_URI", "sqlite:///" + str(REPO_ROOT / ".cache" / "pytest-mlflow.db"))
 
 
+#: fixtures that run the whole pipeline with `dvc repro` or hand out its outputs: their tests are `pipeline` tests
+PIPELINE_FIXTURES = {"tiny_pipeline", "pipeline_copy", "identified"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a pipeline fixture `pipeline` (so `make test-fast` can leave it out)."""
+    for item in items:
+        if PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pipeline)
+
+
 def _copy_worktree(dest: Path) -> None:
     """Copy the files git would ship (tracked + untracked-not-ignored) — what a fresh clone has."""
     import shutil

@@ -10,6 +10,8 @@ import pytest
 from tests.detector.synth import make_photos
 from whale_detector import DetectorConfig, train_detector
 
+pytestmark = pytest.mark.train  # trains a model: not part of `make test-fast`
+
 
 class Interrupted(Exception):
     """Stands in for a crash or a kill at the end of an epoch (after ultralytics saved last.pt)."""

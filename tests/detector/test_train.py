@@ -9,7 +9,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.detector.synth import make_photos
+
+pytestmark = pytest.mark.train  # trains a model: not part of `make test-fast`
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

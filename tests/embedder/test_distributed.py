@@ -16,9 +16,12 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from whale_embedder import EmbedderConfig, evaluate_model, extract_embeddings, model_from_checkpoint
+
+pytestmark = pytest.mark.train  # trains a model: not part of `make test-fast`
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

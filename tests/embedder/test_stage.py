@@ -10,9 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from tests.pipelines.conftest import stage_command
+
+pytestmark = pytest.mark.train  # trains a model: not part of `make test-fast`
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

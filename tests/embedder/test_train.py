@@ -12,6 +12,8 @@ from whale_embedder.evaluate import evaluate_model
 from whale_embedder.runtime import seed_everything
 from whale_embedder.train import train_fold
 
+pytestmark = pytest.mark.train  # trains a model: not part of `make test-fast`
+
 
 def split(crops: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     val = crops.groupby("label").head(2)

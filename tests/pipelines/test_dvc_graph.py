@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from tests.conftest import make_pipeline_repo, run_in
@@ -21,6 +22,7 @@ def _edit(repo, **sections) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+@pytest.mark.pipeline  # a repository copy and `dvc repro prepare`
 def test_given_boxes_and_real_data_leave_out_the_detector_and_the_demo(tmp_path):
     repo = make_pipeline_repo(tmp_path / "repo")
     listed = run_in(repo, "dvc", "stage", "list").stdout  # the defaults: the demo, detector-cut crops
