@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from whale_core import InputError
-from whale_retrieval import TuneConfig
-from whale_retrieval.tuning import threshold_grid, tune_postprocessing
+from whale_retrieval import RetrievalSplit, TuneConfig, stack_splits
+from whale_retrieval.tuning import threshold_grid, tune_on_neighbours
 
 
 def clustered(seed: int = 0):
@@ -29,9 +29,9 @@ CONFIG = TuneConfig(n_trials=5, seed=3, threshold_step=0.05, k_neighbors_min=5, 
 
 def run(storage: str | None, n_trials: int, seen: list | None = None):
     query, query_labels, gallery, gallery_labels, species = clustered()
-    return tune_postprocessing(
-        query, query_labels, gallery, gallery_labels, CONFIG.replace(n_trials=n_trials),
-        study_name="t", storage=storage, gallery_species=species,
+    stacked = stack_splits([RetrievalSplit(query, query_labels, gallery, gallery_labels, species)], 20)
+    return tune_on_neighbours(
+        stacked, CONFIG.replace(n_trials=n_trials), study_name="t", storage=storage,
         on_trial=(lambda number, params, value: seen.append((number, value))) if seen is not None else None,
     )  # fmt: skip
 
@@ -66,6 +66,7 @@ def test_threshold_grid_and_errors() -> None:
     assert threshold_grid(TuneConfig(threshold_min=0.2, threshold_max=0.5, threshold_step=0.1)) == [0.2, 0.3, 0.4, 0.5]
     query, labels, gallery, gallery_labels, _ = clustered()
     with pytest.raises(InputError, match="per_species"):
-        tune_postprocessing(query, labels, gallery, gallery_labels, CONFIG, study_name="x")
+        stacked = stack_splits([RetrievalSplit(query, labels, gallery, gallery_labels)], 20)
+        tune_on_neighbours(stacked, CONFIG, study_name="x")
     with pytest.raises(InputError, match="unknown key 'n_trial'"):
         TuneConfig.from_dict({"n_trial": 3})

@@ -21,7 +21,7 @@ from whale_retrieval.thresholds import (
     species_thresholds,
     sweep_thresholds,
 )
-from whale_retrieval.tuning import TuneResult, threshold_grid, tune_on_neighbours, tune_postprocessing
+from whale_retrieval.tuning import TuneResult, threshold_grid, tune_on_neighbours
 
 __all__ = [
     "NEW_INDIVIDUAL",
@@ -59,5 +59,4 @@ __all__ = [
     "sweep_thresholds",
     "threshold_grid",
     "tune_on_neighbours",
-    "tune_postprocessing",
 ]

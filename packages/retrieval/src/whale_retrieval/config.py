@@ -50,7 +50,7 @@ class KnnConfig(Config):
 
 @dataclasses.dataclass(frozen=True)
 class TuneConfig(Config):
-    """The post-processing search of `tune_postprocessing`.
+    """The post-processing search of `tune_on_neighbours`.
 
     Attributes:
         n_trials: total Optuna trials wanted in the study (a resumed study only runs the missing ones).

@@ -17,8 +17,8 @@ import optuna
 import pandas as pd
 
 from whale_core import InputError
-from whale_retrieval.config import KnnConfig, TuneConfig
-from whale_retrieval.postprocess import RetrievalSplit, StackedNeighbours, stack_splits
+from whale_retrieval.config import TuneConfig
+from whale_retrieval.postprocess import StackedNeighbours
 from whale_retrieval.ranking import RankedIndividuals, rank_individuals
 from whale_retrieval.thresholds import map5_with_threshold, query_species, species_thresholds, sweep_thresholds
 
@@ -30,7 +30,7 @@ METRIC_NAME = "oof_map5"  #: the study's objective, as optuna-dashboard names it
 
 @dataclasses.dataclass(frozen=True)
 class TuneResult:
-    """What `tune_postprocessing` found.
+    """What `tune_on_neighbours` found.
 
     Attributes:
         best_params: Optuna's best trial (threshold, k_neighbors, offset_<species>, blend_weight as tuned).
@@ -103,45 +103,6 @@ def _baseline_params(objective: _Objective, threshold: float) -> dict[str, Any]:
     return params
 
 
-def tune_postprocessing(
-    query_emb: np.ndarray,
-    query_labels: Sequence[str],
-    gallery_emb: np.ndarray,
-    gallery_labels: Sequence[str],
-    config: TuneConfig,
-    *,
-    study_name: str,
-    storage: str | None = None,
-    gallery_species: Sequence[str] | None = None,
-    classifier_logits: np.ndarray | None = None,
-    classifier_labels: Sequence[str] | None = None,
-    knn_config: KnnConfig | None = None,
-    on_trial: OnTrial | None = None,
-) -> TuneResult:
-    """Maximise out-of-fold MAP@5 over the threshold (+ k, species offsets, blend weight).
-
-    Args:
-        query_emb, query_labels: out-of-fold embeddings and their individual ids; an id absent from
-            `gallery_labels` counts as `NEW_INDIVIDUAL` (that is the truth the metric sees).
-        gallery_emb, gallery_labels: the gallery the queries are matched against.
-        config: ranges, seed and total trial count.
-        study_name, storage: the Optuna study (e.g. "sqlite:///optuna.db"; None = in memory). An
-            existing study is resumed: only `n_trials` minus its finished trials run.
-        gallery_species: species per gallery row; with `config.per_species` a query's species is its
-            top-1 neighbour's and one offset per species is tuned.
-        classifier_logits, classifier_labels: optional cosine logits to blend (see `rank_individuals`).
-        on_trial: called after each trial as `on_trial(number, params, value)`.
-    """
-    if config.per_species and gallery_species is None:
-        raise InputError("tune.per_species is on but no gallery species were given")
-    split = RetrievalSplit(query_emb, query_labels, gallery_emb, gallery_labels, gallery_species)
-    stacked = stack_splits([split], config.k_neighbors_max, knn_config)
-    return tune_on_neighbours(
-        stacked, config, study_name=study_name, storage=storage,
-        classifier_logits=classifier_logits, classifier_labels=classifier_labels, on_trial=on_trial,
-    )  # fmt: skip
-
-
 def tune_on_neighbours(
     stacked: StackedNeighbours,
     config: TuneConfig,
@@ -154,7 +115,7 @@ def tune_on_neighbours(
     user_attrs: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> TuneResult:
-    """`tune_postprocessing` on neighbours already searched — e.g. several CV folds stacked by `stack_splits`.
+    """Maximise out-of-fold MAP@5 over the threshold (+ k, species offsets, blend weight) on searched neighbours.
 
     `config.k_neighbors_max` is capped by the neighbours available in `stacked`. When only the threshold is
     searched (one k, no species offsets, no blend weight) the study uses Optuna's `GridSampler` over the
