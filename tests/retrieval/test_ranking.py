@@ -17,6 +17,7 @@ from whale_retrieval import (
     rank_individuals,
     species_thresholds,
     sweep_thresholds,
+    threshold_for_new_share,
 )
 
 
@@ -97,6 +98,16 @@ def test_species_thresholds_from_neighbour_majority() -> None:
     assert query_species(idx, gallery_species, n_vote=3).tolist() == ["beluga", "beluga", "humpback"]
     thresholds = species_thresholds(["orca", "beluga", "fin"], 0.5, {"orca": 0.1, "beluga": -0.2})
     np.testing.assert_allclose(thresholds, [0.6, 0.3, 0.5])
+
+
+def test_threshold_for_new_share_puts_new_first_for_that_share() -> None:
+    rng = np.random.default_rng(1)
+    scores = np.sort(rng.random((40, 5)).astype(np.float32), axis=1)[:, ::-1]
+    ranked = RankedIndividuals(np.array([[f"x{j}" for j in range(5)]] * 40, dtype=object), scores.copy())
+    threshold = threshold_for_new_share(ranked, 0.25)
+    first = [answer[0] for answer in insert_new_individual(ranked, threshold)]
+    assert first.count(NEW_INDIVIDUAL) == 10
+    assert threshold_for_new_share(ranked, 1.0) == np.inf
 
 
 def test_vectorised_map5_equals_scoring_the_lists() -> None:

@@ -20,6 +20,7 @@ from whale_retrieval.thresholds import (
     query_species,
     species_thresholds,
     sweep_thresholds,
+    threshold_for_new_share,
 )
 from whale_retrieval.tuning import TuneResult, threshold_grid, tune_on_neighbours
 
@@ -57,6 +58,7 @@ __all__ = [
     "species_thresholds",
     "stack_splits",
     "sweep_thresholds",
+    "threshold_for_new_share",
     "threshold_grid",
     "tune_on_neighbours",
 ]

@@ -123,3 +123,16 @@ def query_species(indices: np.ndarray, gallery_species: Sequence[str], n_vote: i
 def species_thresholds(species: Sequence[str], base_threshold: float, offsets: Mapping[str, float]) -> np.ndarray:
     """Per-query thresholds: `base_threshold + offsets[species]` (offset 0 for species not listed)."""
     return np.asarray([base_threshold + float(offsets.get(str(s), 0.0)) for s in species], dtype=np.float64)
+
+
+def threshold_for_new_share(ranked: RankedIndividuals, share: float) -> float:
+    """A global threshold giving `new_individual` at rank 1 to `share` of the queries.
+
+    The queries with the lowest top-1 scores get it: the threshold is the (round(share·n)+1)-th
+    smallest top-1 score (+inf when share is 1). With tied scores the realised share can differ.
+    """
+    if not 0.0 <= share <= 1.0:
+        raise InputError(f"new-individual share must be in [0, 1], got {share}")
+    top1 = np.sort(ranked.scores[:, 0].astype(np.float64))
+    n_new = int(round(share * len(top1)))
+    return float(top1[n_new]) if n_new < len(top1) else float("inf")
