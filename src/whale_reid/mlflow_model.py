@@ -26,6 +26,7 @@ from whale_core import InputError, atomic_path
 
 INPUT_COLUMN = "photo"
 OUTPUT_COLUMNS = ["photo", "rank", "individual_id", "probability", "similarity", "species", "error"]
+MODEL_CODE = Path(__file__).with_name("mlflow_model_code.py")  # models-from-code: the model is logged as source
 
 
 def bundle_files(repo: Path) -> list[Path]:
@@ -104,6 +105,6 @@ def log_ensemble_model(repo: Path, registered_name: str | None, name: str = "ens
         warnings.filterwarnings("ignore", message="An input example was not provided")  # the signature is given
         bundle = write_bundle(repo, Path(tmp) / "bundle")
         return mlflow.pyfunc.log_model(
-            name=name, python_model=EnsembleModel(), artifacts={"bundle": str(bundle)}, signature=signature,
+            name=name, python_model=str(MODEL_CODE), artifacts={"bundle": str(bundle)}, signature=signature,
             registered_model_name=registered_name, pip_requirements=["whale-reid"],  # runs in the project's env
         )  # fmt: skip

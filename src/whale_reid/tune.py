@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -17,7 +18,7 @@ from whale_core import Config, ConfigError, read_json, read_table
 from whale_reid.ensemble import stack_oof
 from whale_reid.tracking import log_curves, params_digest, standard_tags
 from whale_reid.verification import MatchConfig, fuse_oof
-from whale_retrieval import TuneConfig, known_new_groups, map_at_5_by_group, map_at_5_per_image
+from whale_retrieval import TuneConfig, known_new_groups, map_at_5_by_group, map_at_5_per_image, new_share_at
 from whale_retrieval.answers import AnswerRule
 from whale_retrieval.postprocess import PostProcessing
 from whale_retrieval.tuning import tune_on_neighbours
@@ -32,13 +33,16 @@ class TuneStageConfig(Config):
 
     `simulated_new_share`: hide whole individuals from each OOF gallery until this share of the queries
     are unseen animals (see `whale_reid.ensemble.hide_individuals`); set it to the share expected at
-    prediction time.
+    prediction time. `threshold_mode: target_share` saves the OOF share of `new_individual` first at the tuned
+    threshold as `new_share`, and each predicted batch gets the threshold giving it that share
+    (`PostProcessing.new_share`); `fixed` applies the tuned threshold as it is.
     """
 
     SECTION = "tune"
     study_name: str = "postprocess"
     storage: str = "sqlite:///optuna.db"
     simulated_new_share: float = 0.0
+    threshold_mode: Literal["fixed", "target_share"] = "fixed"
     search: TuneConfig = TuneConfig()
 
     def __post_init__(self) -> None:
@@ -115,6 +119,10 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
                                     storage=cfg.storage, on_trial=on_trial, user_attrs=study_attrs,
                                     progress=True)  # fmt: skip
         post = PostProcessing.from_best_params(result.best_params, k_max)
+        if cfg.threshold_mode == "target_share":
+            ranked = AnswerRule(post).apply(stacked.sims, stacked.idx, stacked.gallery_labels).ranked
+            share = new_share_at(ranked, post.thresholds(stacked.idx, stacked.gallery_species))
+            post = post.replace(new_share=round(share, 4))
         rule = AnswerRule(post, calibrator, match.shortlist if calibrator else 0)
         # The OOF neighbours are already fused (by the cross-fitted calibrators), so they are ranked as they are.
         oof_answers = AnswerRule(post).apply(stacked.sims, stacked.idx, stacked.gallery_labels, stacked.gallery_species)

@@ -169,6 +169,9 @@ def fuse_oof(
         raise InputError("fuse_oof: the OOF splits carry no gallery image ids")
     train = load_feature_sets("train", cfg.regions, features_dir)
     width = min(cfg.shortlist, k_neighbors, stacked.idx.shape[1])
+    if width < cfg.shortlist:
+        log.warning("match.shortlist %d: only %d neighbours per query to verify (raise tune.search.k_neighbors_min)",
+                    cfg.shortlist, width)  # fmt: skip
     log.info("verifying %d OOF queries × %d candidates × %d regions", len(queries), width, len(cfg.regions))
     evidence = shortlist_evidence(train, train, queries["image"].tolist(), stacked.gallery_images, stacked.idx,
                                   width, cfg)  # fmt: skip

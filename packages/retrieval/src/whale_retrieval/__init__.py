@@ -17,6 +17,7 @@ from whale_retrieval.ranking import PAD_ID, PAD_SCORE, RankedIndividuals, most_f
 from whale_retrieval.thresholds import (
     insert_new_individual,
     map5_with_threshold,
+    new_share_at,
     query_species,
     species_thresholds,
     sweep_thresholds,
@@ -58,6 +59,7 @@ __all__ = [
     "species_thresholds",
     "stack_splits",
     "sweep_thresholds",
+    "new_share_at",
     "threshold_for_new_share",
     "threshold_grid",
     "tune_on_neighbours",

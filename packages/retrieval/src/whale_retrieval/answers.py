@@ -9,7 +9,8 @@ what `predict`, `whale-reid identify`, the report and the review page apply:
    count zero inliers — and the neighbours are re-sorted by it;
 3. individuals ranked by their best neighbour (`rank_individuals`);
 4. `new_individual` inserted at the first rank scoring below the (per-species) threshold
-   (`insert_new_individual`), on the same scale the threshold was tuned on.
+   (`insert_new_individual`), on the same scale the threshold was tuned on — or, in target-share mode
+   (`PostProcessing.new_share`), below the threshold that gives the batch that share of `new_individual`.
 
 Photos of one encounter (several photos of one animal in one sighting) are answered together: between steps 2
 and 3 their neighbour lists are pooled (`pool_neighbours`), so an individual scores the best of its scores over
@@ -212,7 +213,7 @@ class AnswerRule:
                 a search restricted to part of the gallery passes that part's labels).
         """
         ranked = rank_individuals(scores, order_idx, gallery_labels, 5)
-        thresholds = self.post.thresholds(order_idx, gallery_species)
+        thresholds = self.post.thresholds(order_idx, gallery_species, self.post.base_threshold(ranked))
         pads = gallery_labels if pad_labels is None else pad_labels
         pad_ids = most_frequent_ids(list(map(str, pads)), 6)
         return Answers(insert_new_individual(ranked, thresholds, 5, pad_ids=pad_ids), ranked, scores, order_idx)
@@ -235,7 +236,7 @@ class AnswerRule:
         """
         try:
             post = PostProcessing.from_dict(
-                {key: data[key] for key in ("threshold", "k_neighbors", "species_offsets") if key in data},
+                {key: data[key] for key in ("threshold", "k_neighbors", "species_offsets", "new_share") if key in data},
                 section=source,
             )
         except InputError as err:

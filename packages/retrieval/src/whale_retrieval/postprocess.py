@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -18,7 +18,8 @@ from whale_core import Config, ConfigError, InputError
 from whale_retrieval.config import KnnConfig
 from whale_retrieval.knn import knn_search
 from whale_retrieval.metrics import NEW_INDIVIDUAL
-from whale_retrieval.thresholds import query_species, species_thresholds
+from whale_retrieval.ranking import RankedIndividuals
+from whale_retrieval.thresholds import query_species, species_thresholds, threshold_for_new_share
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,18 +99,27 @@ class PostProcessing(Config):
             (cosine similarity, or P(same individual) when local evidence is fused — see `AnswerRule`).
         k_neighbors: neighbours used for ranking.
         species_offsets: per-species threshold offsets (query species = top-1 neighbour's species).
+        new_share: target-share mode (the 1st place's rule) when set: a batch of at least
+            `SHARE_MIN_QUERIES` queries gets the global threshold that gives this share of them
+            `new_individual` first (`threshold_for_new_share`; species offsets still add to it), so the
+            decision follows the batch's own score scale instead of the OOF one. Smaller batches (one photo
+            in `whale-reid identify`) fall back to `threshold`. None: `threshold` always.
     """
 
     SECTION = "postprocess"
+    SHARE_MIN_QUERIES: ClassVar[int] = 20
     threshold: float = 0.5
     k_neighbors: int = 50
     species_offsets: dict[str, float] = dataclasses.field(default_factory=dict)
+    new_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.k_neighbors < 1:
             raise ConfigError(f"{self.SECTION}.k_neighbors: must be at least 1, got {self.k_neighbors}")
         if not np.isfinite(self.threshold):
             raise ConfigError(f"{self.SECTION}.threshold: must be a finite number, got {self.threshold}")
+        if self.new_share is not None and not 0.0 <= self.new_share <= 1.0:
+            raise ConfigError(f"{self.SECTION}.new_share: must be in [0, 1] or null, got {self.new_share}")
 
     @classmethod
     def from_best_params(cls, best_params: Mapping[str, Any], default_k: int) -> PostProcessing:
@@ -117,7 +127,17 @@ class PostProcessing(Config):
         offsets = {k.removeprefix("offset_"): float(v) for k, v in best_params.items() if k.startswith("offset_")}
         return cls(float(best_params["threshold"]), int(best_params.get("k_neighbors", default_k)), offsets)
 
-    def thresholds(self, idx: np.ndarray, gallery_species: Sequence[str] | None) -> float | np.ndarray:
-        if not self.species_offsets or gallery_species is None:
+    def base_threshold(self, ranked: RankedIndividuals) -> float:
+        """The global threshold for this batch: from `new_share` when set and the batch is large enough."""
+        if self.new_share is None or len(ranked) < self.SHARE_MIN_QUERIES:
             return self.threshold
-        return species_thresholds(query_species(idx, gallery_species, 1), self.threshold, self.species_offsets)
+        return threshold_for_new_share(ranked, self.new_share)
+
+    def thresholds(
+        self, idx: np.ndarray, gallery_species: Sequence[str] | None, base: float | None = None
+    ) -> float | np.ndarray:
+        """The threshold of each query: `base` (default `threshold`) plus its species' offset."""
+        base = self.threshold if base is None else base
+        if not self.species_offsets or gallery_species is None:
+            return base
+        return species_thresholds(query_species(idx, gallery_species, 1), base, self.species_offsets)

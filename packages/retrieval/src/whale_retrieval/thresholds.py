@@ -136,3 +136,10 @@ def threshold_for_new_share(ranked: RankedIndividuals, share: float) -> float:
     top1 = np.sort(ranked.scores[:, 0].astype(np.float64))
     n_new = int(round(share * len(top1)))
     return float(top1[n_new]) if n_new < len(top1) else float("inf")
+
+
+def new_share_at(ranked: RankedIndividuals, threshold: float | np.ndarray) -> float:
+    """The share of queries that `insert_new_individual` answers `new_individual` first at this threshold."""
+    if not len(ranked):
+        return 0.0
+    return float(np.mean(ranked.scores[:, 0].astype(np.float64) < _per_query(threshold, len(ranked))))
