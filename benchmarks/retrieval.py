@@ -6,11 +6,13 @@ and peak RSS are its own; the table also says whether the five answers per query
 
     python benchmarks/retrieval.py                 # full size, 512-d and 4608-d
     python benchmarks/retrieval.py --quick         # 5k × 2k, 256-d, seconds
+    python benchmarks/retrieval.py --equal-k 5000x2000x256 12000x3000x4608   # knn_search vs sklearn, same k
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -117,6 +119,79 @@ def run_method(method: str, args: argparse.Namespace, data: Path, out: Path) -> 
     return float(stdout.strip().splitlines()[-1]), peak_kib / 2**20, np.load(out, allow_pickle=False)
 
 
+def clustered(n_gallery: int, n_query: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """In-memory (query, gallery) float32 rows: unit centres + noise of norm ≈ 0.8, a centre per 4 rows."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(1, n_gallery // 4), dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    noise = 0.8 / np.sqrt(dim)
+    gallery = centres[rng.integers(0, len(centres), n_gallery)] + noise * rng.standard_normal(
+        (n_gallery, dim), np.float32
+    )
+    query = centres[rng.integers(0, len(centres), n_query)] + noise * rng.standard_normal((n_query, dim), np.float32)
+    return query, gallery
+
+
+def bare_search(query: np.ndarray, gallery: np.ndarray, k: int, block: int = 1024) -> None:
+    """The search's own work on ready unit fp32 rows: matmul per query block + partial sort of the k + 1 best."""
+    for start in range(0, len(query), block):
+        scores = query[start : start + block] @ gallery.T
+        top = np.argpartition(scores, scores.shape[1] - k - 1, axis=1)[:, -k - 1 :]
+        np.lexsort((top, -np.take_along_axis(scores, top, axis=1)), axis=1)
+
+
+def sklearn_search(query: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The baseline at equal k: sklearn brute-force cosine kNN (distances, indices)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    return NearestNeighbors(n_neighbors=k, metric="cosine").fit(gallery).kneighbors(query)
+
+
+def equal_k(sizes: list[tuple[int, int, int]], k: int, repeats: int) -> None:
+    """Rows: knn_search (blas, faiss) vs sklearn cosine at the same k, interleaved repeats, best kept."""
+    from whale_retrieval import KnnConfig, knn_search
+
+    print(f"\nEqual k = {k} (same process, best of {repeats} interleaved repeats):\n")
+    print("| gallery × queries × dim | method | s | vs sklearn | answers = float64-tie-aware blas |")
+    print("|---|---|---:|---:|---|")
+    for n_gallery, n_query, dim in sizes:
+        query, gallery = clustered(n_gallery, n_query, dim)
+        unit_q = query / np.linalg.norm(query, axis=1, keepdims=True)
+        unit_g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+        runs = {
+            "sklearn NearestNeighbors(metric='cosine')": functools.partial(sklearn_search, query, gallery, k),
+            "knn_search, backend blas": functools.partial(
+                knn_search, query, gallery, k, config=KnnConfig(backend="blas")
+            ),
+            "knn_search, backend faiss": functools.partial(
+                knn_search, query, gallery, k, config=KnnConfig(backend="faiss")
+            ),
+            "bare matmul + partial sort of unit rows (no checks)": functools.partial(bare_search, unit_q, unit_g, k),
+        }
+        best, out = {name: np.inf for name in runs}, {}
+        for _ in range(repeats):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                out[name] = run()
+                best[name] = min(best[name], time.perf_counter() - start)
+        base = best["sklearn NearestNeighbors(metric='cosine')"]
+        reference = out["knn_search, backend blas"][1]
+        for name, seconds in best.items():
+            same = ""
+            if name.startswith("knn_search"):
+                same = "yes" if np.array_equal(out[name][1], reference) else "no"
+            elif name.startswith("sklearn"):
+                differ = int((out[name][1] != reference).any(axis=1).sum())
+                same = f"{differ} of {n_query:,} rows differ (fp32 near-ties)" if differ else "yes"
+            size = f"{n_gallery:,} × {n_query:,} × {dim}"
+            print(f"| {size} | {name} | {seconds:.2f} | {base / seconds:.2f}× | {same} |")
+        overhead = best["knn_search, backend blas"] - best["bare matmul + partial sort of unit rows (no checks)"]
+        print(
+            f"| {size} | knn_search blas overhead (validate, normalise, ties) | {overhead:.2f} | "
+            f"{overhead / best['knn_search, backend blas']:.0%} of knn_search | |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="5,000 × 2,000 at 256-d")
@@ -128,6 +203,15 @@ def main() -> None:
     parser.add_argument("--ref-neighbors", type=int, default=850, help="the reference recipe's kNN size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", nargs="+", default=["ours_bf16", "ours", "reference"], choices=list(METHODS))
+    parser.add_argument(
+        "--equal-k",
+        nargs="*",
+        metavar="GxQxD",
+        help="only the equal-k table: knn_search vs sklearn at the same k, at these sizes (default: the "
+        "--quick size, 12,000 × 3,000 × 4608 and the Kaggle sizes)",
+    )
+    parser.add_argument("--k", type=int, default=100, help="neighbours of the equal-k table")
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--worker", choices=[*METHODS, "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--floor-dim", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -138,6 +222,10 @@ def main() -> None:
         return None
     if args.worker:
         return worker(args)
+    if args.equal_k is not None:
+        default = [(5_000, 2_000, 256), (12_000, 3_000, 4608), (51_033, 27_956, 512), (51_033, 27_956, 4608)]
+        sizes = [tuple(int(x) for x in size.split("x")) for size in args.equal_k] or default
+        return equal_k(sizes, args.k, args.repeats)
     if args.quick:
         args.n_gallery, args.n_query, args.n_individuals, args.dims = 5_000, 2_000, 1_500, [256]
     print(f"gallery {args.n_gallery:,} × queries {args.n_query:,}, {args.n_individuals:,} individuals")

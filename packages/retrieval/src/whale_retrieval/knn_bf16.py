@@ -32,8 +32,8 @@ import numpy as np
 
 from whale_retrieval._blocks import chunks, norm_chunk_rows
 from whale_retrieval.config import KnnConfig
-from whale_retrieval.knn import _normalised, _sort_ties_by_index
 from whale_retrieval.near_ties import NEAR_TIE_GAP, exact_top_k_float64
+from whale_retrieval.rows import normalised, sort_ties_by_index
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class _Bf16Gallery:
         self.bf16 = torch.empty((n, dim), dtype=torch.bfloat16, device=device)
         residual = torch.zeros((), dtype=torch.float32, device=device)
         for start, stop in chunks(n, norm_chunk_rows(dim)):
-            block = torch.from_numpy(_normalised(gallery_emb, norms, start, stop)).to(device)
+            block = torch.from_numpy(normalised(gallery_emb, norms, start, stop)).to(device)
             self.bf16[start:stop] = block.to(torch.bfloat16)
             block_residual = torch.linalg.vector_norm(block - self.bf16[start:stop].float(), dim=1).max()
             residual = torch.maximum(residual, block_residual)
@@ -187,7 +187,7 @@ def _search_chunk(torch, queries_np: np.ndarray, gallery: _Bf16Gallery, k: int, 
             break  # a pool of the whole gallery is the full scan
         candidates = top_idx[pending, :n_cand]
         scores = _rescore(torch, queries[torch.from_numpy(pending).to(queries.device)], gallery, candidates)
-        stage_sims, stage_idx = _sort_ties_by_index(scores, candidates)
+        stage_sims, stage_idx = sort_ties_by_index(scores, candidates)
         bound = excluded_score_bound(top_vals[pending, n_cand], error[pending])
         settled = _settled(stage_sims, _settle_positions(stage_idx, k, labels), k, bound)
         width = min(k, n_cand)
@@ -230,11 +230,11 @@ def bf16_knn_search(
         idx = np.empty((len(query_emb), k), dtype=np.int64)
         full_scans = 0
         for start, stop in chunks(len(query_emb), chunk_size):
-            queries = _normalised(query_emb, query_norms, start, stop)
+            queries = normalised(query_emb, query_norms, start, stop)
 
             def full_scan(rows: np.ndarray, start: int = start) -> tuple[np.ndarray, np.ndarray]:
                 rows = start + rows
-                return exact_top_k_float64(query_emb[rows], query_norms[rows], gallery_emb, gallery_norms, k)
+                return exact_top_k_float64(query_emb[rows], gallery_emb, k)
 
             chunk = _search_chunk(torch, queries, gallery, k, extra, labels, full_scan)
             sims[start:stop], idx[start:stop], scans = chunk
@@ -242,3 +242,16 @@ def bf16_knn_search(
     if full_scans:
         log.info("bf16 kNN: %d of %d queries needed a full float64 scan (thin margins)", full_scans, len(query_emb))
     return sims, idx
+
+
+class Bf16Searcher:
+    """`Searcher` by the bf16 candidate pass (`bf16_knn_search`), on the CPU or a CUDA GPU (`use_gpu`)."""
+
+    def __init__(self, gallery_emb: np.ndarray, gallery_norms: np.ndarray, config: KnnConfig, chunk_size) -> None:
+        self.gallery, self.norms, self.config, self.chunk_size = gallery_emb, gallery_norms, config, chunk_size
+
+    def search(self, query_emb, query_norms, k, labels=None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k per query row, exact up to the n-th distinct label's neighbour when `labels` are given."""
+        return bf16_knn_search(
+            query_emb, query_norms, self.gallery, self.norms, k, self.chunk_size, self.config, labels
+        )
