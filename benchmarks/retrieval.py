@@ -81,15 +81,23 @@ def ours_top5(query, gallery, labels, n_neighbors: int, backend: str = "faiss") 
 METHODS = {
     "reference": ("sklearn reference", reference_top5),
     "ours": ("whale-retrieval (FAISS flat fp32)", ours_top5),
+    "ours_blas": ("whale-retrieval (BLAS fp32 + partial sort)", lambda *a: ours_top5(*a, backend="blas")),
     "ours_bf16": ("whale-retrieval (torch bf16 + fp32 re-score)", lambda *a: ours_top5(*a, backend="torch_bf16")),
 }
 
 
-def matmul_rates(dim: int) -> dict[str, float]:
-    """GFLOP/s of torch's fp32 and bf16 matmul at the search's shape (a query block × a gallery block)."""
+def matmul_rates(dim: int, n_gallery: int) -> dict[str, float]:
+    """GFLOP/s of torch's fp32 and bf16 matmul at the exact block shape the bf16 search uses
+    (`query_chunk_rows` × `gallery_block_rows` × dim)."""
     from _common import matmul_gflops
 
-    return {name: matmul_gflops(dtype, shape=(1024, 8192, dim), repeats=3) for name, dtype in FLOOR_DTYPES.items()}
+    from whale_retrieval import KnnConfig
+    from whale_retrieval.knn_bf16 import gallery_block_rows, query_chunk_rows
+
+    rows = query_chunk_rows(n_gallery, dim, KnnConfig().memory_budget_mb)
+    shape = (rows, min(n_gallery, gallery_block_rows(dim, rows)), dim)
+    rates = {name: matmul_gflops(dtype, shape=shape, repeats=3) for name, dtype in FLOOR_DTYPES.items()}
+    return {**rates, "shape": list(shape)}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -133,11 +141,14 @@ def clustered(n_gallery: int, n_query: int, dim: int, seed: int = 0) -> tuple[np
 
 
 def bare_search(query: np.ndarray, gallery: np.ndarray, k: int, block: int = 1024) -> None:
-    """The search's own work on ready unit fp32 rows: matmul per query block + partial sort of the k + 1 best."""
+    """The blas searcher's own work on ready unit fp32 rows, nothing else: matmul per query block into one
+    buffer, partial sort of the k + 1 best, their sort (no validation, normalisation or tie passes)."""
+    scores = np.empty((min(block, len(query)), len(gallery)), np.float32)
     for start in range(0, len(query), block):
-        scores = query[start : start + block] @ gallery.T
-        top = np.argpartition(scores, scores.shape[1] - k - 1, axis=1)[:, -k - 1 :]
-        np.lexsort((top, -np.take_along_axis(scores, top, axis=1)), axis=1)
+        out = scores[: len(query[start : start + block])]
+        np.matmul(query[start : start + block], gallery.T, out=out)
+        top = np.argpartition(out, out.shape[1] - k - 1, axis=1)[:, -k - 1 :]
+        np.lexsort((top, -np.take_along_axis(out, top, axis=1)), axis=1)
 
 
 def sklearn_search(query: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -218,7 +229,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "floor":
-        print(json.dumps(matmul_rates(args.floor_dim)))
+        print(json.dumps(matmul_rates(args.floor_dim, args.n_gallery)))
         return None
     if args.worker:
         return worker(args)
@@ -263,11 +274,16 @@ def exact_top5(query: np.ndarray, gallery: np.ndarray, labels: list[str], n_neig
 def search_floor(dim: int, n_query: int, n_gallery: int, reference_s: float | None) -> str:
     """One line: seconds the search's matmul alone takes in fp32 and bf16, and the speed-up that caps."""
     done = subprocess.run(
-        [sys.executable, __file__, "--worker=floor", f"--floor-dim={dim}"], capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--worker=floor", f"--floor-dim={dim}", f"--n-gallery={n_gallery}"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     rates = json.loads(done.stdout.strip().splitlines()[-1])
+    shape = " × ".join(f"{x:,}" for x in rates.pop("shape"))
     flops = 2.0 * n_query * n_gallery * dim
-    line = f"- {dim}-d: " + ", ".join(f"{k} {v:.0f} GFLOP/s → {flops / v / 1e9:.1f} s" for k, v in rates.items())
+    line = f"- {dim}-d, block {shape}: "
+    line += ", ".join(f"{k} {v:.0f} GFLOP/s → {flops / v / 1e9:.1f} s" for k, v in rates.items())
     if reference_s:
         line += f"; at best {reference_s / (flops / rates['bf16'] / 1e9):.1f}× the reference with a bf16 matmul"
     return line

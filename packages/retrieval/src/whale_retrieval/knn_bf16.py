@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -41,6 +42,7 @@ BF16_UNIT_ROUNDOFF = 2.0**-8
 FP32_UNIT_ROUNDOFF = 2.0**-24
 _NORM_SLACK = 1e-3  # fp32 "unit" rows have norm 1 ± d·2⁻²⁴; 1e-3 covers any d below 16 million
 _RESCORE_BYTES = 64 << 20
+_SCORE_BLOCK_BYTES = 48 << 20  # bf16 scores per matmul: the measured fast shape, 2000 × 12,000 (README)
 #: Label-aware searches first re-score this many candidates per wanted individual (then four times as many).
 _LABEL_AWARE_POOL_PER_INDIVIDUAL = 6
 
@@ -166,34 +168,75 @@ def _settled(stage_sims: np.ndarray, position: np.ndarray, k: int, excluded_boun
     return settled
 
 
+def query_chunk_rows(n_gallery: int, dim: int, memory_budget_mb: int) -> int:
+    """Query rows per chunk of the bf16 search: its rows, scores and candidates within the budget."""
+    return max(1, (memory_budget_mb << 20) // (2 * n_gallery + 8 * dim))
+
+
+@functools.cache
+def _l3_bytes() -> int:
+    """This machine's last-level cache size (Linux sysfs; 32 MiB where the OS does not say)."""
+    try:
+        text = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()  # e.g. "32768K"
+        return int(text[:-1]) << {"K": 10, "M": 20}[text[-1]]
+    except (OSError, ValueError, KeyError, IndexError):
+        return 32 << 20
+
+
+def gallery_block_rows(dim: int, query_rows: int) -> int:
+    """Gallery rows per bf16 matmul: the [query rows × gallery rows] bf16 score block stays near
+    `_SCORE_BLOCK_BYTES` (where the measured bf16 rate holds; a 197 MB block per query chunk lost it),
+    and the gallery block itself within a few L3-sized slices of `dim`-wide rows."""
+    by_scores = _SCORE_BLOCK_BYTES // (2 * max(1, query_rows))
+    by_rows = 4 * _l3_bytes() // (2 * dim)
+    return max(1024, min(by_scores, by_rows))
+
+
+def _bf16_top(torch, queries_bf16, gallery: _Bf16Gallery, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bf16 scores float64, gallery rows) of the `fetch` best per query, the gallery in blocks (merged)."""
+    n_gallery, dim = gallery.bf16.shape
+    block = gallery_block_rows(dim, len(queries_bf16))
+    vals, rows = [], []
+    for start, stop in chunks(n_gallery, block):
+        v, i = torch.topk(queries_bf16 @ gallery.bf16[start:stop].T, min(fetch, stop - start), dim=1)
+        vals.append(v)
+        rows.append(i + start)
+    top_vals, pos = torch.topk(torch.cat(vals, 1), fetch, dim=1)
+    top_idx = torch.gather(torch.cat(rows, 1), 1, pos)
+    return top_vals.float().cpu().numpy().astype(np.float64), top_idx.cpu().numpy()
+
+
 def _search_chunk(torch, queries_np: np.ndarray, gallery: _Bf16Gallery, k: int, extra: int, labels, full_scan):
     """Top-k of one query chunk, exact up to `_settle_positions`; returns (sims, idx, rows needing a full scan).
 
-    `full_scan(rows)` returns the float64 top-k of the chunk's `rows` for the queries no pool settles.
+    The bf16 pass first fetches the smallest pool (+1, the best excluded score for the proof); queries a
+    pool does not settle fetch the next pool's candidates again (they are few). `full_scan(rows)` returns
+    the float64 top-k of the chunk's `rows` for the queries no pool settles.
     """
     n_gallery, dim = gallery.bf16.shape
     queries = torch.from_numpy(queries_np).to(gallery.bf16.device)
-    residual = torch.linalg.vector_norm(queries - queries.to(torch.bfloat16).float(), dim=1).cpu().numpy()
-    stages = _stages(n_gallery, k, extra, labels)
-    fetch = min(n_gallery, stages[-1] + 1)
-    top_vals, top_idx = torch.topk(queries.to(torch.bfloat16) @ gallery.bf16.T, fetch, dim=1)
-    top_vals, top_idx = top_vals.float().cpu().numpy().astype(np.float64), top_idx.cpu().numpy()
+    queries_bf16 = queries.to(torch.bfloat16)
+    residual = torch.linalg.vector_norm(queries - queries_bf16.float(), dim=1).cpu().numpy()
     error = bf16_error_bound(residual.astype(np.float64), gallery.residual, dim)
     sims = np.full((len(queries_np), k), -np.inf, dtype=np.float32)
     idx = np.full((len(queries_np), k), -1, dtype=np.int64)
     pending = np.arange(len(queries_np))
-    for n_cand in stages:
+    top_vals, top_idx = np.zeros((len(pending), 0)), np.zeros((len(pending), 0), np.int64)  # rows of `pending`
+    for n_cand in _stages(n_gallery, k, extra, labels):
         if n_cand == n_gallery:
             break  # a pool of the whole gallery is the full scan
-        candidates = top_idx[pending, :n_cand]
+        if top_idx.shape[1] < n_cand + 1:
+            rows = torch.from_numpy(pending).to(queries.device)
+            top_vals, top_idx = _bf16_top(torch, queries_bf16[rows], gallery, min(n_gallery, n_cand + 1))
+        candidates = top_idx[:, :n_cand]
         scores = _rescore(torch, queries[torch.from_numpy(pending).to(queries.device)], gallery, candidates)
         stage_sims, stage_idx = sort_ties_by_index(scores, candidates)
-        bound = excluded_score_bound(top_vals[pending, n_cand], error[pending])
+        bound = excluded_score_bound(top_vals[:, n_cand], error[pending])
         settled = _settled(stage_sims, _settle_positions(stage_idx, k, labels), k, bound)
         width = min(k, n_cand)
         rows = pending[settled]
         sims[rows, :width], idx[rows, :width] = stage_sims[settled, :width], stage_idx[settled, :width]
-        pending = pending[~settled]
+        pending, top_vals, top_idx = pending[~settled], top_vals[~settled], top_idx[~settled]
         if not pending.size:
             return sims, idx, 0
     sims[pending], idx[pending] = full_scan(pending)
@@ -222,7 +265,7 @@ def bf16_knn_search(
 
     device = torch.device("cuda" if config.use_gpu and torch.cuda.is_available() else "cpu")
     n_gallery, dim = gallery_emb.shape
-    chunk_size = chunk_size or max(1, (config.memory_budget_mb << 20) // (2 * n_gallery + 8 * dim))
+    chunk_size = chunk_size or query_chunk_rows(n_gallery, dim, config.memory_budget_mb)
     extra = max(0, config.bf16_extra_candidates)
     with torch.inference_mode():
         gallery = _Bf16Gallery(torch, gallery_emb, gallery_norms, device)
