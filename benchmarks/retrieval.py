@@ -104,6 +104,10 @@ def worker(args: argparse.Namespace) -> None:
     """Run one method in this process and save its answers; the parent reads time and peak RSS."""
     query, gallery = np.load(args.data / "query.npy"), np.load(args.data / "gallery.npy")
     labels = np.load(args.data / "labels.npy").tolist()
+    import sklearn.neighbors  # noqa: F401  (imports are loading, excluded like the data: torch alone takes ~1.3 s)
+
+    if args.worker == "ours_bf16":
+        import torch  # noqa: F401
     start = time.perf_counter()
     neighbours = args.ref_neighbors if args.worker == "reference" else args.ours_neighbors
     answers = METHODS[args.worker][1](query, gallery, labels, neighbours)
