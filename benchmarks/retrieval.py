@@ -6,11 +6,13 @@ and peak RSS are its own; the table also says whether the five answers per query
 
     python benchmarks/retrieval.py                 # full size, 512-d and 4608-d
     python benchmarks/retrieval.py --quick         # 5k × 2k, 256-d, seconds
+    python benchmarks/retrieval.py --equal-k 5000x2000x256 12000x3000x4608   # knn_search vs sklearn, same k
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -79,21 +81,33 @@ def ours_top5(query, gallery, labels, n_neighbors: int, backend: str = "faiss") 
 METHODS = {
     "reference": ("sklearn reference", reference_top5),
     "ours": ("whale-retrieval (FAISS flat fp32)", ours_top5),
+    "ours_blas": ("whale-retrieval (BLAS fp32 + partial sort)", lambda *a: ours_top5(*a, backend="blas")),
     "ours_bf16": ("whale-retrieval (torch bf16 + fp32 re-score)", lambda *a: ours_top5(*a, backend="torch_bf16")),
 }
 
 
-def matmul_rates(dim: int) -> dict[str, float]:
-    """GFLOP/s of torch's fp32 and bf16 matmul at the search's shape (a query block × a gallery block)."""
+def matmul_rates(dim: int, n_gallery: int) -> dict[str, float]:
+    """GFLOP/s of torch's fp32 and bf16 matmul at the exact block shape the bf16 search uses
+    (`query_chunk_rows` × `gallery_block_rows` × dim)."""
     from _common import matmul_gflops
 
-    return {name: matmul_gflops(dtype, shape=(1024, 8192, dim), repeats=3) for name, dtype in FLOOR_DTYPES.items()}
+    from whale_retrieval import KnnConfig
+    from whale_retrieval.knn_bf16 import gallery_block_rows, query_chunk_rows
+
+    rows = query_chunk_rows(n_gallery, dim, KnnConfig().memory_budget_mb)
+    shape = (rows, min(n_gallery, gallery_block_rows(dim, rows)), dim)
+    rates = {name: matmul_gflops(dtype, shape=shape, repeats=3) for name, dtype in FLOOR_DTYPES.items()}
+    return {**rates, "shape": list(shape)}
 
 
 def worker(args: argparse.Namespace) -> None:
     """Run one method in this process and save its answers; the parent reads time and peak RSS."""
     query, gallery = np.load(args.data / "query.npy"), np.load(args.data / "gallery.npy")
     labels = np.load(args.data / "labels.npy").tolist()
+    import sklearn.neighbors  # noqa: F401  (imports are loading, excluded like the data: torch alone takes ~1.3 s)
+
+    if args.worker == "ours_bf16":
+        import torch  # noqa: F401
     start = time.perf_counter()
     neighbours = args.ref_neighbors if args.worker == "reference" else args.ours_neighbors
     answers = METHODS[args.worker][1](query, gallery, labels, neighbours)
@@ -117,6 +131,90 @@ def run_method(method: str, args: argparse.Namespace, data: Path, out: Path) -> 
     return float(stdout.strip().splitlines()[-1]), peak_kib / 2**20, np.load(out, allow_pickle=False)
 
 
+def clustered(n_gallery: int, n_query: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """In-memory (query, gallery) float32 rows: unit centres + noise of norm ≈ 0.8, a centre per 4 rows."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(1, n_gallery // 4), dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    noise = 0.8 / np.sqrt(dim)
+    gallery = centres[rng.integers(0, len(centres), n_gallery)] + noise * rng.standard_normal(
+        (n_gallery, dim), np.float32
+    )
+    query = centres[rng.integers(0, len(centres), n_query)] + noise * rng.standard_normal((n_query, dim), np.float32)
+    return query, gallery
+
+
+def wrapper_overhead(query: np.ndarray, gallery: np.ndarray, k: int) -> tuple[float, float]:
+    """(seconds, share) of knn_search (blas) spent outside the search's own matmul + partial sort (cProfile):
+    validation, norms, normalisation, tie sorting, near-tie and k-th-tie passes, result assembly."""
+    import cProfile
+    import pstats
+
+    from whale_retrieval import KnnConfig, knn_search
+
+    profiler = cProfile.Profile()
+    profiler.runcall(knn_search, query, gallery, k, config=KnnConfig(backend="blas"))
+    stats = pstats.Stats(profiler).stats
+    total = max(row[3] for row in stats.values())  # the outermost call's cumulative time
+    core = sum(
+        row[2]  # own time: the search loop (whose matmul runs as an operator inside it) and the partial sort
+        for (file, _, name), row in stats.items()
+        if (file.endswith("search_blas.py") and name == "search") or "argpartition" in name
+    )
+    return total - core, (total - core) / total
+
+
+def sklearn_search(query: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The baseline at equal k: sklearn brute-force cosine kNN (distances, indices)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    return NearestNeighbors(n_neighbors=k, metric="cosine").fit(gallery).kneighbors(query)
+
+
+def equal_k(sizes: list[tuple[int, int, int]], k: int, repeats: int) -> None:
+    """Rows: knn_search (blas, faiss) vs sklearn cosine at the same k, interleaved repeats, best kept."""
+    import sklearn.neighbors  # noqa: F401  (imported before timing, as knn_search's libraries are)
+
+    from whale_retrieval import KnnConfig, knn_search
+
+    print(f"\nEqual k = {k} (same process, best of {repeats} interleaved repeats):\n")
+    print("| gallery × queries × dim | method | s | vs sklearn | answers = float64-tie-aware blas |")
+    print("|---|---|---:|---:|---|")
+    for n_gallery, n_query, dim in sizes:
+        query, gallery = clustered(n_gallery, n_query, dim)
+        runs = {
+            "sklearn NearestNeighbors(metric='cosine')": functools.partial(sklearn_search, query, gallery, k),
+            "knn_search, backend blas": functools.partial(
+                knn_search, query, gallery, k, config=KnnConfig(backend="blas")
+            ),
+            "knn_search, backend faiss": functools.partial(
+                knn_search, query, gallery, k, config=KnnConfig(backend="faiss")
+            ),
+        }
+        best, out = {name: np.inf for name in runs}, {}
+        for _ in range(repeats):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                out[name] = run()
+                best[name] = min(best[name], time.perf_counter() - start)
+        base = best["sklearn NearestNeighbors(metric='cosine')"]
+        reference = out["knn_search, backend blas"][1]
+        for name, seconds in best.items():
+            same = ""
+            if name.startswith("knn_search"):
+                same = "yes" if np.array_equal(out[name][1], reference) else "no"
+            elif name.startswith("sklearn"):
+                differ = int((out[name][1] != reference).any(axis=1).sum())
+                same = f"{differ} of {n_query:,} rows differ (fp32 near-ties)" if differ else "yes"
+            size = f"{n_gallery:,} × {n_query:,} × {dim}"
+            print(f"| {size} | {name} | {seconds:.2f} | {base / seconds:.2f}× | {same} |")
+        seconds, share = wrapper_overhead(query, gallery, k)
+        print(
+            f"| {size} | knn_search blas: time outside its matmul + partial sort (cProfile) | {seconds:.2f} | "
+            f"{share:.0%} of knn_search | |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="5,000 × 2,000 at 256-d")
@@ -128,16 +226,30 @@ def main() -> None:
     parser.add_argument("--ref-neighbors", type=int, default=850, help="the reference recipe's kNN size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", nargs="+", default=["ours_bf16", "ours", "reference"], choices=list(METHODS))
+    parser.add_argument(
+        "--equal-k",
+        nargs="*",
+        metavar="GxQxD",
+        help="only the equal-k table: knn_search vs sklearn at the same k, at these sizes (default: the "
+        "--quick size, 12,000 × 3,000 × 4608 and the Kaggle sizes)",
+    )
+    parser.add_argument("--k", type=int, default=100, help="neighbours of the equal-k table")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats of the equal-k table")
+    parser.add_argument("--rounds", type=int, default=1, help="child-process rounds of every method (fastest kept)")
     parser.add_argument("--worker", choices=[*METHODS, "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--floor-dim", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "floor":
-        print(json.dumps(matmul_rates(args.floor_dim)))
+        print(json.dumps(matmul_rates(args.floor_dim, args.n_gallery)))
         return None
     if args.worker:
         return worker(args)
+    if args.equal_k is not None:
+        default = [(5_000, 2_000, 256), (12_000, 3_000, 4608), (51_033, 27_956, 512), (51_033, 27_956, 4608)]
+        sizes = [tuple(int(x) for x in size.split("x")) for size in args.equal_k] or default
+        return equal_k(sizes, args.k, args.repeats)
     if args.quick:
         args.n_gallery, args.n_query, args.n_individuals, args.dims = 5_000, 2_000, 1_500, [256]
     print(f"gallery {args.n_gallery:,} × queries {args.n_query:,}, {args.n_individuals:,} individuals")
@@ -148,7 +260,11 @@ def main() -> None:
         data = Path(tmp)
         for dim in args.dims:
             make_data(args.n_gallery, args.n_query, dim, args.n_individuals, args.seed, data)
-            results = {m: run_method(m, args, data, data / f"{m}.npy") for m in args.methods}
+            results = {}
+            for _ in range(args.rounds):  # methods interleaved, each method's fastest round kept
+                for m in args.methods:
+                    run = run_method(m, args, data, data / f"{m}.npy")
+                    results[m] = min(results.get(m, run), run, key=lambda r: r[0])
             ref_s, _, ref = results.get("reference", (None, None, None))
             floors.append(search_floor(dim, args.n_query, args.n_gallery, ref_s))
             for method, (seconds, gib, answers) in results.items():
@@ -175,11 +291,16 @@ def exact_top5(query: np.ndarray, gallery: np.ndarray, labels: list[str], n_neig
 def search_floor(dim: int, n_query: int, n_gallery: int, reference_s: float | None) -> str:
     """One line: seconds the search's matmul alone takes in fp32 and bf16, and the speed-up that caps."""
     done = subprocess.run(
-        [sys.executable, __file__, "--worker=floor", f"--floor-dim={dim}"], capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--worker=floor", f"--floor-dim={dim}", f"--n-gallery={n_gallery}"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     rates = json.loads(done.stdout.strip().splitlines()[-1])
+    shape = " × ".join(f"{x:,}" for x in rates.pop("shape"))
     flops = 2.0 * n_query * n_gallery * dim
-    line = f"- {dim}-d: " + ", ".join(f"{k} {v:.0f} GFLOP/s → {flops / v / 1e9:.1f} s" for k, v in rates.items())
+    line = f"- {dim}-d, block {shape}: "
+    line += ", ".join(f"{k} {v:.0f} GFLOP/s → {flops / v / 1e9:.1f} s" for k, v in rates.items())
     if reference_s:
         line += f"; at best {reference_s / (flops / rates['bf16'] / 1e9):.1f}× the reference with a bf16 matmul"
     return line

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.matcher._synth import similarity, texture, warp, write
+from tests.matcher._synth import write
 from whale_matcher import MatcherConfig, extract_features
+from whale_matcher.synthetic import similarity, texture, warp
 
 N_TEXTURES = 12
 

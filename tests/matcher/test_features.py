@@ -2,7 +2,6 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.matcher._synth import HEIGHT, WIDTH
 from tests.matcher.conftest import row
 from whale_core import InputError
 from whale_matcher import (
@@ -14,6 +13,7 @@ from whale_matcher import (
     load_features,
     save_features,
 )
+from whale_matcher.synthetic import HEIGHT, WIDTH
 
 
 def test_rootsift_features_layout(feats, crop_paths):

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from tests.matcher._synth import WIDTH, reference_pairs, similarity
 from tests.matcher.conftest import N_TEXTURES, row
 from whale_core import InputError
 from whale_matcher import (
@@ -13,6 +12,8 @@ from whale_matcher import (
     match_photos,
     verify_pairs,
 )
+from whale_matcher.reference import reference_pairs
+from whale_matcher.synthetic import WIDTH, similarity
 
 CFG = MatcherConfig()
 
@@ -72,9 +73,9 @@ def _mixed_pairs(feats, seed=0, candidates=16):
     return pairs[rng.permutation(len(pairs))]
 
 
-@pytest.mark.parametrize("mutual", [False, True])
-def test_batched_equals_the_per_pair_reference(feats, mutual):
-    cfg = CFG.replace(mutual=mutual)
+@pytest.mark.parametrize("mutual, matmul", [(False, "fp32"), (False, "bf16"), (True, "auto")])
+def test_batched_equals_the_per_pair_reference(feats, mutual, matmul):
+    cfg = CFG.replace(mutual=mutual, matmul=matmul)
     pairs = _mixed_pairs(feats, candidates=6 if mutual else 16)
     ev = verify_pairs(feats, feats, pairs, cfg, progress=False)
     matches, inliers, mirrored = reference_pairs(feats, feats, pairs, cfg)

@@ -22,11 +22,15 @@ def brute_force(query: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndar
     return np.take_along_axis(sims, order, axis=1), order
 
 
+EXACT_BACKENDS = ["blas", "faiss"]
+
+
+@pytest.mark.parametrize("backend", EXACT_BACKENDS)
 @pytest.mark.parametrize("chunk_size", [None, 1, 7, 64])
-def test_matches_brute_force_on_random_data(chunk_size: int | None) -> None:
+def test_matches_brute_force_on_random_data(chunk_size: int | None, backend: str) -> None:
     rng = np.random.default_rng(0)
     query, gallery = rng.normal(size=(101, 24)), rng.normal(size=(333, 24)) * 3.0
-    sims, idx = knn_search(query, gallery, 10, chunk_size=chunk_size)
+    sims, idx = knn_search(query, gallery, 10, chunk_size=chunk_size, config=KnnConfig(backend=backend))
     want_sims, want_idx = brute_force(query, gallery, 10)
     assert sims.dtype == np.float32 and idx.dtype == np.int64 and sims.shape == (101, 10)
     np.testing.assert_array_equal(idx, want_idx)
@@ -42,11 +46,12 @@ def exact_tie_vectors(rng: np.random.Generator, n: int, dim: int = 16) -> np.nda
     return out
 
 
-@pytest.mark.parametrize("k", [1, 3, 10])
-def test_ties_go_to_the_lowest_gallery_index_even_at_the_kth_place(k: int) -> None:
+@pytest.mark.parametrize("backend", EXACT_BACKENDS)
+@pytest.mark.parametrize("k", [1, 3, 10, 300])
+def test_ties_go_to_the_lowest_gallery_index_even_at_the_kth_place(k: int, backend: str) -> None:
     rng = np.random.default_rng(1)
     query, gallery = exact_tie_vectors(rng, 40), exact_tie_vectors(rng, 300)
-    sims, idx = knn_search(query, gallery, k, chunk_size=13)
+    sims, idx = knn_search(query, gallery, k, chunk_size=13, config=KnnConfig(backend=backend))
     want_sims, want_idx = brute_force(query, gallery, k)
     np.testing.assert_array_equal(idx, want_idx)
     np.testing.assert_array_equal(sims, want_sims)
@@ -133,7 +138,9 @@ def test_bf16_backend_ties_and_thin_margins_fall_back_to_exact(k: int) -> None:
     np.testing.assert_array_equal(sims, want_sims)
 
 
-@pytest.mark.parametrize("config", [KnnConfig(), BF16], ids=["faiss", "torch_bf16"])
+@pytest.mark.parametrize(
+    "config", [KnnConfig(backend="blas"), KnnConfig(backend="faiss"), BF16], ids=["blas", "faiss", "torch_bf16"]
+)
 def test_near_ties_follow_float64_order(config: KnnConfig) -> None:
     # gallery rows that differ by ~1e-9 in score: fp32 cannot order them, float64 can
     rng = np.random.default_rng(4)
@@ -232,14 +239,15 @@ def test_bf16_error_bound_covers_every_pair() -> None:
 
 
 def test_backend_choice() -> None:
-    from whale_retrieval.knn import resolve_backend
+    from whale_retrieval.searcher import resolve_backend
 
-    assert resolve_backend(KnnConfig(), 100, 1000, 64) == "faiss"  # small: torch start-up would not pay
-    assert resolve_backend(KnnConfig(), 10**5, 10**5, 4608) == "faiss"  # CPU top-k: the re-score outweighs bf16
-    assert resolve_backend(KnnConfig(), 100, 1000, 64, label_aware=True) == "faiss"
+    assert resolve_backend(KnnConfig(), 100, 1000, 64) == "blas"  # small: torch start-up would not pay
+    assert resolve_backend(KnnConfig(), 10**5, 10**5, 4608) == "blas"  # CPU top-k: the re-score outweighs bf16
+    assert resolve_backend(KnnConfig(), 100, 1000, 64, label_aware=True) == "blas"
     assert resolve_backend(KnnConfig(index="ivf", backend="torch_bf16"), 10**5, 10**5, 4608) == "faiss"
     assert resolve_backend(BF16, 1, 1, 1) == "torch_bf16"
     assert resolve_backend(KnnConfig(backend="faiss"), 10**5, 10**5, 4608) == "faiss"
+    assert resolve_backend(KnnConfig(backend="blas"), 10**5, 10**5, 4608, label_aware=True) == "blas"
 
 
 def _cpu_has_bf16_kernels() -> bool:
@@ -253,10 +261,10 @@ def _cpu_has_bf16_kernels() -> bool:
 
 
 def test_label_aware_search_picks_bf16_exactly_where_the_cpu_has_bf16_kernels() -> None:
-    from whale_retrieval.knn import resolve_backend
+    from whale_retrieval.searcher import resolve_backend
 
     pytest.importorskip("torch")
-    want = "torch_bf16" if _cpu_has_bf16_kernels() else "faiss"
+    want = "torch_bf16" if _cpu_has_bf16_kernels() else "blas"
     assert resolve_backend(KnnConfig(), 10**5, 10**5, 4608, label_aware=True) == want
 
 
@@ -275,4 +283,4 @@ def test_retrieval_works_without_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "torch is not importable; searching with FAISS" in done.stderr
+    assert "torch is not importable; searching with the fp32 BLAS pass" in done.stderr

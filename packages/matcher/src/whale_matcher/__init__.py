@@ -2,7 +2,9 @@
 
 RootSIFT (default), SIFT, ORB or AKAZE keypoints are extracted per crop (and per mirrored crop) into a
 CSR `Features` cache; `verify_pairs` re-scores (query, gallery) candidate pairs by ratio-test matches and
-RANSAC inliers, batched per query. Pure OpenCV + numpy, no torch: the retrieval and predict stages use it.
+RANSAC inliers, batched per query. OpenCV + numpy; torch, when installed with bf16 kernels, only speeds
+up the descriptor matmul (`MatcherConfig.matmul`, same answers). `synthetic` and `reference` hold the
+textured test crops and the plain per-pair OpenCV loop that tests and benchmarks compare against.
 """
 
 from whale_matcher.config import MatcherConfig

@@ -2,7 +2,7 @@
 
 On Linux the pool forks, so the shared inputs (features of a whole gallery) reach the workers by
 copy-on-write memory instead of being pickled; elsewhere they are pickled once per worker. Each worker
-runs single-threaded BLAS and OpenCV: `workers` processes use `workers` cores, no oversubscription.
+runs single-threaded BLAS, OpenCV and torch: `workers` processes use `workers` cores, no oversubscription.
 
 Forking a process whose OpenCV thread pool is alive can copy a locked pool mutex into the child, which
 then hangs in its first parallel OpenCV call (seen here about one run in two). So OpenCV is set to one
@@ -12,6 +12,7 @@ thread — which joins its pool threads — while the pool forks, and restored a
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -31,6 +32,8 @@ def _init_worker(obj: Any) -> None:
 
     threadpool_limits(1)
     cv2.setNumThreads(1)
+    if "torch" in sys.modules:  # the bf16 matcher's matmul, imported before the fork
+        sys.modules["torch"].set_num_threads(1)
     _SHARED = obj
 
 

@@ -106,6 +106,8 @@ def verify_pairs(
         np.zeros(len(pairs), bool),
     )
     shared = (query, gallery, sorted_pairs, cfg)
+    if cfg.workers > 1 and _batch.uses_bf16(cfg, query.binary):
+        import torch  # noqa: F401  (imported once here, so that the forked workers share it)
     with tqdm(total=len(pairs), desc="verify", unit="pair", disable=None if progress else True) as bar:
         for (begin, stop), (m, i, r) in zip(tasks, _parallel.imap_ordered(_verify_task, tasks, shared, cfg.workers)):
             where = order[begin:stop]

@@ -21,14 +21,16 @@ class KnnConfig(Config):
         use_gpu: move the index to a GPU when faiss was built with GPU support (falls back to CPU
             with a warning otherwise).
         seed: seed of IVF training.
-        backend: how the exact ("flat") search runs. "faiss" = FAISS `IndexFlatIP` in fp32; "torch_bf16" =
+        backend: how the exact ("flat") search runs (one `whale_retrieval.searcher.Searcher` each). "blas" =
+            an fp32 BLAS matmul per query block + partial sort, no index (the CPU default); "faiss" = FAISS
+            `IndexFlatIP` in fp32 (FAISS-GPU with `use_gpu`); "torch_bf16" =
             a bf16 candidate pass with torch (an optional accelerator, ~4× the fp32 matmul rate on CPUs with
             bf16 kernels) whose candidates are re-scored in fp32 and proven complete by an error-bound margin
             test, falling back to exact rows where the margin is too thin — the same answers as "faiss";
-            "auto" = faiss for small searches; for large ones bf16 where it was measured to pay — searches
+            "auto" = blas on CPUs, except bf16 for large searches where it was measured to pay — searches
             that rank individuals (`knn_search(gallery_labels=...)`, as prediction does) on devices with
-            native bf16 kernels, and plain top-k searches on a GPU (`use_gpu`) when faiss has no GPU support
-            (`whale_retrieval.knn.resolve_backend`; numbers in benchmarks/README.md).
+            native bf16 kernels; with `use_gpu`, FAISS-GPU, else bf16 on a CUDA GPU
+            (`whale_retrieval.searcher.resolve_backend`; numbers in benchmarks/README.md).
         bf16_extra_candidates: a plain top-k bf16 search re-scores 2k + this many candidates per query in
             fp32 (a second round re-scores four times as many for the queries whose margin test failed);
             searches that rank individuals start from fewer (6 per individual).
@@ -44,7 +46,7 @@ class KnnConfig(Config):
     hnsw_ef_search: int = 128
     use_gpu: bool = False
     seed: int = 0
-    backend: Literal["auto", "faiss", "torch_bf16"] = "auto"
+    backend: Literal["auto", "blas", "faiss", "torch_bf16"] = "auto"
     bf16_extra_candidates: int = 64
 
 

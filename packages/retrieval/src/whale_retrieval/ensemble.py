@@ -8,7 +8,7 @@ import numpy as np
 
 from whale_core import InputError
 from whale_retrieval._blocks import chunks
-from whale_retrieval.knn import check_embeddings
+from whale_retrieval.rows import check_embeddings
 
 _CHUNK_ROWS = 8192
 

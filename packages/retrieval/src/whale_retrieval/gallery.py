@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from whale_core import InputError, atomic_path, atomic_write_json
-from whale_retrieval.knn import check_embeddings
+from whale_retrieval.rows import check_embeddings
 
 ARRAYS_FILE = "gallery.npz"
 SETTINGS_FILE = "gallery.json"

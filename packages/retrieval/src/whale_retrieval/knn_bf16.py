@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import functools
 import logging
+from pathlib import Path
 
 import numpy as np
 
 from whale_retrieval._blocks import chunks, norm_chunk_rows
 from whale_retrieval.config import KnnConfig
-from whale_retrieval.knn import _normalised, _sort_ties_by_index
 from whale_retrieval.near_ties import NEAR_TIE_GAP, exact_top_k_float64
+from whale_retrieval.rows import normalised, sort_ties_by_index
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ BF16_UNIT_ROUNDOFF = 2.0**-8
 FP32_UNIT_ROUNDOFF = 2.0**-24
 _NORM_SLACK = 1e-3  # fp32 "unit" rows have norm 1 ± d·2⁻²⁴; 1e-3 covers any d below 16 million
 _RESCORE_BYTES = 64 << 20
+_PREPARE_ROWS = 2048  # gallery rows per step of the bf16 copy: few torch calls (113-row blocks cost 2.4 s at 12k)
+_SCORE_BLOCK_BYTES = 48 << 20  # bf16 scores per matmul: the measured fast shape, 2000 × 12,000 (README)
 #: Label-aware searches first re-score this many candidates per wanted individual (then four times as many).
 _LABEL_AWARE_POOL_PER_INDIVIDUAL = 6
 
@@ -93,11 +96,12 @@ class _Bf16Gallery:
         self.inv_norms = torch.from_numpy(1.0 / norms).to(device)
         self.bf16 = torch.empty((n, dim), dtype=torch.bfloat16, device=device)
         residual = torch.zeros((), dtype=torch.float32, device=device)
-        for start, stop in chunks(n, norm_chunk_rows(dim)):
-            block = torch.from_numpy(_normalised(gallery_emb, norms, start, stop)).to(device)
-            self.bf16[start:stop] = block.to(torch.bfloat16)
-            block_residual = torch.linalg.vector_norm(block - self.bf16[start:stop].float(), dim=1).max()
-            residual = torch.maximum(residual, block_residual)
+        inv_norms = self.inv_norms.float()[:, None]  # fp32 unit rows: norms 1 ± 3·2⁻²⁴, inside _NORM_SLACK
+        for start, stop in chunks(n, max(norm_chunk_rows(dim), _PREPARE_ROWS)):
+            block = self.rows[start:stop] * inv_norms[start:stop]
+            self.bf16[start:stop] = block
+            block -= self.bf16[start:stop]
+            residual = torch.maximum(residual, torch.linalg.vector_norm(block, dim=1).max())
         self.residual = float(residual)
 
 
@@ -166,34 +170,75 @@ def _settled(stage_sims: np.ndarray, position: np.ndarray, k: int, excluded_boun
     return settled
 
 
+def query_chunk_rows(n_gallery: int, dim: int, memory_budget_mb: int) -> int:
+    """Query rows per chunk of the bf16 search: its rows, scores and candidates within the budget."""
+    return max(1, (memory_budget_mb << 20) // (2 * n_gallery + 8 * dim))
+
+
+@functools.cache
+def _l3_bytes() -> int:
+    """This machine's last-level cache size (Linux sysfs; 32 MiB where the OS does not say)."""
+    try:
+        text = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()  # e.g. "32768K"
+        return int(text[:-1]) << {"K": 10, "M": 20}[text[-1]]
+    except (OSError, ValueError, KeyError, IndexError):
+        return 32 << 20
+
+
+def gallery_block_rows(dim: int, query_rows: int) -> int:
+    """Gallery rows per bf16 matmul: the [query rows × gallery rows] bf16 score block stays near
+    `_SCORE_BLOCK_BYTES` (where the measured bf16 rate holds; a 197 MB block per query chunk lost it),
+    and the gallery block itself within a few L3-sized slices of `dim`-wide rows."""
+    by_scores = _SCORE_BLOCK_BYTES // (2 * max(1, query_rows))
+    by_rows = 4 * _l3_bytes() // (2 * dim)
+    return max(1024, min(by_scores, by_rows))
+
+
+def _bf16_top(torch, queries_bf16, gallery: _Bf16Gallery, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bf16 scores float64, gallery rows) of the `fetch` best per query, the gallery in blocks (merged)."""
+    n_gallery, dim = gallery.bf16.shape
+    block = gallery_block_rows(dim, len(queries_bf16))
+    vals, rows = [], []
+    for start, stop in chunks(n_gallery, block):
+        v, i = torch.topk(queries_bf16 @ gallery.bf16[start:stop].T, min(fetch, stop - start), dim=1)
+        vals.append(v)
+        rows.append(i + start)
+    top_vals, pos = torch.topk(torch.cat(vals, 1), fetch, dim=1)
+    top_idx = torch.gather(torch.cat(rows, 1), 1, pos)
+    return top_vals.float().cpu().numpy().astype(np.float64), top_idx.cpu().numpy()
+
+
 def _search_chunk(torch, queries_np: np.ndarray, gallery: _Bf16Gallery, k: int, extra: int, labels, full_scan):
     """Top-k of one query chunk, exact up to `_settle_positions`; returns (sims, idx, rows needing a full scan).
 
-    `full_scan(rows)` returns the float64 top-k of the chunk's `rows` for the queries no pool settles.
+    The bf16 pass first fetches the smallest pool (+1, the best excluded score for the proof); queries a
+    pool does not settle fetch the next pool's candidates again (they are few). `full_scan(rows)` returns
+    the float64 top-k of the chunk's `rows` for the queries no pool settles.
     """
     n_gallery, dim = gallery.bf16.shape
     queries = torch.from_numpy(queries_np).to(gallery.bf16.device)
-    residual = torch.linalg.vector_norm(queries - queries.to(torch.bfloat16).float(), dim=1).cpu().numpy()
-    stages = _stages(n_gallery, k, extra, labels)
-    fetch = min(n_gallery, stages[-1] + 1)
-    top_vals, top_idx = torch.topk(queries.to(torch.bfloat16) @ gallery.bf16.T, fetch, dim=1)
-    top_vals, top_idx = top_vals.float().cpu().numpy().astype(np.float64), top_idx.cpu().numpy()
+    queries_bf16 = queries.to(torch.bfloat16)
+    residual = torch.linalg.vector_norm(queries - queries_bf16.float(), dim=1).cpu().numpy()
     error = bf16_error_bound(residual.astype(np.float64), gallery.residual, dim)
     sims = np.full((len(queries_np), k), -np.inf, dtype=np.float32)
     idx = np.full((len(queries_np), k), -1, dtype=np.int64)
     pending = np.arange(len(queries_np))
-    for n_cand in stages:
+    top_vals, top_idx = np.zeros((len(pending), 0)), np.zeros((len(pending), 0), np.int64)  # rows of `pending`
+    for n_cand in _stages(n_gallery, k, extra, labels):
         if n_cand == n_gallery:
             break  # a pool of the whole gallery is the full scan
-        candidates = top_idx[pending, :n_cand]
+        if top_idx.shape[1] < n_cand + 1:
+            rows = torch.from_numpy(pending).to(queries.device)
+            top_vals, top_idx = _bf16_top(torch, queries_bf16[rows], gallery, min(n_gallery, n_cand + 1))
+        candidates = top_idx[:, :n_cand]
         scores = _rescore(torch, queries[torch.from_numpy(pending).to(queries.device)], gallery, candidates)
-        stage_sims, stage_idx = _sort_ties_by_index(scores, candidates)
-        bound = excluded_score_bound(top_vals[pending, n_cand], error[pending])
+        stage_sims, stage_idx = sort_ties_by_index(scores, candidates)
+        bound = excluded_score_bound(top_vals[:, n_cand], error[pending])
         settled = _settled(stage_sims, _settle_positions(stage_idx, k, labels), k, bound)
         width = min(k, n_cand)
         rows = pending[settled]
         sims[rows, :width], idx[rows, :width] = stage_sims[settled, :width], stage_idx[settled, :width]
-        pending = pending[~settled]
+        pending, top_vals, top_idx = pending[~settled], top_vals[~settled], top_idx[~settled]
         if not pending.size:
             return sims, idx, 0
     sims[pending], idx[pending] = full_scan(pending)
@@ -222,7 +267,7 @@ def bf16_knn_search(
 
     device = torch.device("cuda" if config.use_gpu and torch.cuda.is_available() else "cpu")
     n_gallery, dim = gallery_emb.shape
-    chunk_size = chunk_size or max(1, (config.memory_budget_mb << 20) // (2 * n_gallery + 8 * dim))
+    chunk_size = chunk_size or query_chunk_rows(n_gallery, dim, config.memory_budget_mb)
     extra = max(0, config.bf16_extra_candidates)
     with torch.inference_mode():
         gallery = _Bf16Gallery(torch, gallery_emb, gallery_norms, device)
@@ -230,11 +275,11 @@ def bf16_knn_search(
         idx = np.empty((len(query_emb), k), dtype=np.int64)
         full_scans = 0
         for start, stop in chunks(len(query_emb), chunk_size):
-            queries = _normalised(query_emb, query_norms, start, stop)
+            queries = normalised(query_emb, query_norms, start, stop)
 
             def full_scan(rows: np.ndarray, start: int = start) -> tuple[np.ndarray, np.ndarray]:
                 rows = start + rows
-                return exact_top_k_float64(query_emb[rows], query_norms[rows], gallery_emb, gallery_norms, k)
+                return exact_top_k_float64(query_emb[rows], gallery_emb, k)
 
             chunk = _search_chunk(torch, queries, gallery, k, extra, labels, full_scan)
             sims[start:stop], idx[start:stop], scans = chunk
@@ -242,3 +287,16 @@ def bf16_knn_search(
     if full_scans:
         log.info("bf16 kNN: %d of %d queries needed a full float64 scan (thin margins)", full_scans, len(query_emb))
     return sims, idx
+
+
+class Bf16Searcher:
+    """`Searcher` by the bf16 candidate pass (`bf16_knn_search`), on the CPU or a CUDA GPU (`use_gpu`)."""
+
+    def __init__(self, gallery_emb: np.ndarray, gallery_norms: np.ndarray, config: KnnConfig, chunk_size) -> None:
+        self.gallery, self.norms, self.config, self.chunk_size = gallery_emb, gallery_norms, config, chunk_size
+
+    def search(self, query_emb, query_norms, k, labels=None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k per query row, exact up to the n-th distinct label's neighbour when `labels` are given."""
+        return bf16_knn_search(
+            query_emb, query_norms, self.gallery, self.norms, k, self.chunk_size, self.config, labels
+        )

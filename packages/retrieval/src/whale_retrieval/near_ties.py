@@ -4,7 +4,7 @@ fp32 dot products of 4608-d unit rows err by ~1e-8 (summation order differs betw
 torch), so two neighbours closer than that can come out in either order — and when they belong to
 different individuals, the fifth answer flips. Measured at Kaggle size: 1–2 of 27,956 queries per
 method, the float32 reference included. Rows of the result with two scores within `NEAR_TIE_GAP` of each
-other are re-scored here in float64 from the caller's own (unnormalised) rows and re-sorted, so their
+other are re-scored here in float64 from the caller's own rows (with float64 norms) and re-sorted, so their
 order is the float64 order (ties still to the lowest gallery index). Such rows are rare, so this costs
 little; it only reorders what the search found.
 
@@ -18,61 +18,94 @@ import numpy as np
 
 from whale_retrieval._blocks import chunks, norm_chunk_rows
 
+FP32_UNIT_ROUNDOFF = 2.0**-24
+_FP32_SCAN_ROWS = 4096
 #: Neighbours this close in fp32 are re-scored in float64 (≫ the ~1e-8 fp32 error at d = 4608, ≪ score spread).
 NEAR_TIE_GAP = 1e-6
 
 
-def near_tie_rows(sims: np.ndarray) -> np.ndarray:
-    """Rows of a descending similarity matrix holding two finite scores within `NEAR_TIE_GAP`."""
-    if sims.shape[1] < 2:
-        return np.zeros(0, dtype=np.int64)
-    with np.errstate(invalid="ignore"):  # -inf − -inf in padded slots
-        gaps = sims[:, :-1] - sims[:, 1:]
-    return np.flatnonzero((np.isfinite(gaps) & (gaps < NEAR_TIE_GAP)).any(axis=1))
+def _float64_unit(rows: np.ndarray) -> np.ndarray:
+    """Rows in float64 divided by their float64 norms."""
+    rows = np.asarray(rows, dtype=np.float64)
+    return rows / np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
 
 
-def refine_near_ties(
-    query_emb: np.ndarray,
-    query_norms: np.ndarray,
-    gallery_emb: np.ndarray,
-    gallery_norms: np.ndarray,
-    sims: np.ndarray,
-    idx: np.ndarray,
-) -> int:
-    """Re-score the near-tie rows of (sims, idx) in float64 and re-sort them in place; returns how many.
+def refine_near_ties(query_emb: np.ndarray, gallery_emb: np.ndarray, sims: np.ndarray, idx: np.ndarray) -> int:
+    """Re-score the near-tied neighbours of (sims, idx) in float64 and re-sort them in place; returns how many rows.
+
+    Only the runs of neighbours whose consecutive fp32 scores are within `NEAR_TIE_GAP` are re-scored
+    (typically two entries of a row, not the row): fp32 errs by far less than the gap, so float64 can only
+    reorder entries inside a run. Their scores become the float64 ones (as float32).
 
     Args:
-        query_emb, gallery_emb: the search's raw inputs; `query_norms`, `gallery_norms` their float64 norms.
+        query_emb, gallery_emb: the search's raw inputs (their norms are taken here, in float64).
         sims, idx: the search result ([n, k], descending; -1 marks an empty slot), modified in place.
     """
-    rows = near_tie_rows(sims)
-    for row in rows:
-        hits = idx[row] >= 0
-        found = idx[row, hits]
-        query = np.asarray(query_emb[row], dtype=np.float64) / query_norms[row]
-        scores = (np.asarray(gallery_emb[found], dtype=np.float64) @ query) / gallery_norms[found]
-        order = np.lexsort((found, -scores))
-        sims[row, : found.size], idx[row, : found.size] = scores[order].astype(np.float32), found[order]
-    return rows.size
+    if sims.shape[1] < 2:
+        return 0
+    with np.errstate(invalid="ignore"):  # -inf − -inf in padded slots
+        gaps = sims[:, :-1] - sims[:, 1:]
+    tied = np.isfinite(gaps) & (gaps < NEAR_TIE_GAP)
+    involved = np.zeros(sims.shape, bool)
+    involved[:, :-1] |= tied
+    involved[:, 1:] |= tied
+    rows, pos = np.nonzero(involved)  # row-major: each run's slots are consecutive and ascending
+    if not rows.size:
+        return 0
+    starts = (pos == 0) | ~tied[rows, np.maximum(pos - 1, 0)]
+    run = np.cumsum(starts)
+    found = idx[rows, pos]
+    scores = np.empty(rows.size, dtype=np.float64)
+    for begin, end in chunks(rows.size, norm_chunk_rows(gallery_emb.shape[1])):
+        query, gallery = _float64_unit(query_emb[rows[begin:end]]), _float64_unit(gallery_emb[found[begin:end]])
+        scores[begin:end] = np.einsum("ij,ij->i", query, gallery)
+    order = np.lexsort((found, -scores, run))
+    sims[rows, pos], idx[rows, pos] = scores[order].astype(np.float32), found[order]
+    return np.unique(rows).size
 
 
-def exact_top_k_float64(
-    query_rows: np.ndarray, query_norms: np.ndarray, gallery_emb: np.ndarray, gallery_norms: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
+def settle_kth_ties(
+    sims: np.ndarray, idx: np.ndarray, next_sims: np.ndarray, query_emb: np.ndarray, gallery_emb: np.ndarray
+) -> int:
+    """Rows of a sorted top-k whose k-th score is within `NEAR_TIE_GAP` of the best excluded one
+    (`next_sims`): which gallery row is in is decided on the full float64 row, in place; returns how many.
+
+    One call for all such rows of a search: each call is a float64 pass over the whole gallery.
+    """
+    k = sims.shape[1]
+    tied = np.flatnonzero(sims[:, k - 1] - next_sims < NEAR_TIE_GAP)
+    for begin, end in chunks(tied.size, 512):
+        rows = tied[begin:end]
+        sims[rows], idx[rows] = exact_top_k_float64(query_emb[rows], gallery_emb, k)
+    return tied.size
+
+
+def _fp32_error_margin(dim: int) -> float:
+    """Twice a worst-case bound on |fp32 − exact| cosine of unit rows (summation γ_d, norms), plus slack."""
+    gamma = dim * FP32_UNIT_ROUNDOFF / (1.0 - dim * FP32_UNIT_ROUNDOFF)
+    return 2.0 * (gamma + 8 * FP32_UNIT_ROUNDOFF) + NEAR_TIE_GAP
+
+
+def exact_top_k_float64(query_rows: np.ndarray, gallery_emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of a few raw query rows against the whole gallery in float64, ties to the lowest gallery index.
 
-    Costs a float64 pass over the gallery (in blocks), so it is for the few rows a search cannot settle.
+    An fp32 pass over the gallery (blocks, norms on the way) finds every row that can be in the float64
+    top-k: those within twice the worst-case fp32 error of the fp32 k-th score; only they are scored in
+    float64. For the few rows a search cannot settle.
     """
-    queries = np.asarray(query_rows, dtype=np.float64) / query_norms[:, None]
-    full = np.empty((len(queries), len(gallery_emb)), dtype=np.float64)
-    for start, stop in chunks(len(gallery_emb), norm_chunk_rows(gallery_emb.shape[1])):
-        block = np.asarray(gallery_emb[start:stop], dtype=np.float64)
-        full[:, start:stop] = (queries @ block.T) / gallery_norms[start:stop]
-    sims = np.empty((len(full), k), dtype=np.float32)
-    idx = np.empty((len(full), k), dtype=np.int64)
-    for row, values in enumerate(full):
+    unit = _float64_unit(query_rows)
+    queries, dim = unit.astype(np.float32), gallery_emb.shape[1]
+    fp32 = np.empty((len(queries), len(gallery_emb)), dtype=np.float32)
+    for start, stop in chunks(len(gallery_emb), _FP32_SCAN_ROWS):  # big blocks: small BLAS calls are slow
+        block = np.asarray(gallery_emb[start:stop], dtype=np.float32)
+        fp32[:, start:stop] = (queries @ block.T) / np.sqrt(np.einsum("ij,ij->i", block, block))
+    margin = _fp32_error_margin(dim)
+    sims = np.empty((len(queries), k), dtype=np.float32)
+    idx = np.empty((len(queries), k), dtype=np.int64)
+    for row, values in enumerate(fp32):
         kth_value = np.partition(values, len(values) - k)[len(values) - k]
-        candidates = np.flatnonzero(values >= kth_value)  # ascending index
-        best = candidates[np.argsort(-values[candidates], kind="stable")[:k]]
-        sims[row], idx[row] = values[best], best
+        candidates = np.flatnonzero(values >= kth_value - margin)  # ascending index
+        exact = _float64_unit(gallery_emb[candidates]) @ unit[row]
+        best = candidates[np.argsort(-exact, kind="stable")[:k]]
+        sims[row], idx[row] = exact[np.argsort(-exact, kind="stable")[:k]], best
     return sims, idx

@@ -1,0 +1,61 @@
+"""Embedding rows shared by every searcher: validation with norms, unit rows, deterministic tie order.
+
+Validation is one fp32 pass (row norms by `einsum` over cache-sized blocks; a NaN or inf anywhere
+makes its row's norm non-finite); only rows whose fp32 norm is not finite or zero are looked at again
+in float64, so a huge but finite row is not mistaken for an overflow. Searches re-order their near-ties
+in float64 from the raw rows (`whale_retrieval.near_ties`), so fp32 norms do not decide any order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from whale_core import InputError
+from whale_retrieval._blocks import chunks, norm_chunk_rows
+
+
+def check_embeddings(emb: np.ndarray, name: str) -> np.ndarray:
+    """Validate a [n, d] embedding matrix and return its row norms (float64 array of fp32-accurate norms).
+
+    Raises:
+        InputError: not 2-D, no columns, NaN/inf values or zero-norm rows; the message names `name`
+            ("query"/"gallery"), how many rows and the first few row indices.
+    """
+    emb = np.asarray(emb)
+    if emb.ndim != 2 or emb.shape[1] == 0:
+        raise InputError(f"{name} embeddings: expected a 2-D [n, d] array with d > 0, got shape {emb.shape}")
+    if not np.issubdtype(emb.dtype, np.number):
+        raise InputError(f"{name} embeddings: expected numbers, got dtype {emb.dtype}")
+    norms = np.empty(emb.shape[0], dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start, stop in chunks(emb.shape[0], 2 * norm_chunk_rows(emb.shape[1])):
+            block = np.asarray(emb[start:stop], dtype=np.float32)
+            norms[start:stop] = np.sqrt(np.einsum("ij,ij->i", block, block))
+    suspect = np.flatnonzero(~np.isfinite(norms) | (norms == 0.0))
+    if suspect.size:  # overflow or underflow in fp32, or really bad rows: decide in float64
+        rows = np.asarray(emb[suspect], dtype=np.float64)
+        scale = np.abs(rows).max(axis=1, initial=0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            norms[suspect] = scale * np.linalg.norm(rows / np.where(scale > 0, scale, 1.0)[:, None], axis=1)
+    for bad, what in ((~np.isfinite(norms), "contain NaN or inf"), (norms == 0.0, "have zero norm")):
+        rows = np.flatnonzero(bad)
+        if rows.size:
+            first = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
+            raise InputError(f"{name} embeddings: {rows.size} row(s) {what} (rows {first})")
+    return norms
+
+
+def normalised(emb: np.ndarray, norms: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows start:stop divided by their norms, block by block, as contiguous float32."""
+    out = np.empty((stop - start, emb.shape[1]), dtype=np.float32)
+    for begin, end in chunks(stop - start, norm_chunk_rows(emb.shape[1])):
+        rows = slice(start + begin, start + end)
+        np.divide(emb[rows], norms[rows, None], out=out[begin:end], casting="unsafe")
+    return out
+
+
+def sort_ties_by_index(sims: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order each row by similarity descending, then gallery index ascending (missing -1 last)."""
+    key_idx = np.where(idx < 0, np.iinfo(np.int64).max, idx)
+    order = np.lexsort((key_idx, -sims), axis=1)
+    return np.take_along_axis(sims, order, axis=1), np.take_along_axis(idx, order, axis=1)
