@@ -18,7 +18,14 @@ from whale_core import Config, ConfigError, read_json, read_table
 from whale_reid.ensemble import stack_oof
 from whale_reid.tracking import log_curves, params_digest, standard_tags
 from whale_reid.verification import MatchConfig, fuse_oof
-from whale_retrieval import TuneConfig, known_new_groups, map_at_5_by_group, map_at_5_per_image, new_share_at
+from whale_retrieval import (
+    TuneConfig,
+    known_new_groups,
+    map_at_5_by_group,
+    map_at_5_per_image,
+    new_share_at,
+    rank_individuals,
+)
 from whale_retrieval.answers import AnswerRule
 from whale_retrieval.postprocess import PostProcessing
 from whale_retrieval.tuning import tune_on_neighbours
@@ -120,7 +127,8 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
                                     progress=True)  # fmt: skip
         post = PostProcessing.from_best_params(result.best_params, k_max)
         if cfg.threshold_mode == "target_share":
-            ranked = AnswerRule(post).apply(stacked.sims, stacked.idx, stacked.gallery_labels).ranked
+            k = post.k_neighbors  # the OOF neighbours are already fused: rank them as AnswerRule.decide does
+            ranked = rank_individuals(stacked.sims[:, :k], stacked.idx[:, :k], stacked.gallery_labels, 5)
             share = new_share_at(ranked, post.thresholds(stacked.idx, stacked.gallery_species))
             post = post.replace(new_share=round(share, 4))
         rule = AnswerRule(post, calibrator, match.shortlist if calibrator else 0)
