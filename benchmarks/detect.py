@@ -18,10 +18,10 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from _common import markdown_table, median_seconds, ratio
 
 from whale_core import atomic_path, configure_offline_env
+from whale_reid.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     from whale_detector import CropConfig
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())["crop"]
+    params = load_params(ROOT / "params.yaml")["crop"]
     ours = CropConfig.from_dict(params).replace(conf_threshold=0.01, imgsz=args.imgsz)
     one_by_one = ours.replace(batch=1, workers=1)
     rows = []

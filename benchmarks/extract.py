@@ -21,19 +21,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from _common import flops_per_image, markdown_table, matmul_gflops, median_seconds, ratio
 from PIL import Image
 
 from whale_core import atomic_path, configure_offline_env
 from whale_embedder import EmbedderConfig, EmbeddingModel, extract_embeddings
+from whale_reid.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("benchmarks.extract")
 
 
 def demo_backbone() -> tuple[str, int]:
-    common = yaml.safe_load((ROOT / "params.yaml").read_text())["embedder"]["common"]
+    common = load_params(ROOT / "params.yaml")["embedder"]["common"]
     return str(common["backbone"]), int(common["image_size"])
 
 

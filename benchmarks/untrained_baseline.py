@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from whale_core import configure_offline_env
 from whale_embedder import EmbeddingModel, extract_embeddings, load_checkpoint
 from whale_embedder.config import EmbedderConfig
 from whale_reid.crops import crop_table
+from whale_reid.params import load_params
 from whale_retrieval import (
     AnswerRule,
     PostProcessing,
@@ -59,7 +59,7 @@ def main() -> None:
     post = json.loads((repo / "outputs/postprocess.json").read_text())
     train = pd.read_csv(repo / "data/prepared/train.csv", dtype=str)
     test = pd.read_csv(repo / "data/prepared/test.csv", dtype=str)
-    raw_dir = yaml.safe_load((repo / "params.yaml").read_text())["data"]["raw_dir"]
+    raw_dir = load_params(repo / "params.yaml")["data"]["raw_dir"]
     truth = pd.read_csv(repo / raw_dir / "test_labels.csv", dtype=str)
     truth = truth.set_index("image")["individual_id"].loc[test.image].tolist()
 

@@ -44,12 +44,21 @@ def _copy_worktree(dest: Path) -> None:
             shutil.copy2(source, dest / name)
 
 
-def make_pipeline_repo(dest: Path, profile: str = "tiny") -> Path:
-    """A fresh git + DVC repository of the project at `dest`, with `profiles/<profile>.yaml` applied."""
+def make_pipeline_repo(dest: Path, profile: str | None = "tiny") -> Path:
+    """A fresh git + DVC repository of the project at `dest`; its committed params are `profiles/<profile>.yaml`'s.
+
+    The profile's overrides are applied by DVC's own `-S` code (what `dvc exp run -S` does to the workspace),
+    then committed, as a user would keep a profile on a branch. `profile=None` commits the defaults.
+    """
     import subprocess
 
     _copy_worktree(dest)
-    subprocess.run([sys.executable, "-m", "pipelines.profile", profile], cwd=dest, check=True, env=_env())
+    if profile is not None:
+        from dvc.utils.hydra import apply_overrides
+
+        from pipelines.profile import profile_overrides
+
+        apply_overrides(dest / "params.yaml", profile_overrides(profile, dest / "profiles"))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "fixture"]):
         subprocess.run(cmd, cwd=dest, check=True, env=_env())
     return dest
@@ -76,9 +85,10 @@ def run_in(cwd: Path, *cmd: str, timeout: int = 900):
 
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory) -> Path:
-    """The whole pipeline run once with `dvc repro` on the tiny profile, in a temporary git repo."""
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("pipeline") / "repo")
-    proc = run_in(repo, "dvc", "repro")
+    """The whole pipeline run once on the tiny profile, in a temporary git repo of the defaults, the way a user
+    switches: `python -m pipelines.profile tiny` (one `dvc exp run` with the profile's overrides)."""
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("pipeline") / "repo", profile=None)
+    proc = run_in(repo, sys.executable, "-m", "pipelines.profile", "tiny")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return repo
 

@@ -13,13 +13,25 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
 from whale_core import Config, ConfigError, InputError
 
 PARAMS_FILE = "params.yaml"
 #: The sections params.yaml may have, one per stage (plus `data` and `tracking`). Add a stage's section here.
 KNOWN_SECTIONS = ("data", "prepare", "detector", "crop", "embedder", "select", "tune", "match", "predict", "tracking")
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file as plain data, read as DVC reads params files (YAML 1.2: `1e-4` is a number, `no` a string).
+
+    Raises:
+        InputError: the file is not valid YAML (the parser's first line says where).
+    """
+    try:
+        return YAML(typ="safe", pure=True).load(Path(path).read_text(encoding="utf-8"))
+    except YAMLError as err:
+        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,10 +106,7 @@ def load_params(path: str | os.PathLike[str] = PARAMS_FILE) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: params file not found (run stages from the repository root)")
-    try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    params = read_yaml(path) or {}
     if not isinstance(params, dict):
         raise InputError(f"{path}: expected a mapping of sections at the top level")
     check_params(params, str(path))

@@ -21,7 +21,6 @@ WRITE_METHODS = {"write_text", "write_bytes", "to_csv", "to_parquet", "save", "s
 ALLOWED = {
     ("packages/core/src/whale_core/io.py", "atomic_path", "open"): "the atomic writer itself: fsync of its temp file",
     ("packages/core/src/whale_core/io.py", "atomic_write_csv", "to_csv"): "to_csv() without a path returns text",
-    ("pipelines/profile.py", "apply_profile", "dump"): "ruamel dumps into a StringIO, then atomic_write_text",
     ("pipelines/predict.py", "main", "save"): "GalleryIndex.save writes each of its two files with atomic_path",
     ("src/whale_reid/tracking.py", "log_table", "to_csv"): "to_csv() without a path returns text for mlflow.log_text",
     ("src/whale_reid/enroll.py", "write_version", "save"): "GalleryIndex.save into a temp folder renamed when complete",
