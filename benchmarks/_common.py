@@ -33,17 +33,20 @@ def matmul_gflops(
     repeats: int = 5,
     device: str = "cpu",
     shape: tuple[int, int, int] | None = None,
+    rows_by_dim: bool = False,
 ) -> float:
     """Measured GFLOP/s of a torch matmul in `dtype_name` ("float32", "bfloat16").
 
     Square `size` × `size` by default; `shape` = (m, n, k) times an [m, k] by a [k, n] matrix instead.
+    `rows_by_dim`: the second matrix is stored [n, k] and used transposed, as a search multiplies by
+    gallery rows (oneDNN's rate differs between the two layouts).
     """
     import torch
 
     m, n, k = shape or (size, size, size)
     dtype = getattr(torch, dtype_name)
     a = torch.randn(m, k, device=device).to(dtype)
-    b = torch.randn(k, n, device=device).to(dtype)
+    b = torch.randn(n, k, device=device).to(dtype).T if rows_by_dim else torch.randn(k, n, device=device).to(dtype)
 
     def run() -> None:
         torch.mm(a, b)

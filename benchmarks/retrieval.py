@@ -96,7 +96,7 @@ def matmul_rates(dim: int, n_gallery: int) -> dict[str, float]:
 
     rows = query_chunk_rows(n_gallery, dim, KnnConfig().memory_budget_mb)
     shape = (rows, min(n_gallery, gallery_block_rows(dim, rows)), dim)
-    rates = {name: matmul_gflops(dtype, shape=shape, repeats=3) for name, dtype in FLOOR_DTYPES.items()}
+    rates = {name: matmul_gflops(dt, shape=shape, repeats=3, rows_by_dim=True) for name, dt in FLOOR_DTYPES.items()}
     return {**rates, "shape": list(shape)}
 
 
