@@ -13,6 +13,7 @@ import pandas as pd
 
 from whale_core import Config, read_json, read_table
 from whale_reid.ensemble import ensemble_embeddings
+from whale_reid.head_scores import head_scores, load_heads
 from whale_reid.submission import make_submission
 from whale_reid.tracking import params_digest, standard_tags
 from whale_reid.verification import MatchConfig, load_feature_sets, shortlist_evidence
@@ -94,7 +95,8 @@ def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) ->
                 load_feature_sets("train", match.regions, paths.features),
                 test["image"].tolist(), gallery.image_ids, idx, rule.shortlist_columns(k), match,
             )  # fmt: skip
-        answers = rule.apply(sims, idx, gallery.labels, gallery.species, evidence).ids
+        head = head_scores(query_emb, load_heads(members)) if rule.blends_head else None
+        answers = rule.apply(sims, idx, gallery.labels, gallery.species, evidence, head=head).ids
     submission = make_submission(test["image"], answers)
     final = test_scores(paths.raw_dir, submission) | {"oof_map5": post_json["oof_map5"]}
     final = {k: round(float(v), 4) for k, v in final.items()}  # the DVC metrics: scores only, rounded
@@ -116,6 +118,7 @@ def log_ensemble_run(prediction: Prediction, artifacts: list[Path], registered_m
     with mlflow.start_run(run_name="ensemble", tags=standard_tags("predict", digest)):
         mlflow.log_params({"members": ", ".join(f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"]))})
         mlflow.log_params({"threshold": rule.post.threshold, "k_neighbors": rule.post.k_neighbors, "scale": rule.scale,
+                           "blend_weight": rule.post.blend_weight,
                            "ensemble_members": len(members),
                            "embedding_dim": int(prediction.gallery.embeddings.shape[1])})  # fmt: skip
         mlflow.log_metrics({k: float(v) for k, v in prediction.final.items()})
