@@ -90,6 +90,9 @@ def load_artefacts(repo: Path) -> Artefacts:
         weights = _need(repo / "models" / "detector" / "best.pt")
     else:
         boxes = read_table(_need(repo / str(crop.boxes_csv)))
+    if gallery.settings.get("region_fusion"):
+        raise InputError(f"{gallery_dir}: built with tune.region_fusion, which identify does not apply yet; "
+                         "set tune.region_fusion.enabled: false and re-run `dvc repro`")  # fmt: skip
     members = load_members(repo, selection["members"])
     artefacts = Artefacts(crop, members, gallery, gallery_dir, detector_weights=weights, given_boxes=boxes)
     if artefacts.answer_rule.blends_head:  # the rule ranks with the members' ArcFace heads too

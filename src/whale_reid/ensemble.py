@@ -79,11 +79,17 @@ class FoldSplit:
     gallery_emb: np.ndarray
 
 
-def oof_splits(members: pd.DataFrame, train: pd.DataFrame, root: Path = EMBEDDINGS_DIR) -> Iterator[FoldSplit]:
-    """For every fold that has selected members: queries = that fold, gallery = the rest."""
+def oof_splits(
+    members: pd.DataFrame, train: pd.DataFrame, root: Path = EMBEDDINGS_DIR, split: str = "train"
+) -> Iterator[FoldSplit]:
+    """For every fold that has selected members: queries = that fold, gallery = the rest.
+
+    Args:
+        split: the embeddings file read (`train`, or `train_<region>` for a second region's embeddings).
+    """
     for fold in sorted(members["fold"].unique()):
         fold_members = members[members["fold"] == fold]
-        emb = ensemble_embeddings(fold_members, "train", train["image"], root)
+        emb = ensemble_embeddings(fold_members, split, train["image"], root)
         is_query = (train["fold"] == fold).to_numpy()
         yield FoldSplit(
             fold=int(fold),
@@ -147,3 +153,18 @@ def stack_oof(
         )  # fmt: skip
         queries.append(split.query.assign(fold=split.fold))
     return stack_splits(splits, k, knn_config), pd.concat(queries, ignore_index=True)
+
+
+def stack_oof_region(
+    members: pd.DataFrame, train: pd.DataFrame, region: str, *, new_share: float, seed: int, root: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """A second region's ensemble embeddings of `stack_oof`'s queries and of its stacked gallery rows, in
+    `stack_oof`'s order (same folds, same hidden individuals: same `new_share` and `seed`)."""
+    queries, galleries = [], []
+    for split in oof_splits(members, train, root, split=f"train_{region}"):
+        keep = hide_individuals(
+            split.query["individual_id"], split.gallery["individual_id"], new_share, seed + split.fold
+        )
+        queries.append(split.query_emb)
+        galleries.append(split.gallery_emb[keep])
+    return np.vstack(queries), np.vstack(galleries)

@@ -14,6 +14,7 @@ import pandas as pd
 from whale_core import Config, read_json, read_table
 from whale_reid.ensemble import ensemble_embeddings
 from whale_reid.head_scores import head_scores, load_heads
+from whale_reid.region_fusion import fuse_query_regions
 from whale_reid.submission import make_submission
 from whale_reid.tracking import params_digest, standard_tags
 from whale_reid.verification import MatchConfig, load_feature_sets, shortlist_evidence
@@ -80,14 +81,18 @@ def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) ->
     gallery = GalleryIndex.build(
         gallery_emb, train["image"], train["individual_id"], train["species"],
         settings={**rule.to_dict(), "knn": cfg.knn.to_dict(), "members": selection["members"],
-                  "match": match.to_dict()},
+                  "match": match.to_dict(), "region_fusion": post_json.get("region_fusion")},
     )  # fmt: skip
     answers: list[list[str]] = []
     if len(test):
         query_emb = ensemble_embeddings(members, "test", test["image"], paths.embeddings)
         k = min(rule.post.k_neighbors, len(train))
-        labels = None if rule.calibrator else gallery.labels  # fusion re-ranks the whole shortlist: search it exactly
+        regions = post_json.get("region_fusion")
+        # fusion (local or of regions) re-ranks the whole shortlist: search it exactly
+        labels = None if rule.calibrator or regions else gallery.labels
         sims, idx = knn_search(query_emb, gallery_emb, k, config=cfg.knn, gallery_labels=labels)
+        if regions:
+            sims, idx = fuse_query_regions(sims, idx, regions, members, test["image"], train, paths.embeddings)
         evidence = None
         if rule.calibrator:
             evidence = shortlist_evidence(

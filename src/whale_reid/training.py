@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,6 +186,28 @@ def run_fold(job: FoldJob) -> dict | None:
     return summary
 
 
+def extract_extra_regions(job: FoldJob, regions: Sequence[str]) -> None:
+    """The fold's best checkpoint's embeddings of other crop regions: `fold<k>/<split>_<region>.npz`.
+
+    Made once per checkpoint (redone when `best.pt` is newer than them), so turning region fusion on embeds the
+    backfin crops of finished folds without retraining them.
+    """
+    best = job.fold_dir / "best.pt"
+    outputs = {r: [job.emb_dir / f"{split}_{r}.npz" for split in ("train", "test")] for r in regions}
+    todo = [r for r, files in outputs.items() if r != job.cfg.extract_region
+            and not all(f.is_file() and f.stat().st_mtime >= best.stat().st_mtime for f in files)]  # fmt: skip
+    if not todo:
+        return
+    model, _ = model_from_checkpoint(best, device=job.cfg.device)
+    for region in todo:
+        cfg = job.cfg.replace(extract_region=region)
+        train_emb, test_emb = extract_embeddings(model, job.train, cfg), extract_embeddings(model, job.test, cfg)
+        if dist_utils.is_main_process():
+            save_embeddings(outputs[region][0], job.train["image"], train_emb)
+            save_embeddings(outputs[region][1], job.test["image"], test_emb)
+    log.info("fold %d of %s: embedded the %s crops too", job.fold, job.name, ", ".join(todo))
+
+
 def _log_epoch(metrics: dict, epoch: int) -> None:
     import mlflow
 
@@ -243,7 +266,8 @@ def train_model(embedder: EmbedderParams, tracking: TrackingConfig, name: str, p
 
     cfg, folds = embedder.model_config(name), list(embedder.folds)
     digest = params_digest(cfg.to_dict(), name, paths.data_digest())
-    tables = [crop_table(split, cfg.regions_used(), prepared_dir=paths.prepared, crops_dir=paths.crops)
+    regions = tuple(dict.fromkeys((*cfg.regions_used(), *embedder.extra_regions)))
+    tables = [crop_table(split, regions, prepared_dir=paths.prepared, crops_dir=paths.crops)
               for split in ("train", "test")]  # fmt: skip
     check_fold_inputs(tables[0], folds, paths.prepared / "train.csv")
     check_crops(tables[1])
@@ -254,6 +278,7 @@ def train_model(embedder: EmbedderParams, tracking: TrackingConfig, name: str, p
     if not dist_utils.is_main_process():  # a helper rank: trains and extracts with rank 0, writes nothing
         for k in folds:
             run_fold(job(k, {}))
+            extract_extra_regions(job(k, {}), embedder.extra_regions)
         return None
     configure_tracking(tracking)
     tags = standard_tags("train_embedder", digest, model=name)
@@ -263,6 +288,8 @@ def train_model(embedder: EmbedderParams, tracking: TrackingConfig, name: str, p
         atomic_write_json(parent_file, {"run_id": parent.info.run_id, "params_digest": digest})
         mlflow.set_tags(tags)
         results = {k: run_fold(job(k, tags)) for k in folds}
+        for k in folds:
+            extract_extra_regions(job(k, tags), embedder.extra_regions)
         summary = log_parent_summary(cfg, results, new_run=parent_id is None)
     write_oof(paths.embeddings, folds, tables[0])
     write_model_records(paths, name, results, summary, parent.info.run_id, digest)

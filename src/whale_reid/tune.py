@@ -17,6 +17,7 @@ import pandas as pd
 from whale_core import Config, ConfigError, read_json, read_table
 from whale_reid.ensemble import stack_oof
 from whale_reid.head_scores import oof_head
+from whale_reid.region_fusion import RegionFusionConfig, fuse_oof_regions
 from whale_reid.tracking import log_curves, params_digest, standard_tags
 from whale_reid.verification import MatchConfig, fuse_oof
 from whale_retrieval import (
@@ -28,7 +29,7 @@ from whale_retrieval import (
 )
 from whale_retrieval.answers import AnswerRule
 from whale_retrieval.postprocess import PostProcessing
-from whale_retrieval.tuning import tune_on_neighbours
+from whale_retrieval.tuning import threshold_grid, tune_on_neighbours
 
 #: the scores and the chosen threshold: the DVC metrics (the whole rule is in postprocess.json)
 TUNE_METRICS = ("oof_map5", "oof_map5_known", "oof_map5_new", "threshold", "grid_best_map5")
@@ -45,6 +46,7 @@ class TuneStageConfig(Config):
     (`PostProcessing.new_share`); `fixed` applies the tuned threshold as it is. `head_blend` tunes the weight
     of the kNN + ArcFace-head blend (`PostProcessing.blend_weight`, in [0, `search.blend_weight_max`]) on OOF
     head scores restricted to each fold's gallery (`whale_reid.head_scores.oof_head`); off = neighbours alone.
+    `region_fusion` re-scores every neighbour with a second region's similarity (`whale_reid.region_fusion`).
     """
 
     SECTION = "tune"
@@ -53,6 +55,7 @@ class TuneStageConfig(Config):
     simulated_new_share: float = 0.0
     threshold_mode: Literal["fixed", "target_share"] = "fixed"
     head_blend: bool = False
+    region_fusion: RegionFusionConfig = RegionFusionConfig()
     search: TuneConfig = TuneConfig()
 
     def __post_init__(self) -> None:
@@ -89,6 +92,8 @@ def study_name(cfg: TuneStageConfig, members: pd.DataFrame, match: MatchConfig) 
     space = {**cfg.search.to_dict(), "n_trials": None, "simulated_new_share": cfg.simulated_new_share}
     if cfg.head_blend:  # keeps the digest of the searches without the blend as it was
         space["head_blend"] = True
+    if cfg.region_fusion.enabled:
+        space["region_fusion"] = cfg.region_fusion.to_dict()
     return f"{cfg.study_name}-{params_digest(space, members.to_dict(orient='records'), match.to_dict())}"
 
 
@@ -114,6 +119,9 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
     k_max = cfg.search.k_neighbors_max
     stacked, queries = stack_oof(members, train, k_max, new_share=cfg.simulated_new_share, seed=cfg.search.seed,
                                  root=paths.embeddings)  # fmt: skip
+    stacked, regions = fuse_oof_regions(stacked, members, train, cfg.region_fusion, threshold_grid(cfg.search),
+                                        new_share=cfg.simulated_new_share, seed=cfg.search.seed,
+                                        root=paths.embeddings)  # fmt: skip
     calibrator = None
     if match.enabled:  # the threshold is then tuned on cross-fitted P(same), the scale predict applies it to
         stacked, calibrator = fuse_oof(stacked, queries, match, k_max, paths.features)
@@ -155,6 +163,7 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
             "grid_best_map5": result.grid_best_map5,
             "n_trials": len(result.trials),
             "n_queries": len(per_image),
+            "region_fusion": regions,
         }
         mlflow.log_metrics({k: v for k, v in summary.items() if k.startswith(("oof_", "grid_"))})
         mlflow.log_params({"best.threshold": post.threshold, "best.k_neighbors": post.k_neighbors,
