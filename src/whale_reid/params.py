@@ -19,7 +19,19 @@ from whale_core import REGIONS, Config, ConfigError, InputError
 
 PARAMS_FILE = "params.yaml"
 #: The sections params.yaml may have, one per stage (plus `data` and `tracking`). Add a stage's section here.
-KNOWN_SECTIONS = ("data", "prepare", "detector", "crop", "embedder", "select", "tune", "match", "predict", "tracking")
+KNOWN_SECTIONS = (
+    "data",
+    "prepare",
+    "detector",
+    "crop",
+    "embedder",
+    "select",
+    "tune",
+    "match",
+    "predict",
+    "pseudo",
+    "tracking",
+)
 
 
 @dataclasses.dataclass(frozen=True)

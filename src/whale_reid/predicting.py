@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from whale_core import Config, read_json, read_table
+from whale_core import NEW_INDIVIDUAL, Config, read_json, read_table
 from whale_reid.ensemble import ensemble_embeddings
 from whale_reid.head_scores import head_scores, load_heads
 from whale_reid.region_fusion import fuse_query_regions
@@ -19,7 +20,7 @@ from whale_reid.submission import make_submission
 from whale_reid.tracking import params_digest, standard_tags
 from whale_reid.verification import MatchConfig, load_feature_sets, shortlist_evidence
 from whale_retrieval import GalleryIndex, KnnConfig, knn_search, known_new_groups, map_at_5, map_at_5_by_group
-from whale_retrieval.answers import AnswerRule
+from whale_retrieval.answers import AnswerRule, Answers
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class PredictPaths:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The submission, the gallery to save, the scores (`final`, rounded) and what they came from."""
+    """The submission, the gallery to save, the scores (`final`, rounded), what they came from, and each test
+    photo's confidence (`answer_confidence`)."""
 
     submission: pd.DataFrame
     gallery: GalleryIndex
@@ -57,6 +59,7 @@ class Prediction:
     selection: dict
     postprocess: dict
     rule: AnswerRule
+    confidence: pd.DataFrame
 
 
 def test_scores(raw_dir: Path, submission: pd.DataFrame) -> dict[str, float]:
@@ -84,6 +87,7 @@ def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) ->
                   "match": match.to_dict(), "region_fusion": post_json.get("region_fusion")},
     )  # fmt: skip
     answers: list[list[str]] = []
+    confidence = pd.DataFrame(columns=["image", "answer", "candidate", "score", "margin", "scale"])
     if len(test):
         query_emb = ensemble_embeddings(members, "test", test["image"], paths.embeddings)
         k = min(rule.post.k_neighbors, len(train))
@@ -101,11 +105,26 @@ def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) ->
                 test["image"].tolist(), gallery.image_ids, idx, rule.shortlist_columns(k), match,
             )  # fmt: skip
         head = head_scores(query_emb, load_heads(members)) if rule.blends_head else None
-        answers = rule.apply(sims, idx, gallery.labels, gallery.species, evidence, head=head).ids
+        decided = rule.apply(sims, idx, gallery.labels, gallery.species, evidence, head=head)
+        answers, confidence = decided.ids, answer_confidence(test["image"], decided, rule.scale)
     submission = make_submission(test["image"], answers)
     final = test_scores(paths.raw_dir, submission) | {"oof_map5": post_json["oof_map5"]}
     final = {k: round(float(v), 4) for k, v in final.items()}  # the DVC metrics: scores only, rounded
-    return Prediction(submission, gallery, final, selection, post_json, rule)
+    final["test_new_share"] = round(float(np.mean([a[0] == NEW_INDIVIDUAL for a in answers])) if answers else 0.0, 4)
+    return Prediction(submission, gallery, final, selection, post_json, rule, confidence)
+
+
+def answer_confidence(images: pd.Series, answers: Answers, scale: str) -> pd.DataFrame:
+    """Per test photo: its first answer, the best individual and its score, and the margin over the second.
+
+    What `pseudo_round` picks confident photos from (`scale`: probability when verified, else similarity).
+    """
+    scores = answers.ranked.scores.astype(np.float64)
+    second = np.where(np.isfinite(scores[:, 1]), scores[:, 1], 0.0) if scores.shape[1] > 1 else 0.0
+    return pd.DataFrame({
+        "image": images.to_numpy(), "answer": [a[0] for a in answers.ids], "candidate": answers.ranked.ids[:, 0],
+        "score": scores[:, 0].round(6), "margin": (scores[:, 0] - second).round(6), "scale": scale,
+    })  # fmt: skip
 
 
 def log_ensemble_run(prediction: Prediction, artifacts: list[Path], registered_model: str | None) -> None:

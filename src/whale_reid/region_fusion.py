@@ -21,6 +21,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,9 @@ from whale_core import REGIONS, Config, ConfigError, InputError
 from whale_reid.ensemble import ensemble_embeddings, stack_oof_region
 from whale_retrieval import rank_individuals, sweep_thresholds
 from whale_retrieval.postprocess import StackedNeighbours
+
+if TYPE_CHECKING:
+    from whale_reid.training import FoldJob
 
 log = logging.getLogger(__name__)
 
@@ -160,3 +164,28 @@ def fuse_query_regions(
     gallery_second = ensemble_embeddings(members, f"train_{region}", gallery["image"], root)
     weights = gallery_weights(gallery["species"], float(settings["weight"]), settings["no_fin_species"])
     return fuse_regions(sims, idx, query_second, gallery_second, weights)
+
+
+def extract_extra_regions(job: FoldJob, regions: Sequence[str]) -> None:
+    """The fold's best checkpoint's embeddings of other crop regions: `fold<k>/<split>_<region>.npz`.
+
+    Made once per checkpoint (redone when `best.pt` is newer than them), so turning region fusion on embeds the
+    backfin crops of finished folds without retraining them.
+    """
+    from whale_embedder import distributed as dist_utils
+    from whale_embedder import extract_embeddings, model_from_checkpoint, save_embeddings
+
+    best = job.fold_dir / "best.pt"
+    outputs = {r: [job.emb_dir / f"{split}_{r}.npz" for split in ("train", "test")] for r in regions}
+    todo = [r for r, files in outputs.items() if r != job.cfg.extract_region
+            and not all(f.is_file() and f.stat().st_mtime >= best.stat().st_mtime for f in files)]  # fmt: skip
+    if not todo:
+        return
+    model, _ = model_from_checkpoint(best, device=job.cfg.device)
+    for region in todo:
+        cfg = job.cfg.replace(extract_region=region)
+        train_emb, test_emb = extract_embeddings(model, job.train, cfg), extract_embeddings(model, job.test, cfg)
+        if dist_utils.is_main_process():
+            save_embeddings(outputs[region][0], job.train["image"], train_emb)
+            save_embeddings(outputs[region][1], job.test["image"], test_emb)
+    log.info("fold %d of %s: embedded the %s crops too", job.fold, job.name, ", ".join(todo))

@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from whale_embedder import EmbedderConfig, extract_embeddings, model_from_checkp
 from whale_embedder import distributed as dist_utils
 from whale_reid.crops import check_crops, check_fold_inputs, crop_table
 from whale_reid.params import EmbedderParams
+from whale_reid.region_fusion import extract_extra_regions
 from whale_reid.tracking import (
     TrackingConfig,
     configure_tracking,
@@ -186,28 +186,6 @@ def run_fold(job: FoldJob) -> dict | None:
     return summary
 
 
-def extract_extra_regions(job: FoldJob, regions: Sequence[str]) -> None:
-    """The fold's best checkpoint's embeddings of other crop regions: `fold<k>/<split>_<region>.npz`.
-
-    Made once per checkpoint (redone when `best.pt` is newer than them), so turning region fusion on embeds the
-    backfin crops of finished folds without retraining them.
-    """
-    best = job.fold_dir / "best.pt"
-    outputs = {r: [job.emb_dir / f"{split}_{r}.npz" for split in ("train", "test")] for r in regions}
-    todo = [r for r, files in outputs.items() if r != job.cfg.extract_region
-            and not all(f.is_file() and f.stat().st_mtime >= best.stat().st_mtime for f in files)]  # fmt: skip
-    if not todo:
-        return
-    model, _ = model_from_checkpoint(best, device=job.cfg.device)
-    for region in todo:
-        cfg = job.cfg.replace(extract_region=region)
-        train_emb, test_emb = extract_embeddings(model, job.train, cfg), extract_embeddings(model, job.test, cfg)
-        if dist_utils.is_main_process():
-            save_embeddings(outputs[region][0], job.train["image"], train_emb)
-            save_embeddings(outputs[region][1], job.test["image"], test_emb)
-    log.info("fold %d of %s: embedded the %s crops too", job.fold, job.name, ", ".join(todo))
-
-
 def _log_epoch(metrics: dict, epoch: int) -> None:
     import mlflow
 
@@ -253,11 +231,24 @@ def log_datasets(job: FoldJob) -> None:
         mlflow.log_input(dataset, context=context)
 
 
-def train_model(embedder: EmbedderParams, tracking: TrackingConfig, name: str, paths: TrainingPaths) -> dict | None:
+def train_model(
+    embedder: EmbedderParams,
+    tracking: TrackingConfig,
+    name: str,
+    paths: TrainingPaths,
+    pseudo: pd.DataFrame | None = None,
+    run_name: str | None = None,
+) -> dict | None:
     """Train, embed and record every configured fold of model `name` (the `train_embedder` stage's work).
 
     Inputs are checked before any stale checkpoint is removed, so a bad input fails with them intact.
     Call `whale_embedder.distributed.init_from_env()` first under torchrun.
+
+    Args:
+        pseudo: extra labelled test photos (`image`, `individual_id`, `species`; a `pseudo_round`'s picks): every
+            fold trains on them (fold -1: never validated, never in the OOF embeddings) and embeds them with the
+            train photos; their crops are the test split's.
+        run_name: the model's MLflow run (default `embedder/<name>`); nested when a run is active.
 
     Returns:
         On rank 0 the model's CV summary (`cv_map5`, `cv_map5_std`, `cv_map5_fold<k>`); None on other ranks.
@@ -269,6 +260,13 @@ def train_model(embedder: EmbedderParams, tracking: TrackingConfig, name: str, p
     regions = tuple(dict.fromkeys((*cfg.regions_used(), *embedder.extra_regions)))
     tables = [crop_table(split, regions, prepared_dir=paths.prepared, crops_dir=paths.crops)
               for split in ("train", "test")]  # fmt: skip
+    if pseudo is not None and len(pseudo):
+        extra = crop_table("test", regions, prepared_dir=paths.prepared, crops_dir=paths.crops)
+        extra = extra[["image", *[c for c in extra.columns if c.startswith("path_")]]].merge(
+            pseudo.rename(columns={"individual_id": "label"})[["image", "label", "species"]], on="image"
+        )
+        tables[0] = pd.concat([tables[0], extra.assign(fold="-1")], ignore_index=True)
+        digest = params_digest(digest, pseudo[["image", "individual_id"]].to_dict(orient="records"))
     check_fold_inputs(tables[0], folds, paths.prepared / "train.csv")
     check_crops(tables[1])
 
@@ -284,7 +282,10 @@ def train_model(embedder: EmbedderParams, tracking: TrackingConfig, name: str, p
     tags = standard_tags("train_embedder", digest, model=name)
     parent_file = paths.model_dir / "mlflow_parent_run.json"
     parent_id = recorded_run(parent_file, digest)
-    with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else f"embedder/{name}") as parent:
+    nested = mlflow.active_run() is not None  # under a pseudo-label round's run
+    with mlflow.start_run(
+        run_id=parent_id, run_name=None if parent_id else run_name or f"embedder/{name}", nested=nested
+    ) as parent:
         atomic_write_json(parent_file, {"run_id": parent.info.run_id, "params_digest": digest})
         mlflow.set_tags(tags)
         results = {k: run_fold(job(k, tags)) for k in folds}
