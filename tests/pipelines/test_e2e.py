@@ -149,7 +149,7 @@ def test_the_pseudo_label_round_adds_exactly_the_confident_photos_and_none_reach
         assert not pseudo & set(oof_emb["image"].tolist())
     oof = pd.read_csv(tiny_pipeline / "outputs/round1/oof_predictions.csv", dtype=str, keep_default_na=False)
     train = pd.read_csv(tiny_pipeline / "data/prepared/train.csv", dtype=str, keep_default_na=False)
-    assert sorted(oof.image) == sorted(train.image)  # the OOF queries are the train photos, no more
+    assert set(oof.image) <= set(train.image)  # the OOF queries are train photos (of the selected folds), no more
     assert not pseudo & {image for row in oof.evidence_images for image in row.split()}
     scores = json.loads((tiny_pipeline / "metrics/pseudo_round1.json").read_text())
     assert scores["n_pseudo"] == len(picks) and {"test_map5", "test_new_share", "cv_map5_demo"} <= set(scores)
