@@ -157,14 +157,13 @@ def stack_oof(
 
 def stack_oof_region(
     members: pd.DataFrame, train: pd.DataFrame, region: str, *, new_share: float, seed: int, root: Path
-) -> tuple[np.ndarray, np.ndarray]:
-    """A second region's ensemble embeddings of `stack_oof`'s queries and of its stacked gallery rows, in
-    `stack_oof`'s order (same folds, same hidden individuals: same `new_share` and `seed`)."""
-    queries, galleries = [], []
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per fold, in `stack_oof`'s order: a second region's ensemble embeddings of its queries and of its kept
+    gallery rows (same hidden individuals: same `new_share` and `seed`). Folds may differ in width (members)."""
+    parts = []
     for split in oof_splits(members, train, root, split=f"train_{region}"):
         keep = hide_individuals(
             split.query["individual_id"], split.gallery["individual_id"], new_share, seed + split.fold
         )
-        queries.append(split.query_emb)
-        galleries.append(split.gallery_emb[keep])
-    return np.vstack(queries), np.vstack(galleries)
+        parts.append((split.query_emb, split.gallery_emb[keep]))
+    return parts

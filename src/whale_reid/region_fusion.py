@@ -67,25 +67,30 @@ def gallery_weights(gallery_species: Sequence[str], weight: float, no_fin_specie
     return np.where(np.isin(species, list(no_fin_species)), 0.0, weight).astype(np.float32)
 
 
+def neighbour_similarity(query_second: np.ndarray, gallery_second: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The second region's similarity of every (query, neighbour) pair: [n, k] (0 where idx is −1).
+
+    Raises:
+        InputError: the second region's arrays do not match the neighbours.
+    """
+    if len(query_second) != len(idx) or (idx.size and idx.max() >= len(gallery_second)):
+        raise InputError(f"region fusion: {len(query_second)} query / {len(gallery_second)} gallery rows of the "
+                         f"second region for neighbours {idx.shape}")  # fmt: skip
+    second = np.einsum("nd,nkd->nk", query_second, gallery_second[np.clip(idx, 0, None)], dtype=np.float32)
+    return np.where(idx >= 0, second, 0.0).astype(np.float32)
+
+
 def fuse_regions(
-    sims: np.ndarray, idx: np.ndarray, query_second: np.ndarray, gallery_second: np.ndarray, weights: np.ndarray
+    sims: np.ndarray, idx: np.ndarray, second: np.ndarray, weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The neighbours re-scored as (1 − w_g) · s + w_g · s_second and re-sorted (stable: ties keep their order).
 
     Args:
         sims, idx: [n, k] neighbours of the first region, best first (idx −1 = none).
-        query_second, gallery_second: the second region's unit embeddings of the queries and gallery rows.
+        second: [n, k] the second region's similarity of the same pairs (`neighbour_similarity`).
         weights: w_g per gallery row (`gallery_weights`).
-
-    Raises:
-        InputError: the second region's arrays do not match the neighbours.
     """
-    if len(query_second) != len(sims) or (idx.size and idx.max() >= len(gallery_second)):
-        raise InputError(f"region fusion: {len(query_second)} query / {len(gallery_second)} gallery rows of the "
-                         f"second region for neighbours {idx.shape}")  # fmt: skip
-    safe = np.clip(idx, 0, None)
-    second = np.einsum("nd,nkd->nk", query_second, gallery_second[safe], dtype=np.float32)
-    w = weights[safe]
+    w = weights[np.clip(idx, 0, None)]
     fused = np.where(idx >= 0, (1 - w) * sims + w * second, -np.inf).astype(np.float32)
     order = np.argsort(-fused, axis=1, kind="stable")
     return np.take_along_axis(fused, order, axis=1), np.take_along_axis(idx, order, axis=1)
@@ -97,7 +102,7 @@ def choose_weight(
     gallery_labels: Sequence[str],
     gallery_species: Sequence[str],
     truth: Sequence[str],
-    second: tuple[np.ndarray, np.ndarray],
+    second: np.ndarray,
     cfg: RegionFusionConfig,
     thresholds: Sequence[float],
 ) -> tuple[float, pd.DataFrame]:
@@ -109,7 +114,7 @@ def choose_weight(
     rows = []
     for weight in cfg.weights:
         w_g = gallery_weights(gallery_species, weight, cfg.no_fin_species)
-        fused_sims, fused_idx = fuse_regions(sims, idx, *second, w_g)
+        fused_sims, fused_idx = fuse_regions(sims, idx, second, w_g)
         ranked = rank_individuals(fused_sims, fused_idx, gallery_labels, 5)
         grid = sweep_thresholds(ranked, list(truth), list(thresholds))
         best = grid.loc[grid.map5.idxmax()]
@@ -139,12 +144,19 @@ def fuse_oof_regions(
         return stacked, None
     if stacked.gallery_species is None:
         raise InputError("tune.region_fusion: needs the gallery photos' species (the train table's species column)")
-    second = stack_oof_region(members, train, cfg.region, new_share=new_share, seed=seed, root=root)
+    second = np.zeros_like(stacked.sims)
+    row = offset = 0  # each fold's own ensemble (its members, its width), its rows of the stacked neighbours
+    for query_second, gallery_second in stack_oof_region(members, train, cfg.region, new_share=new_share, seed=seed,
+                                                         root=root):  # fmt: skip
+        rows = slice(row, row + len(query_second))
+        local = np.where(stacked.idx[rows] >= 0, stacked.idx[rows] - offset, -1)
+        second[rows] = neighbour_similarity(query_second, gallery_second, local)
+        row, offset = row + len(query_second), offset + len(gallery_second)
     labels, species = stacked.gallery_labels, stacked.gallery_species
     weight, table = choose_weight(stacked.sims, stacked.idx, labels, species, stacked.truth, second, cfg, thresholds)
     log.info("region fusion: %s weight %.2f (OOF MAP@5 by weight: %s)", cfg.region, weight,
              ", ".join(f"{w:.1f} {m:.3f}" for w, m in zip(table.weight, table.map5)))  # fmt: skip
-    sims, idx = fuse_regions(stacked.sims, stacked.idx, *second, gallery_weights(species, weight, cfg.no_fin_species))
+    sims, idx = fuse_regions(stacked.sims, stacked.idx, second, gallery_weights(species, weight, cfg.no_fin_species))
     settings = {"region": cfg.region, "weight": weight, "no_fin_species": list(cfg.no_fin_species),
                 "oof_map5_by_weight": dict(zip(map(str, table.weight), table.map5.round(4)))}  # fmt: skip
     return dataclasses.replace(stacked, sims=sims, idx=idx), settings
@@ -163,7 +175,7 @@ def fuse_query_regions(
     query_second = ensemble_embeddings(members, f"test_{region}", queries, root)
     gallery_second = ensemble_embeddings(members, f"train_{region}", gallery["image"], root)
     weights = gallery_weights(gallery["species"], float(settings["weight"]), settings["no_fin_species"])
-    return fuse_regions(sims, idx, query_second, gallery_second, weights)
+    return fuse_regions(sims, idx, neighbour_similarity(query_second, gallery_second, idx), weights)
 
 
 def extract_extra_regions(job: FoldJob, regions: Sequence[str]) -> None:

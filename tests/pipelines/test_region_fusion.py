@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from whale_core import ConfigError
-from whale_reid.region_fusion import RegionFusionConfig, choose_weight, fuse_regions, gallery_weights
+from whale_reid.region_fusion import (
+    RegionFusionConfig,
+    choose_weight,
+    fuse_regions,
+    gallery_weights,
+    neighbour_similarity,
+)
 from whale_retrieval import AnswerRule, PostProcessing, knn_search
 
 N_IND, PHOTOS = 12, 4
@@ -32,12 +38,13 @@ def _split():
     full, back, labels, species = _population()
     query = np.arange(len(labels)) % PHOTOS == 0  # one photo of each individual queries the others
     sims, idx = knn_search(full[query], full[~query], 20)
-    return sims, idx, (back[query], back[~query]), labels[~query], species[~query], labels[query]
+    second = neighbour_similarity(back[query], back[~query], idx)
+    return sims, idx, second, labels[~query], species[~query], labels[query]
 
 
 def test_weight_zero_gives_the_fullbody_answers():
     sims, idx, second, labels, species, _ = _split()
-    fused_sims, fused_idx = fuse_regions(sims, idx, *second, gallery_weights(species, 0.0, ["beluga"]))
+    fused_sims, fused_idx = fuse_regions(sims, idx, second, gallery_weights(species, 0.0, ["beluga"]))
     np.testing.assert_array_equal(fused_idx, idx)
     np.testing.assert_array_equal(fused_sims, sims)
     rule = AnswerRule(PostProcessing(threshold=0.2, k_neighbors=20))
@@ -46,7 +53,7 @@ def test_weight_zero_gives_the_fullbody_answers():
 
 def test_species_without_a_fin_keep_their_fullbody_similarity():
     sims, idx, second, labels, species, _ = _split()
-    fused_sims, fused_idx = fuse_regions(sims, idx, *second, gallery_weights(species, 0.5, ["beluga"]))
+    fused_sims, fused_idx = fuse_regions(sims, idx, second, gallery_weights(species, 0.5, ["beluga"]))
     by_pair = {(q, j): s for q in range(len(idx)) for j, s in zip(fused_idx[q], fused_sims[q])}
     raw = {(q, j): s for q in range(len(idx)) for j, s in zip(idx[q], sims[q])}
     beluga = [pair for pair in raw if species[pair[1]] == "beluga"]
