@@ -17,7 +17,7 @@ log = logging.getLogger("pipelines.predict")
 
 def main() -> None:
     args = stage_paths(__doc__, "selection", "postprocess", "oof", "prepared", "embeddings", "features", "raw_dir",
-                       "submission", "gallery", "metrics")  # fmt: skip
+                       "submission", "answers", "gallery", "metrics")  # fmt: skip
     params = load_params()
     cfg = PredictConfig.from_dict(params.get("predict"))
     match = MatchConfig.from_dict(params.get("match"))
@@ -28,6 +28,7 @@ def main() -> None:
     if prediction.rule.calibrator:
         save_gallery_features(args.gallery, match.regions, args.features)
     atomic_write_csv(args.submission, prediction.submission)
+    atomic_write_csv(args.answers, prediction.confidence)
     atomic_write_json(args.metrics, prediction.final)
     log_ensemble_run(prediction, [args.submission, args.oof, args.postprocess], cfg.registered_model)
     log.info("submission: %d test photos; %s", len(prediction.submission),

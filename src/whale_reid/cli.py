@@ -28,6 +28,7 @@ from whale_detector import CropConfig
 from whale_matcher import save_features
 from whale_reid.catalogue import add_commands as add_catalogue_commands
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
+from whale_reid.head_scores import load_head
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
 from whale_reid.metadata import CATALOGUE_METADATA, RESTRICTIONS, Survey, gallery_metadata, read_sidecar
 from whale_reid.params import DataParams, load_params
@@ -52,13 +53,18 @@ def read_params(repo: Path) -> dict:
     return load_params(_need(repo / "params.yaml"))
 
 
+def member_checkpoint(repo: Path, member: dict) -> Path:
+    """A selected member's checkpoint `models/embedder/<model>/fold<k>/best.pt` (refused when missing)."""
+    return _need(repo / "models" / "embedder" / str(member["model"]) / f"fold{int(member['fold'])}" / "best.pt")
+
+
 def load_members(repo: Path, members: list[dict]) -> list[Member]:
     """The selection's checkpoints `models/embedder/<model>/fold<k>/best.pt`, in the selection's order."""
     from whale_embedder import model_from_checkpoint
 
     loaded = []
     for member in members:
-        path = _need(repo / "models" / "embedder" / str(member["model"]) / f"fold{int(member['fold'])}" / "best.pt")
+        path = member_checkpoint(repo, member)
         network, config = model_from_checkpoint(path)
         loaded.append(Member(str(member["model"]), int(member["fold"]), network, config))
     return loaded
@@ -84,8 +90,14 @@ def load_artefacts(repo: Path) -> Artefacts:
         weights = _need(repo / "models" / "detector" / "best.pt")
     else:
         boxes = read_table(_need(repo / str(crop.boxes_csv)))
+    if gallery.settings.get("region_fusion"):
+        raise InputError(f"{gallery_dir}: built with tune.region_fusion, which identify does not apply yet; "
+                         "set tune.region_fusion.enabled: false and re-run `dvc repro`")  # fmt: skip
     members = load_members(repo, selection["members"])
     artefacts = Artefacts(crop, members, gallery, gallery_dir, detector_weights=weights, given_boxes=boxes)
+    if artefacts.answer_rule.blends_head:  # the rule ranks with the members' ArcFace heads too
+        heads = [load_head(member_checkpoint(repo, member)) for member in selection["members"]]
+        artefacts = dataclasses.replace(artefacts, heads=heads)
     if artefacts.answer_rule.calibrator is None:
         return artefacts
     regions = artefacts.match_config.regions

@@ -79,11 +79,17 @@ class FoldSplit:
     gallery_emb: np.ndarray
 
 
-def oof_splits(members: pd.DataFrame, train: pd.DataFrame, root: Path = EMBEDDINGS_DIR) -> Iterator[FoldSplit]:
-    """For every fold that has selected members: queries = that fold, gallery = the rest."""
+def oof_splits(
+    members: pd.DataFrame, train: pd.DataFrame, root: Path = EMBEDDINGS_DIR, split: str = "train"
+) -> Iterator[FoldSplit]:
+    """For every fold that has selected members: queries = that fold, gallery = the rest.
+
+    Args:
+        split: the embeddings file read (`train`, or `train_<region>` for a second region's embeddings).
+    """
     for fold in sorted(members["fold"].unique()):
         fold_members = members[members["fold"] == fold]
-        emb = ensemble_embeddings(fold_members, "train", train["image"], root)
+        emb = ensemble_embeddings(fold_members, split, train["image"], root)
         is_query = (train["fold"] == fold).to_numpy()
         yield FoldSplit(
             fold=int(fold),
@@ -147,3 +153,17 @@ def stack_oof(
         )  # fmt: skip
         queries.append(split.query.assign(fold=split.fold))
     return stack_splits(splits, k, knn_config), pd.concat(queries, ignore_index=True)
+
+
+def stack_oof_region(
+    members: pd.DataFrame, train: pd.DataFrame, region: str, *, new_share: float, seed: int, root: Path
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per fold, in `stack_oof`'s order: a second region's ensemble embeddings of its queries and of its kept
+    gallery rows (same hidden individuals: same `new_share` and `seed`). Folds may differ in width (members)."""
+    parts = []
+    for split in oof_splits(members, train, root, split=f"train_{region}"):
+        keep = hide_individuals(
+            split.query["individual_id"], split.gallery["individual_id"], new_share, seed + split.fold
+        )
+        parts.append((split.query_emb, split.gallery_emb[keep]))
+    return parts

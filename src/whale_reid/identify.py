@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from whale_core import InputError, load_rgb
 from whale_detector import CropConfig, crop_regions, detect_boxes, given_boxes
+from whale_reid.head_scores import Head, head_scores
 from whale_reid.metadata import Survey
 from whale_reid.photos import content_id, find_photos, is_image_file, photo_key  # noqa: F401 (identify's API)
 from whale_reid.restricted import restricted_answers
@@ -68,6 +69,8 @@ class Artefacts:
         gallery_dir: the gallery version in use (`models/gallery` or an enrolled version).
         gallery_features: the gallery photos' local features per region, when the answers are verified
             (photos enrolled later have none and count 0 inliers).
+        heads: the members' ArcFace heads, when the rule blends them (`whale_reid.head_scores`; individuals
+            enrolled later have no class and rank by their neighbours alone).
     """
 
     crop_config: CropConfig
@@ -77,6 +80,7 @@ class Artefacts:
     detector_weights: Path | None = None
     given_boxes: pd.DataFrame | None = None
     gallery_features: dict[str, Any] | None = None
+    heads: list[Head] | None = None
 
     @property
     def answer_rule(self) -> AnswerRule:
@@ -205,6 +209,7 @@ def answer_queries(
         (the rule's answers, the raw kNN similarities and neighbours, the photos' features when verified).
     """
     gallery, rule = artefacts.gallery, artefacts.answer_rule
+    head = head_scores(query_emb, artefacts.heads or []) if rule.blends_head and len(query_emb) else None
     restricted = filters is not None and any(mask is not None for _, mask in filters)
     if len(query_emb) and (restricted or (groups is not None and any(groups))):
         features = query_local_features(artefacts, keys, crops_dir) if rule.calibrator is not None else None
@@ -218,7 +223,7 @@ def answer_queries(
 
         texts, masks = zip(*filters) if filters else ([""] * len(keys), [None] * len(keys))
         answers, sims, idx = restricted_answers(rule, gallery, artefacts.knn_config, query_emb, texts, masks,
-                                                list(groups or [""] * len(keys)), evidence)  # fmt: skip
+                                                list(groups or [""] * len(keys)), evidence, head)  # fmt: skip
         return answers, sims, idx, features
     k = min(rule.post.k_neighbors, len(gallery))
     if not len(query_emb):
@@ -236,7 +241,7 @@ def answer_queries(
         evidence = shortlist_evidence(query_features, artefacts.gallery_features or {}, keys, gallery.image_ids, idx,
                                       rule.shortlist_columns(k), artefacts.match_config,
                                       allow_missing_gallery=True)  # fmt: skip
-    return rule.apply(sims, idx, gallery.labels, gallery.species, evidence), sims, idx, query_features
+    return rule.apply(sims, idx, gallery.labels, gallery.species, evidence, head=head), sims, idx, query_features
 
 
 def identify(

@@ -15,11 +15,23 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
-from whale_core import Config, ConfigError, InputError
+from whale_core import REGIONS, Config, ConfigError, InputError
 
 PARAMS_FILE = "params.yaml"
 #: The sections params.yaml may have, one per stage (plus `data` and `tracking`). Add a stage's section here.
-KNOWN_SECTIONS = ("data", "prepare", "detector", "crop", "embedder", "select", "tune", "match", "predict", "tracking")
+KNOWN_SECTIONS = (
+    "data",
+    "prepare",
+    "detector",
+    "crop",
+    "embedder",
+    "select",
+    "tune",
+    "match",
+    "predict",
+    "pseudo",
+    "tracking",
+)
 
 
 def read_yaml(path: Path) -> Any:
@@ -50,6 +62,8 @@ class EmbedderParams(Config):
     """params.yaml `embedder`'s own level: the models (a DVC matrix), the CV folds, `common` and `zoo.<model>`.
 
     `common` and each `zoo` entry are `whale_embedder.EmbedderConfig` sections, checked by the stage.
+    `extra_regions`: crop regions each fold's best checkpoint also embeds (`<split>_<region>.npz`), for
+    `tune.region_fusion`.
     """
 
     SECTION = "embedder"
@@ -57,10 +71,14 @@ class EmbedderParams(Config):
     folds: tuple[int, ...] = (0, 1, 2, 3, 4)
     common: dict[str, Any] = dataclasses.field(default_factory=dict)
     zoo: dict[str, Any] = dataclasses.field(default_factory=dict)
+    extra_regions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.folds or len(set(self.folds)) != len(self.folds) or min(self.folds) < 0:
             raise ConfigError(f"embedder.folds: {list(self.folds)} must be distinct fold numbers ≥ 0, at least one")
+        unknown = [r for r in self.extra_regions if r not in REGIONS]
+        if unknown:
+            raise ConfigError(f"embedder.extra_regions: {unknown} — choose from {list(REGIONS)}")
 
     def model_config(self, name: str) -> Any:
         """`whale_embedder.EmbedderConfig` of model `name`: `common` overridden by `zoo.<name>` (nested sections

@@ -9,15 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from whale_core import Config, read_json, read_table
+from whale_core import NEW_INDIVIDUAL, Config, read_json, read_table
 from whale_reid.ensemble import ensemble_embeddings
+from whale_reid.head_scores import head_scores, load_heads
+from whale_reid.region_fusion import fuse_query_regions
 from whale_reid.submission import make_submission
 from whale_reid.tracking import params_digest, standard_tags
 from whale_reid.verification import MatchConfig, load_feature_sets, shortlist_evidence
 from whale_retrieval import GalleryIndex, KnnConfig, knn_search, known_new_groups, map_at_5, map_at_5_by_group
-from whale_retrieval.answers import AnswerRule
+from whale_retrieval.answers import AnswerRule, Answers
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ class PredictPaths:
 
 @dataclass(frozen=True)
 class Prediction:
-    """The submission, the gallery to save, the scores (`final`, rounded) and what they came from."""
+    """The submission, the gallery to save, the scores (`final`, rounded), what they came from, and each test
+    photo's confidence (`answer_confidence`)."""
 
     submission: pd.DataFrame
     gallery: GalleryIndex
@@ -55,6 +59,7 @@ class Prediction:
     selection: dict
     postprocess: dict
     rule: AnswerRule
+    confidence: pd.DataFrame
 
 
 def test_scores(raw_dir: Path, submission: pd.DataFrame) -> dict[str, float]:
@@ -79,14 +84,19 @@ def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) ->
     gallery = GalleryIndex.build(
         gallery_emb, train["image"], train["individual_id"], train["species"],
         settings={**rule.to_dict(), "knn": cfg.knn.to_dict(), "members": selection["members"],
-                  "match": match.to_dict()},
+                  "match": match.to_dict(), "region_fusion": post_json.get("region_fusion")},
     )  # fmt: skip
     answers: list[list[str]] = []
+    confidence = pd.DataFrame(columns=["image", "answer", "candidate", "score", "margin", "scale"])
     if len(test):
         query_emb = ensemble_embeddings(members, "test", test["image"], paths.embeddings)
         k = min(rule.post.k_neighbors, len(train))
-        labels = None if rule.calibrator else gallery.labels  # fusion re-ranks the whole shortlist: search it exactly
+        regions = post_json.get("region_fusion")
+        # fusion (local or of regions) re-ranks the whole shortlist: search it exactly
+        labels = None if rule.calibrator or regions else gallery.labels
         sims, idx = knn_search(query_emb, gallery_emb, k, config=cfg.knn, gallery_labels=labels)
+        if regions:
+            sims, idx = fuse_query_regions(sims, idx, regions, members, test["image"], train, paths.embeddings)
         evidence = None
         if rule.calibrator:
             evidence = shortlist_evidence(
@@ -94,11 +104,27 @@ def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) ->
                 load_feature_sets("train", match.regions, paths.features),
                 test["image"].tolist(), gallery.image_ids, idx, rule.shortlist_columns(k), match,
             )  # fmt: skip
-        answers = rule.apply(sims, idx, gallery.labels, gallery.species, evidence).ids
+        head = head_scores(query_emb, load_heads(members)) if rule.blends_head else None
+        decided = rule.apply(sims, idx, gallery.labels, gallery.species, evidence, head=head)
+        answers, confidence = decided.ids, answer_confidence(test["image"], decided, rule.scale)
     submission = make_submission(test["image"], answers)
     final = test_scores(paths.raw_dir, submission) | {"oof_map5": post_json["oof_map5"]}
     final = {k: round(float(v), 4) for k, v in final.items()}  # the DVC metrics: scores only, rounded
-    return Prediction(submission, gallery, final, selection, post_json, rule)
+    final["test_new_share"] = round(float(np.mean([a[0] == NEW_INDIVIDUAL for a in answers])) if answers else 0.0, 4)
+    return Prediction(submission, gallery, final, selection, post_json, rule, confidence)
+
+
+def answer_confidence(images: pd.Series, answers: Answers, scale: str) -> pd.DataFrame:
+    """Per test photo: its first answer, the best individual and its score, and the margin over the second.
+
+    What `pseudo_round` picks confident photos from (`scale`: probability when verified, else similarity).
+    """
+    scores = answers.ranked.scores.astype(np.float64)
+    second = np.where(np.isfinite(scores[:, 1]), scores[:, 1], 0.0) if scores.shape[1] > 1 else 0.0
+    return pd.DataFrame({
+        "image": images.to_numpy(), "answer": [a[0] for a in answers.ids], "candidate": answers.ranked.ids[:, 0],
+        "score": scores[:, 0].round(6), "margin": (scores[:, 0] - second).round(6), "scale": scale,
+    })  # fmt: skip
 
 
 def log_ensemble_run(prediction: Prediction, artifacts: list[Path], registered_model: str | None) -> None:
@@ -116,6 +142,7 @@ def log_ensemble_run(prediction: Prediction, artifacts: list[Path], registered_m
     with mlflow.start_run(run_name="ensemble", tags=standard_tags("predict", digest)):
         mlflow.log_params({"members": ", ".join(f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"]))})
         mlflow.log_params({"threshold": rule.post.threshold, "k_neighbors": rule.post.k_neighbors, "scale": rule.scale,
+                           "blend_weight": rule.post.blend_weight,
                            "ensemble_members": len(members),
                            "embedding_dim": int(prediction.gallery.embeddings.shape[1])})  # fmt: skip
         mlflow.log_metrics({k: float(v) for k, v in prediction.final.items()})

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from whale_retrieval import AnswerRule, Answers, GalleryIndex, KnnConfig, knn_search, pool_neighbours
-from whale_retrieval.ranking import RankedIndividuals
+from whale_retrieval.ranking import ClassifierScores, RankedIndividuals
 
 #: (query rows, their neighbours as gallery rows) → the local evidence `AnswerRule.fuse` takes, or None.
 EvidenceFn = Callable[[np.ndarray, np.ndarray], Mapping[str, np.ndarray] | None]
@@ -41,6 +41,7 @@ def restricted_answers(
     masks: Sequence[np.ndarray | None],
     groups: Sequence[str],
     evidence: EvidenceFn,
+    head: ClassifierScores | None = None,
 ) -> tuple[Answers, np.ndarray, np.ndarray]:
     """The answers of restricted and/or grouped queries; also the raw kNN similarities and neighbours.
 
@@ -48,6 +49,7 @@ def restricted_answers(
         filters: each query's restriction as text ("" none; equal texts mean equal masks).
         masks: each query's allowed gallery rows (None = all).
         groups: each query's encounter ("" none).
+        head: the queries' ArcFace-head scores when the rule blends them (restricted like the gallery).
     """
     n, k = len(query_emb), min(rule.post.k_neighbors, len(gallery))
     labels = gallery.labels
@@ -71,7 +73,8 @@ def restricted_answers(
     ranked_ids, ranked_scores = np.full((n, 5), "", dtype=object), np.full((n, 5), -np.inf, dtype=np.float32)
     for rows, allowed in parts:
         pads = labels if allowed is None else labels[allowed]
-        decided = rule.decide(fused_s[rows], fused_i[rows], labels, gallery.species, pad_labels=pads)
+        part_head = None if head is None else head.take(rows).only(pads)
+        decided = rule.decide(fused_s[rows], fused_i[rows], labels, gallery.species, pad_labels=pads, head=part_head)
         for row, answer in zip(rows.tolist(), decided.ids):
             ids[row] = answer
         ranked_ids[rows], ranked_scores[rows] = decided.ranked.ids, decided.ranked.scores

@@ -25,6 +25,7 @@ from whale_embedder import EmbedderConfig, extract_embeddings, model_from_checkp
 from whale_embedder import distributed as dist_utils
 from whale_reid.crops import check_crops, check_fold_inputs, crop_table
 from whale_reid.params import EmbedderParams
+from whale_reid.region_fusion import extract_extra_regions
 from whale_reid.tracking import (
     TrackingConfig,
     configure_tracking,
@@ -230,11 +231,24 @@ def log_datasets(job: FoldJob) -> None:
         mlflow.log_input(dataset, context=context)
 
 
-def train_model(embedder: EmbedderParams, tracking: TrackingConfig, name: str, paths: TrainingPaths) -> dict | None:
+def train_model(
+    embedder: EmbedderParams,
+    tracking: TrackingConfig,
+    name: str,
+    paths: TrainingPaths,
+    pseudo: pd.DataFrame | None = None,
+    run_name: str | None = None,
+) -> dict | None:
     """Train, embed and record every configured fold of model `name` (the `train_embedder` stage's work).
 
     Inputs are checked before any stale checkpoint is removed, so a bad input fails with them intact.
     Call `whale_embedder.distributed.init_from_env()` first under torchrun.
+
+    Args:
+        pseudo: extra labelled test photos (`image`, `individual_id`, `species`; a `pseudo_round`'s picks): every
+            fold trains on them (fold -1: never validated, never in the OOF embeddings) and embeds them with the
+            train photos; their crops are the test split's.
+        run_name: the model's MLflow run (default `embedder/<name>`); nested when a run is active.
 
     Returns:
         On rank 0 the model's CV summary (`cv_map5`, `cv_map5_std`, `cv_map5_fold<k>`); None on other ranks.
@@ -243,8 +257,16 @@ def train_model(embedder: EmbedderParams, tracking: TrackingConfig, name: str, p
 
     cfg, folds = embedder.model_config(name), list(embedder.folds)
     digest = params_digest(cfg.to_dict(), name, paths.data_digest())
-    tables = [crop_table(split, cfg.regions_used(), prepared_dir=paths.prepared, crops_dir=paths.crops)
+    regions = tuple(dict.fromkeys((*cfg.regions_used(), *embedder.extra_regions)))
+    tables = [crop_table(split, regions, prepared_dir=paths.prepared, crops_dir=paths.crops)
               for split in ("train", "test")]  # fmt: skip
+    if pseudo is not None and len(pseudo):
+        extra = crop_table("test", regions, prepared_dir=paths.prepared, crops_dir=paths.crops)
+        extra = extra[["image", *[c for c in extra.columns if c.startswith("path_")]]].merge(
+            pseudo.rename(columns={"individual_id": "label"})[["image", "label", "species"]], on="image"
+        )
+        tables[0] = pd.concat([tables[0], extra.assign(fold="-1")], ignore_index=True)
+        digest = params_digest(digest, pseudo[["image", "individual_id"]].to_dict(orient="records"))
     check_fold_inputs(tables[0], folds, paths.prepared / "train.csv")
     check_crops(tables[1])
 
@@ -254,15 +276,21 @@ def train_model(embedder: EmbedderParams, tracking: TrackingConfig, name: str, p
     if not dist_utils.is_main_process():  # a helper rank: trains and extracts with rank 0, writes nothing
         for k in folds:
             run_fold(job(k, {}))
+            extract_extra_regions(job(k, {}), embedder.extra_regions)
         return None
     configure_tracking(tracking)
     tags = standard_tags("train_embedder", digest, model=name)
     parent_file = paths.model_dir / "mlflow_parent_run.json"
     parent_id = recorded_run(parent_file, digest)
-    with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else f"embedder/{name}") as parent:
+    nested = mlflow.active_run() is not None  # under a pseudo-label round's run
+    with mlflow.start_run(
+        run_id=parent_id, run_name=None if parent_id else run_name or f"embedder/{name}", nested=nested
+    ) as parent:
         atomic_write_json(parent_file, {"run_id": parent.info.run_id, "params_digest": digest})
         mlflow.set_tags(tags)
         results = {k: run_fold(job(k, tags)) for k in folds}
+        for k in folds:
+            extract_extra_regions(job(k, tags), embedder.extra_regions)
         summary = log_parent_summary(cfg, results, new_run=parent_id is None)
     write_oof(paths.embeddings, folds, tables[0])
     write_model_records(paths, name, results, summary, parent.info.run_id, digest)

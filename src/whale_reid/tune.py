@@ -16,6 +16,8 @@ import pandas as pd
 
 from whale_core import Config, ConfigError, read_json, read_table
 from whale_reid.ensemble import stack_oof
+from whale_reid.head_scores import oof_head
+from whale_reid.region_fusion import RegionFusionConfig, fuse_oof_regions
 from whale_reid.tracking import log_curves, params_digest, standard_tags
 from whale_reid.verification import MatchConfig, fuse_oof
 from whale_retrieval import (
@@ -24,11 +26,10 @@ from whale_retrieval import (
     map_at_5_by_group,
     map_at_5_per_image,
     new_share_at,
-    rank_individuals,
 )
 from whale_retrieval.answers import AnswerRule
 from whale_retrieval.postprocess import PostProcessing
-from whale_retrieval.tuning import tune_on_neighbours
+from whale_retrieval.tuning import threshold_grid, tune_on_neighbours
 
 #: the scores and the chosen threshold: the DVC metrics (the whole rule is in postprocess.json)
 TUNE_METRICS = ("oof_map5", "oof_map5_known", "oof_map5_new", "threshold", "grid_best_map5")
@@ -42,7 +43,10 @@ class TuneStageConfig(Config):
     are unseen animals (see `whale_reid.ensemble.hide_individuals`); set it to the share expected at
     prediction time. `threshold_mode: target_share` saves the OOF share of `new_individual` first at the tuned
     threshold as `new_share`, and each predicted batch gets the threshold giving it that share
-    (`PostProcessing.new_share`); `fixed` applies the tuned threshold as it is.
+    (`PostProcessing.new_share`); `fixed` applies the tuned threshold as it is. `head_blend` tunes the weight
+    of the kNN + ArcFace-head blend (`PostProcessing.blend_weight`, in [0, `search.blend_weight_max`]) on OOF
+    head scores restricted to each fold's gallery (`whale_reid.head_scores.oof_head`); off = neighbours alone.
+    `region_fusion` re-scores every neighbour with a second region's similarity (`whale_reid.region_fusion`).
     """
 
     SECTION = "tune"
@@ -50,6 +54,8 @@ class TuneStageConfig(Config):
     storage: str = "sqlite:///optuna.db"
     simulated_new_share: float = 0.0
     threshold_mode: Literal["fixed", "target_share"] = "fixed"
+    head_blend: bool = False
+    region_fusion: RegionFusionConfig = RegionFusionConfig()
     search: TuneConfig = TuneConfig()
 
     def __post_init__(self) -> None:
@@ -84,6 +90,10 @@ def study_name(cfg: TuneStageConfig, members: pd.DataFrame, match: MatchConfig) 
     selection, search space or fusion starts a new one instead of mixing in trials scored on other scores.
     """
     space = {**cfg.search.to_dict(), "n_trials": None, "simulated_new_share": cfg.simulated_new_share}
+    if cfg.head_blend:  # keeps the digest of the searches without the blend as it was
+        space["head_blend"] = True
+    if cfg.region_fusion.enabled:
+        space["region_fusion"] = cfg.region_fusion.to_dict()
     return f"{cfg.study_name}-{params_digest(space, members.to_dict(orient='records'), match.to_dict())}"
 
 
@@ -109,9 +119,15 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
     k_max = cfg.search.k_neighbors_max
     stacked, queries = stack_oof(members, train, k_max, new_share=cfg.simulated_new_share, seed=cfg.search.seed,
                                  root=paths.embeddings)  # fmt: skip
+    stacked, regions = fuse_oof_regions(stacked, members, train, cfg.region_fusion, threshold_grid(cfg.search),
+                                        new_share=cfg.simulated_new_share, seed=cfg.search.seed,
+                                        root=paths.embeddings)  # fmt: skip
     calibrator = None
     if match.enabled:  # the threshold is then tuned on cross-fitted P(same), the scale predict applies it to
         stacked, calibrator = fuse_oof(stacked, queries, match, k_max, paths.features)
+    head = None
+    if cfg.head_blend:  # each fold's heads, restricted to the individuals its OOF gallery still shows
+        head = oof_head(members, train, cfg.simulated_new_share, cfg.search.seed, paths.embeddings)
     records = members.to_dict(orient="records")
     tags = standard_tags("tune", params_digest(cfg.to_dict(), records))
     with mlflow.start_run(run_name="tune", tags=tags) as run:
@@ -123,17 +139,19 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
         study_attrs = {"members": [f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"])],
                        "selection_digest": params_digest(records), "mlflow_run_id": run.info.run_id}  # fmt: skip
         result = tune_on_neighbours(stacked, cfg.search, study_name=study_name(cfg, members, match),
-                                    storage=cfg.storage, on_trial=on_trial, user_attrs=study_attrs,
-                                    progress=True)  # fmt: skip
+                                    storage=cfg.storage, on_trial=on_trial, user_attrs=study_attrs, progress=True,
+                                    classifier_logits=None if head is None else head.logits,
+                                    classifier_labels=None if head is None else head.labels)  # fmt: skip
         post = PostProcessing.from_best_params(result.best_params, k_max)
         if cfg.threshold_mode == "target_share":
             k = post.k_neighbors  # the OOF neighbours are already fused: rank them as AnswerRule.decide does
-            ranked = rank_individuals(stacked.sims[:, :k], stacked.idx[:, :k], stacked.gallery_labels, 5)
+            ranked = AnswerRule(post).rank(stacked.sims[:, :k], stacked.idx[:, :k], stacked.gallery_labels, head)
             share = new_share_at(ranked, post.thresholds(stacked.idx, stacked.gallery_species))
             post = post.replace(new_share=round(share, 4))
         rule = AnswerRule(post, calibrator, match.shortlist if calibrator else 0)
         # The OOF neighbours are already fused (by the cross-fitted calibrators), so they are ranked as they are.
-        oof_answers = AnswerRule(post).apply(stacked.sims, stacked.idx, stacked.gallery_labels, stacked.gallery_species)
+        oof_answers = AnswerRule(post).apply(stacked.sims, stacked.idx, stacked.gallery_labels, stacked.gallery_species,
+                                             head=head)  # fmt: skip
         per_image = map_at_5_per_image(oof_answers.ids, stacked.truth)
         by_group = map_at_5_by_group(oof_answers.ids, stacked.truth, known_new_groups(stacked.truth))
         summary = {
@@ -145,9 +163,11 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
             "grid_best_map5": result.grid_best_map5,
             "n_trials": len(result.trials),
             "n_queries": len(per_image),
+            "region_fusion": regions,
         }
         mlflow.log_metrics({k: v for k, v in summary.items() if k.startswith(("oof_", "grid_"))})
-        mlflow.log_params({"best.threshold": post.threshold, "best.k_neighbors": post.k_neighbors})
+        mlflow.log_params({"best.threshold": post.threshold, "best.k_neighbors": post.k_neighbors,
+                           "best.blend_weight": post.blend_weight})  # fmt: skip
         log_curves(result.grid, "threshold", ["map5"], "threshold_curve", "OOF MAP@5 against the threshold")
     oof = pd.DataFrame({
         "image": queries["image"], "fold": queries["fold"], "truth": stacked.truth,

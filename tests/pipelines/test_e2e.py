@@ -126,3 +126,43 @@ def test_the_shortlist_is_verified_and_the_threshold_is_a_probability(tiny_pipel
     oof = pd.read_csv(tiny_pipeline / "outputs/oof_predictions.csv", dtype=str)
     assert all(len(row.evidence_images.split()) == 5 for row in oof.itertuples())
     assert not any(row.image in row.evidence_images.split() for row in oof.itertuples())  # never the query itself
+
+
+def test_the_pseudo_label_round_adds_exactly_the_confident_photos_and_none_reaches_oof(tiny_pipeline):
+    """The tiny profile runs `pseudo_round@1`: its picks are exactly the confident answers of `predict`, the
+    round's models train on them, and none of them is an OOF query or OOF gallery photo of the round's `tune`."""
+    import numpy as np
+
+    cfg = yaml.safe_load((tiny_pipeline / "params.yaml").read_text())["pseudo"]
+    answers = pd.read_csv(tiny_pipeline / "outputs/test_answers.csv", dtype=str, keep_default_na=False)
+    confident = answers[(answers.answer != "new_individual") & (answers.answer == answers.candidate)
+                        & (answers.score.astype(float) >= cfg["min_score"])
+                        & (answers.margin.astype(float) >= cfg["min_margin"])]  # fmt: skip
+    picks = pd.read_csv(tiny_pipeline / "data/pseudo/round1.csv", dtype=str, keep_default_na=False)
+    assert 0 < len(picks) < len(answers)
+    assert sorted(picks.image) == sorted(confident.image) and (picks.source == "pseudo_round1").all()
+    assert picks.set_index("image").individual_id.to_dict() == confident.set_index("image").answer.to_dict()
+    pseudo = set(picks.image)
+    with np.load(tiny_pipeline / "embeddings_round1/demo/fold0/train.npz") as fold:
+        assert pseudo <= set(fold["image"].tolist())  # the round's folds trained on and embedded them
+    with np.load(tiny_pipeline / "embeddings_round1/demo/oof.npz") as oof_emb:
+        assert not pseudo & set(oof_emb["image"].tolist())
+    oof = pd.read_csv(tiny_pipeline / "outputs/round1/oof_predictions.csv", dtype=str, keep_default_na=False)
+    train = pd.read_csv(tiny_pipeline / "data/prepared/train.csv", dtype=str, keep_default_na=False)
+    assert set(oof.image) <= set(train.image)  # the OOF queries are train photos (of the selected folds), no more
+    assert not pseudo & {image for row in oof.evidence_images for image in row.split()}
+    scores = json.loads((tiny_pipeline / "metrics/pseudo_round1.json").read_text())
+    assert scores["n_pseudo"] == len(picks) and {"test_map5", "test_new_share", "cv_map5_demo"} <= set(scores)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tiny_pipeline}/mlflow.db")
+    experiment = client.get_experiment_by_name("whale-reid")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parent = next(r for r in runs if r.info.run_name == "pseudo/round1")
+    child = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+                 and r.info.run_name == "round1")  # fmt: skip
+    assert child.data.metrics["test_map5"] == pytest.approx(scores["test_map5"], abs=1e-4)
+
+
+def test_the_head_blend_is_tuned_and_saved_with_the_rule(tiny_pipeline):
+    post = json.loads((tiny_pipeline / "outputs/postprocess.json").read_text())
+    gallery = json.loads((tiny_pipeline / "models/gallery/gallery.json").read_text())["settings"]
+    assert 0.0 <= post["blend_weight"] <= 1.0 and gallery["blend_weight"] == post["blend_weight"]

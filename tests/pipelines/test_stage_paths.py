@@ -16,7 +16,7 @@ STAGES = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
 #: path arguments that are neither dependencies nor outputs, and why
 SCRATCH = {"runs/detector": "the YOLO dataset and ultralytics' run folder: git-ignored scratch, not tracked by DVC"}
 #: arguments that are not paths
-NOT_PATHS = {"--model"}
+NOT_PATHS = {"--model", "--round"}
 #: a path in a project folder: what only dvc.yaml may spell (the names of files inside a folder a stage is
 #: given, such as `train.csv` in the prepared folder, are that folder's layout; `data` alone is a params section)
 PATH_LIKE = re.compile(r"^(data|models|outputs|metrics|embeddings|features|reports|runs)/|^(optuna|mlflow)\.db$")

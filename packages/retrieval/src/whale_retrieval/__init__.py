@@ -13,7 +13,14 @@ from whale_retrieval.gallery import GalleryIndex
 from whale_retrieval.knn import build_index, check_embeddings, knn_recall_at_k, knn_search
 from whale_retrieval.metrics import NEW_INDIVIDUAL, known_new_groups, map_at_5, map_at_5_by_group, map_at_5_per_image
 from whale_retrieval.postprocess import PostProcessing, RetrievalSplit, StackedNeighbours, stack_splits
-from whale_retrieval.ranking import PAD_ID, PAD_SCORE, RankedIndividuals, most_frequent_ids, rank_individuals
+from whale_retrieval.ranking import (
+    PAD_ID,
+    PAD_SCORE,
+    ClassifierScores,
+    RankedIndividuals,
+    most_frequent_ids,
+    rank_individuals,
+)
 from whale_retrieval.thresholds import (
     insert_new_individual,
     map5_with_threshold,
@@ -26,6 +33,7 @@ from whale_retrieval.thresholds import (
 from whale_retrieval.tuning import TuneResult, threshold_grid, tune_on_neighbours
 
 __all__ = [
+    "ClassifierScores",
     "NEW_INDIVIDUAL",
     "AnswerRule",
     "Answers",

@@ -7,7 +7,8 @@ what `predict`, `whale-reid identify`, the report and the review page apply:
 2. with a calibrator: the first `shortlist` of them carry local evidence (inliers per region); every
    neighbour's score becomes the calibrated P(same individual) of its pair — neighbours past the shortlist
    count zero inliers — and the neighbours are re-sorted by it;
-3. individuals ranked by their best neighbour (`rank_individuals`);
+3. individuals ranked by their best neighbour (`rank_individuals`) — with `PostProcessing.blend_weight` > 0,
+   blended with the ArcFace head's cosine of each class (`ClassifierScores`, the 1st place's kNN + logit blend);
 4. `new_individual` inserted at the first rank scoring below the (per-species) threshold
    (`insert_new_individual`), on the same scale the threshold was tuned on — or, in target-share mode
    (`PostProcessing.new_share`), below the threshold that gives the batch that share of `new_individual`.
@@ -28,7 +29,7 @@ import numpy as np
 from whale_core import InputError
 from whale_retrieval.calibration import SIMILARITY, PairCalibrator
 from whale_retrieval.postprocess import PostProcessing
-from whale_retrieval.ranking import RankedIndividuals, most_frequent_ids, rank_individuals
+from whale_retrieval.ranking import ClassifierScores, RankedIndividuals, most_frequent_ids, rank_individuals
 from whale_retrieval.thresholds import insert_new_individual
 
 
@@ -186,17 +187,45 @@ class AnswerRule:
         gallery_species: Sequence[str] | None = None,
         evidence: Mapping[str, np.ndarray] | None = None,
         groups: Sequence[str | None] | None = None,
+        head: ClassifierScores | None = None,
     ) -> Answers:
         """Five distinct answers per query; padding ids are the gallery's most frequent (batch-independent).
 
         Args:
+            head: the ArcFace head's scores of the queries (needed when `blends_head`; ignored otherwise).
             groups: an encounter label per query ("" = none): an encounter's queries are answered together
                 from their pooled neighbours (`pool_neighbours`). None or all empty: each query on its own.
         """
         scores, order_idx = self.fuse(sims, idx, evidence)
         if groups is not None and any(groups):
             scores, order_idx = pool_neighbours(scores, order_idx, groups)
-        return self.decide(scores, order_idx, gallery_labels, gallery_species)
+        return self.decide(scores, order_idx, gallery_labels, gallery_species, head=head)
+
+    @property
+    def blends_head(self) -> bool:
+        """Whether the ranking blends in the ArcFace head's scores (then `apply` / `decide` need `head`)."""
+        return self.post.blend_weight > 0
+
+    def rank(
+        self,
+        scores: np.ndarray,
+        order_idx: np.ndarray,
+        gallery_labels: Sequence[str],
+        head: ClassifierScores | None = None,
+    ) -> RankedIndividuals:
+        """Step 3: the individuals of fused (and pooled) neighbours, best first, the head blended in when tuned.
+
+        Raises:
+            InputError: the rule blends the head but no head scores were given.
+        """
+        if not self.blends_head:
+            return rank_individuals(scores, order_idx, gallery_labels, 5)
+        if head is None:
+            raise InputError(
+                f"answers: the rule blends the ArcFace head (w={self.post.blend_weight}) but got no head scores"
+            )
+        return rank_individuals(scores, order_idx, gallery_labels, 5, classifier_logits=head.logits,
+                                classifier_labels=head.labels, blend_weight=self.post.blend_weight)  # fmt: skip
 
     def decide(
         self,
@@ -205,14 +234,16 @@ class AnswerRule:
         gallery_labels: Sequence[str],
         gallery_species: Sequence[str] | None = None,
         pad_labels: Sequence[str] | None = None,
+        head: ClassifierScores | None = None,
     ) -> Answers:
         """Steps 3–4 on neighbours already fused (`fuse`) and, for encounters, pooled: rank, insert new_individual.
 
         Args:
             pad_labels: the labels whose most frequent ids fill a short answer list (default: the gallery's;
                 a search restricted to part of the gallery passes that part's labels).
+            head: as in `apply`.
         """
-        ranked = rank_individuals(scores, order_idx, gallery_labels, 5)
+        ranked = self.rank(scores, order_idx, gallery_labels, head)
         thresholds = self.post.thresholds(order_idx, gallery_species, self.post.base_threshold(ranked))
         pads = gallery_labels if pad_labels is None else pad_labels
         pad_ids = most_frequent_ids(list(map(str, pads)), 6)
@@ -236,7 +267,11 @@ class AnswerRule:
         """
         try:
             post = PostProcessing.from_dict(
-                {key: data[key] for key in ("threshold", "k_neighbors", "species_offsets", "new_share") if key in data},
+                {
+                    key: data[key]
+                    for key in ("threshold", "k_neighbors", "species_offsets", "new_share", "blend_weight")
+                    if key in data
+                },
                 section=source,
             )
         except InputError as err:

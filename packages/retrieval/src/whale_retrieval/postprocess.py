@@ -104,6 +104,8 @@ class PostProcessing(Config):
             `new_individual` first (`threshold_for_new_share`; species offsets still add to it), so the
             decision follows the batch's own score scale instead of the OOF one. Smaller batches (one photo
             in `whale-reid identify`) fall back to `threshold`. None: `threshold` always.
+        blend_weight: w of the kNN + classifier blend (`rank_individuals`): each individual scores
+            (1 - w) · its neighbour score + w · the ArcFace head's cosine; 0 = neighbours alone.
     """
 
     SECTION = "postprocess"
@@ -112,6 +114,7 @@ class PostProcessing(Config):
     k_neighbors: int = 50
     species_offsets: dict[str, float] = dataclasses.field(default_factory=dict)
     new_share: float | None = None
+    blend_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.k_neighbors < 1:
@@ -120,12 +123,15 @@ class PostProcessing(Config):
             raise ConfigError(f"{self.SECTION}.threshold: must be a finite number, got {self.threshold}")
         if self.new_share is not None and not 0.0 <= self.new_share <= 1.0:
             raise ConfigError(f"{self.SECTION}.new_share: must be in [0, 1] or null, got {self.new_share}")
+        if not 0.0 <= self.blend_weight <= 1.0:
+            raise ConfigError(f"{self.SECTION}.blend_weight: must be in [0, 1], got {self.blend_weight}")
 
     @classmethod
     def from_best_params(cls, best_params: Mapping[str, Any], default_k: int) -> PostProcessing:
-        """From `TuneResult.best_params` (keys threshold, k_neighbors, offset_<species>)."""
+        """From `TuneResult.best_params` (keys threshold, k_neighbors, offset_<species>, blend_weight)."""
         offsets = {k.removeprefix("offset_"): float(v) for k, v in best_params.items() if k.startswith("offset_")}
-        return cls(float(best_params["threshold"]), int(best_params.get("k_neighbors", default_k)), offsets)
+        k = int(best_params.get("k_neighbors", default_k))
+        return cls(float(best_params["threshold"]), k, offsets, blend_weight=float(best_params.get("blend_weight", 0)))
 
     def base_threshold(self, ranked: RankedIndividuals) -> float:
         """The global threshold for this batch: from `new_share` when set and the batch is large enough."""

@@ -39,6 +39,35 @@ class RankedIndividuals:
         return RankedIndividuals(self.ids[rows], self.scores[rows])
 
 
+@dataclasses.dataclass(frozen=True)
+class ClassifierScores:
+    """A classifier's cosine logits for a batch of queries (the ArcFace head's cos θ per class).
+
+    Attributes:
+        logits: float array [n_query, n_classes]; NaN where the classifier has no say on that class for that
+            query (the class is not in the query's gallery, e.g. an OOF fold's): that individual is then scored
+            by its neighbours alone.
+        labels: the individual id of every column.
+    """
+
+    logits: np.ndarray
+    labels: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if np.ndim(self.logits) != 2 or np.shape(self.logits)[1] != len(self.labels):
+            shape = np.shape(self.logits)
+            raise InputError(f"classifier scores: logits {shape} do not match {len(self.labels)} labels")
+
+    def take(self, rows: np.ndarray | Sequence[int]) -> ClassifierScores:
+        """The same scores restricted to some query rows."""
+        return ClassifierScores(np.asarray(self.logits)[rows], self.labels)
+
+    def only(self, allowed: Sequence[str]) -> ClassifierScores:
+        """The same scores with every class outside `allowed` set to NaN (no say)."""
+        keep = np.isin(np.asarray(self.labels, dtype=object), np.asarray(list(map(str, allowed)), dtype=object))
+        return ClassifierScores(np.where(keep[None, :], self.logits, np.nan), self.labels)
+
+
 def most_frequent_ids(labels: Sequence[str], n: int = 5) -> list[str]:
     """The n most frequent labels (ties by id, ascending): a batch-independent padding list."""
     counts = Counter(str(label) for label in labels)
@@ -83,7 +112,9 @@ def _rank_blended(
     logit_labels: Sequence[str],
     weight: float,
 ) -> RankedIndividuals:
-    """Per query: score = (1 - w) · best neighbour similarity + w · classifier logit, over the union."""
+    """Per query: score = (1 - w) · best neighbour similarity + w · classifier logit, over the union.
+
+    An individual without a (finite) logit for the query keeps its neighbour score alone."""
     labels = [str(x) for x in gallery_labels]
     class_names = np.asarray([str(x) for x in logit_labels], dtype=object)
     class_pos = {name: j for j, name in enumerate(class_names)}
@@ -95,12 +126,16 @@ def _rank_blended(
         for sim, label in hits:
             knn_best.setdefault(label, sim)
         floor = hits[-1][0] if hits else -1.0  # an individual not among the neighbours scores at most this
-        top_classes = class_names[np.argsort(-logits[row], kind="stable")[:m]]
+        row_logits = np.asarray(logits[row], dtype=np.float64)
+        said = np.isfinite(row_logits)
+        top_classes = class_names[said][np.argsort(-row_logits[said], kind="stable")[:m]]
         candidates = list(knn_best) + [c for c in top_classes if c not in knn_best]
-        blended = {
-            c: (1 - weight) * knn_best.get(c, floor) + weight * (logits[row, class_pos[c]] if c in class_pos else -1.0)
-            for c in candidates
-        }
+
+        blended = {}
+        for c in candidates:
+            logit = row_logits[class_pos[c]] if c in class_pos else np.nan
+            # the classifier has no say on c (no class, or NaN): its neighbours alone
+            blended[c] = (1 - weight) * knn_best.get(c, floor) + weight * logit if np.isfinite(logit) else knn_best[c]
         best = sorted(blended.items(), key=lambda kv: (-kv[1], kv[0]))[:m]
         ids[row, : len(best)] = [c for c, _ in best]
         scores[row, : len(best)] = [v for _, v in best]
@@ -124,13 +159,15 @@ def rank_individuals(
     individuals plus the classifier's top `k_individuals` classes, scored
     `(1 - w) * best_similarity + w * logit` — logits on the cosine scale (ArcFace cos θ, before the
     scale s); an individual absent from the neighbours takes the last neighbour's similarity (an
-    upper bound of its own), one absent from the classifier takes -1. Blended ties go by id.
+    upper bound of its own), one the classifier has no class for (or a NaN logit) keeps its neighbour score
+    alone. Blended ties go by id.
 
     Args:
         similarities, indices: `knn_search` output ([n, k], rows sorted descending; -1 = no hit).
         gallery_labels: individual id of every gallery row.
         k_individuals: columns of the result.
-        classifier_logits: optional [n, n_classes] cosine logits; `classifier_labels` names the classes.
+        classifier_logits: optional [n, n_classes] cosine logits (NaN = no say); `classifier_labels` names the
+            classes (see `ClassifierScores`).
         blend_weight: w in [0, 1].
 
     Returns:
