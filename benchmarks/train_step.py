@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
-from _common import markdown_table, median_seconds, ratio
+from _common import markdown_table, ratio
 from extract import write_crops
 
 from whale_core import configure_offline_env
@@ -53,12 +54,8 @@ def crop_table(folder: Path, n: int, size_px: int, n_classes: int = 8) -> pd.Dat
     )
 
 
-def step_rate(cfg: EmbedderConfig, table: pd.DataFrame, repeats: int, compile: bool = False) -> float:
-    """Images/s of forward + ArcFace loss + backward + optimizer step on a fixed batch.
-
-    With `compile`, the whole training forward (backbone, neck, heads, losses) runs through `torch.compile`
-    (compilation happens in the untimed warm-up steps).
-    """
+def make_step(cfg: EmbedderConfig, table: pd.DataFrame, compile: bool = False):
+    """One training step of `train_fold` on a fixed synthetic batch, as a no-argument function."""
     device = torch.device("cpu")
     trainer = _build(cfg, table, device)
     trainer.model.train()
@@ -77,7 +74,27 @@ def step_rate(cfg: EmbedderConfig, table: pd.DataFrame, repeats: int, compile: b
         trainer.optimizer.step()
         trainer.optimizer.zero_grad(set_to_none=True)
 
-    return cfg.batch_size / median_seconds(run, repeats=repeats, warmup=3 if compile else 1)
+    return run
+
+
+def step_rates(cfgs: dict[str, tuple[EmbedderConfig, bool]], table: pd.DataFrame, repeats: int) -> dict[str, float]:
+    """Images/s of each variant's training step (forward + ArcFace loss + backward + optimizer step).
+
+    The variants' steps are interleaved, one step of each per round, and each keeps its median: step times
+    on a shared 2-core machine drift by ±20 % over a minute, which biases variants timed one after another.
+    With `compile`, the whole training forward runs through `torch.compile` (compiled in the warm-up).
+    """
+    runs = {name: make_step(cfg, table, compiled) for name, (cfg, compiled) in cfgs.items()}
+    for name, run in runs.items():
+        for _ in range(3 if cfgs[name][1] else 2):  # warm-up: oneDNN primitives, allocator caches
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: cfgs[name][0].batch_size / statistics.median(ts) for name, ts in times.items()}
 
 
 def loader_rate(cfg: EmbedderConfig, table: pd.DataFrame) -> float:
@@ -95,15 +112,15 @@ def main() -> None:
     parser.add_argument("--backbone", default="tf_efficientnet_b0")
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 224])
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds")
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: params.yaml's)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compiling)")
     args = parser.parse_args()
     configure_offline_env(ROOT)
     logging.basicConfig(level=logging.WARNING)
-    import yaml
+    from whale_reid.params import load_params
 
-    common = yaml.safe_load((ROOT / "params.yaml").read_text())["embedder"]["common"]
+    common = load_params(ROOT / "params.yaml")["embedder"]["common"]
     workers = args.workers if args.workers is not None else int(common.get("num_workers", 0))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,10 +129,8 @@ def main() -> None:
             base = EmbedderConfig(backbone=args.backbone, image_size=size, embedding_dim=512, batch_size=args.batch)
             base = base.replace(num_workers=workers)
             variants = {name: v for name, v in VARIANTS.items() if args.compile or not v[1]}
-            rates = {
-                name: step_rate(base.replace(**overrides), table, args.repeats, compile=compiled)
-                for name, (overrides, compiled) in variants.items()
-            }
+            cfgs = {name: (base.replace(**overrides), compiled) for name, (overrides, compiled) in variants.items()}
+            rates = step_rates(cfgs, table, args.repeats)
             plain = rates["plain fp32 (baseline)"]
             name = f"{args.backbone} @ {size}px, batch {args.batch}"
             rows += [[name, k, v, ratio(v, plain)] for k, v in rates.items()]
