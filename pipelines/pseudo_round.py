@@ -23,7 +23,8 @@ def main() -> None:
     paths = RoundPaths(args.answers, args.prepared, args.crops, args.features, args.raw_dir, args.pseudo,
                        args.models, args.embeddings, args.out)  # fmt: skip
     scores = run_round(int(args.round), load_params(), paths)
-    atomic_write_json(args.metrics, {k: round(float(v), 4) for k, v in scores.items()})
+    # `round_` keeps the names apart from round 0's in `dvc exp show` (a shared name gets the file's path prefixed)
+    atomic_write_json(args.metrics, {f"round_{k}": round(float(v), 4) for k, v in scores.items()})
     log.info("round %s: %s", args.round, ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
 
 

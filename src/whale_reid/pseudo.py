@@ -126,8 +126,9 @@ def run_round(round_number: int, params: dict, paths: RoundPaths) -> dict:
     selection = select_from_runs(paths.models, list(embedder.models), SelectConfig.from_dict(params.get("select")))
     atomic_write_json(paths.out / "selection.json", selection)
     tune_cfg = TuneStageConfig.from_dict(params.get("tune"))
-    tuned = tune_answer_rule(tune_cfg, match, TunePaths(paths.out / "selection.json", paths.prepared / "train.csv",
-                                                        paths.embeddings, paths.features))  # fmt: skip
+    with mlflow.start_run(run_id=parent.info.run_id):  # the round's tune run is a child of the round
+        tuned = tune_answer_rule(tune_cfg, match, TunePaths(paths.out / "selection.json", paths.prepared / "train.csv",
+                                                            paths.embeddings, paths.features))  # fmt: skip
     atomic_write_json(paths.out / "postprocess.json", tuned.summary)
     atomic_write_csv(paths.out / "oof_predictions.csv", tuned.oof)
     prediction = predict_test(PredictConfig.from_dict(params.get("predict")), match,

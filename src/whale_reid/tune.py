@@ -130,7 +130,7 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
         head = oof_head(members, train, cfg.simulated_new_share, cfg.search.seed, paths.embeddings)
     records = members.to_dict(orient="records")
     tags = standard_tags("tune", params_digest(cfg.to_dict(), records))
-    with mlflow.start_run(run_name="tune", tags=tags) as run:
+    with mlflow.start_run(run_name="tune", tags=tags, nested=mlflow.active_run() is not None) as run:
         mlflow.log_params({f"search.{k}": v for k, v in cfg.search.to_dict().items()})
 
         def on_trial(number: int, trial_params: dict, value: float) -> None:  # step = the trial's number

@@ -152,14 +152,15 @@ def test_the_pseudo_label_round_adds_exactly_the_confident_photos_and_none_reach
     assert set(oof.image) <= set(train.image)  # the OOF queries are train photos (of the selected folds), no more
     assert not pseudo & {image for row in oof.evidence_images for image in row.split()}
     scores = json.loads((tiny_pipeline / "metrics/pseudo_round1.json").read_text())
-    assert scores["n_pseudo"] == len(picks) and {"test_map5", "test_new_share", "cv_map5_demo"} <= set(scores)
+    assert scores["round_n_pseudo"] == len(picks)
+    assert {"round_test_map5", "round_test_new_share", "round_cv_map5_demo"} <= set(scores)
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tiny_pipeline}/mlflow.db")
     experiment = client.get_experiment_by_name("whale-reid")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     parent = next(r for r in runs if r.info.run_name == "pseudo/round1")
     child = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
                  and r.info.run_name == "round1")  # fmt: skip
-    assert child.data.metrics["test_map5"] == pytest.approx(scores["test_map5"], abs=1e-4)
+    assert child.data.metrics["test_map5"] == pytest.approx(scores["round_test_map5"], abs=1e-4)
 
 
 def test_the_head_blend_is_tuned_and_saved_with_the_rule(tiny_pipeline):

@@ -154,16 +154,21 @@ def test_dvc_exp_show_holds_rounded_numbers_and_fits_on_a_screen(tiny_pipeline):
 
 def test_the_study_is_named_described_and_a_grid(tiny_pipeline):
     params = _params(tiny_pipeline)
-    (summary,) = optuna.get_all_study_summaries(f"sqlite:///{tiny_pipeline}/optuna.db")
+    summaries = optuna.get_all_study_summaries(f"sqlite:///{tiny_pipeline}/optuna.db")  # tune's, and each round's
+    tune_runs = [r for r in _runs(tiny_pipeline) if r.info.run_name == "tune"]
+    (tune_run,) = [r for r in tune_runs if "mlflow.parentRunId" not in r.data.tags]  # rounds' tune runs are children
+    assert len(summaries) == len(tune_runs) == 2  # the tiny profile runs one pseudo-label round
+    (summary,) = [s for s in summaries if s.user_attrs["mlflow_run_id"] == tune_run.info.run_id]
     study = optuna.load_study(study_name=summary.study_name, storage=f"sqlite:///{tiny_pipeline}/optuna.db")
     assert study.metric_names == ["oof_map5"]
     members = json.loads((tiny_pipeline / "outputs/selection.json").read_text())["members"]
     assert study.user_attrs["members"] == [f"{m['model']}/fold{m['fold']}" for m in members]
-    tune_run = next(r for r in _runs(tiny_pipeline) if r.info.run_name == "tune")
-    assert study.user_attrs["mlflow_run_id"] == tune_run.info.run_id
     search = params["tune"]["search"]
-    n_grid = round((search.get("threshold_max", 1.0) - search.get("threshold_min", 0.0)) / search["threshold_step"]) + 1
     tried = [t.params["threshold"] for t in study.trials]
+    if params["tune"].get("head_blend"):  # the space has grown (threshold × blend weight): TPE, n_trials of it
+        assert len(tried) == search["n_trials"] and all("blend_weight" in t.params for t in study.trials)
+        return
+    n_grid = round((search.get("threshold_max", 1.0) - search.get("threshold_min", 0.0)) / search["threshold_step"]) + 1
     assert len(tried) == len(set(tried)) == n_grid  # a 1-D grid: each threshold exactly once
 
 
