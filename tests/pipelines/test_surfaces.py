@@ -152,7 +152,7 @@ def test_dvc_exp_show_holds_rounded_numbers_and_fits_on_a_screen(tiny_pipeline):
     assert (baseline.drop(index="workspace")["test_map5"].astype(float) == final["test_map5"]).all()
 
 
-def test_the_study_is_named_described_and_a_grid(tiny_pipeline):
+def test_the_study_is_named_described_and_sampled_for_its_space(tiny_pipeline):
     params = _params(tiny_pipeline)
     summaries = optuna.get_all_study_summaries(f"sqlite:///{tiny_pipeline}/optuna.db")  # tune's, and each round's
     tune_runs = [r for r in _runs(tiny_pipeline) if r.info.run_name == "tune"]

@@ -70,3 +70,14 @@ def test_threshold_grid_and_errors() -> None:
         tune_on_neighbours(stacked, CONFIG, study_name="x")
     with pytest.raises(InputError, match="unknown key 'n_trial'"):
         TuneConfig.from_dict({"n_trial": 3})
+
+
+def test_a_one_dimensional_space_is_searched_as_a_grid_each_threshold_once() -> None:
+    """One k, no species offsets, no blend: `GridSampler` tries every grid threshold exactly once, however many
+    trials are asked for (TPE over the same 21 points repeats some and misses others)."""
+    query, query_labels, gallery, gallery_labels, species = clustered()
+    stacked = stack_splits([RetrievalSplit(query, query_labels, gallery, gallery_labels, species)], 20)
+    config = TuneConfig(n_trials=100, seed=3, threshold_step=0.05, k_neighbors_min=20, k_neighbors_max=20)
+    result = tune_on_neighbours(stacked, config, study_name="grid", storage=None)
+    tried = sorted(result.trials.params_threshold.round(6))
+    assert tried == sorted(np.round(threshold_grid(config), 6)) and len(tried) == 21
