@@ -34,12 +34,14 @@ def matmul_gflops(
     device: str = "cpu",
     shape: tuple[int, int, int] | None = None,
     rows_by_dim: bool = False,
+    prepacked: bool = False,
 ) -> float:
     """Measured GFLOP/s of a torch matmul in `dtype_name` ("float32", "bfloat16").
 
     Square `size` × `size` by default; `shape` = (m, n, k) times an [m, k] by a [k, n] matrix instead.
     `rows_by_dim`: the second matrix is stored [n, k] and used transposed, as a search multiplies by
-    gallery rows (oneDNN's rate differs between the two layouts).
+    gallery rows (oneDNN's rate differs between the two layouts). `prepacked` (bf16 on the CPU, implies
+    `rows_by_dim`): the second matrix is packed once for oneDNN, as `whale_retrieval.bf16_gallery` does.
     """
     import torch
 
@@ -48,8 +50,18 @@ def matmul_gflops(
     a = torch.randn(m, k, device=device).to(dtype)
     b = torch.randn(n, k, device=device).to(dtype).T if rows_by_dim else torch.randn(k, n, device=device).to(dtype)
 
+    if prepacked:
+        packed = torch.ops.mkldnn._reorder_linear_weight(b.T.contiguous(), m)  # [n, k], as a linear weight
+
+        def product():
+            return torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], "")
+    else:
+
+        def product():
+            return torch.mm(a, b)
+
     def run() -> None:
-        torch.mm(a, b)
+        product()
         if device != "cpu":
             torch.cuda.synchronize()
 

@@ -88,15 +88,20 @@ METHODS = {
 
 def matmul_rates(dim: int, n_gallery: int) -> dict[str, float]:
     """GFLOP/s of torch's fp32 and bf16 matmul at the exact block shape the bf16 search uses
-    (`query_chunk_rows` × `gallery_block_rows` × dim)."""
+    (`query_chunk_rows` × `gallery_block_rows` × dim); bf16 with the gallery block prepacked where the search
+    prepacks it."""
+    import torch
     from _common import matmul_gflops
 
     from whale_retrieval import KnnConfig
-    from whale_retrieval.knn_bf16 import gallery_block_rows, query_chunk_rows
+    from whale_retrieval.bf16_gallery import can_prepack, gallery_block_rows
+    from whale_retrieval.knn_bf16 import query_chunk_rows
 
     rows = query_chunk_rows(n_gallery, dim, KnnConfig().memory_budget_mb)
     shape = (rows, min(n_gallery, gallery_block_rows(dim, rows)), dim)
     rates = {name: matmul_gflops(dt, shape=shape, repeats=3, rows_by_dim=True) for name, dt in FLOOR_DTYPES.items()}
+    if can_prepack(torch, torch.device("cpu")):  # the kernel the search runs where it can
+        rates["bf16"] = matmul_gflops("bfloat16", shape=shape, repeats=3, rows_by_dim=True, prepacked=True)
     return {**rates, "shape": list(shape)}
 
 

@@ -211,6 +211,51 @@ def test_bf16_label_aware_search_with_ties_matches_exact_ranking() -> None:
     np.testing.assert_array_equal(got.scores, want.scores)
 
 
+@pytest.mark.parametrize("prepack", [False, True], ids=["plain bf16 blocks", "blocks packed for oneDNN"])
+@pytest.mark.parametrize("ties", [False, True], ids=["random", "exact ties"])
+def test_bf16_search_over_many_gallery_blocks_matches_brute_force(prepack: bool, ties: bool) -> None:
+    # 300 gallery rows in blocks of 37 (the last one 4 rows): every query's pool is merged across blocks
+    torch = pytest.importorskip("torch")
+    from whale_retrieval.bf16_gallery import can_prepack
+    from whale_retrieval.knn_bf16 import bf16_knn_search
+    from whale_retrieval.rows import check_embeddings
+
+    if prepack and not can_prepack(torch, torch.device("cpu")):
+        pytest.skip("this torch build cannot pack bf16 blocks for oneDNN")
+    rng = np.random.default_rng(12)
+    if ties:
+        query, gallery = exact_tie_vectors(rng, 40), exact_tie_vectors(rng, 300)
+    else:
+        query, gallery = rng.normal(size=(40, 48)).astype(np.float32), rng.normal(size=(300, 48)).astype(np.float32)
+    args = (query, check_embeddings(query, "query"), gallery, check_embeddings(gallery, "gallery"), 10, 16, BF16)
+    sims, idx = bf16_knn_search(*args, gallery_block=37, prepack=prepack)
+    want_sims, want_idx = brute_force(query, gallery, 10)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_allclose(sims, want_sims, atol=1e-6)
+
+
+def test_packed_gallery_blocks_score_as_the_plain_bf16_product() -> None:
+    torch = pytest.importorskip("torch")
+    from whale_retrieval.bf16_gallery import Bf16Gallery, can_prepack
+
+    if not can_prepack(torch, torch.device("cpu")):
+        pytest.skip("this torch build cannot pack bf16 blocks for oneDNN")
+    rng = np.random.default_rng(13)
+    gallery, query = rng.normal(size=(100, 64)).astype(np.float32), rng.normal(size=(9, 64)).astype(np.float32)
+    norms = np.linalg.norm(gallery.astype(np.float64), axis=1)
+    unit_bf16 = torch.from_numpy(gallery / norms[:, None].astype(np.float32)).bfloat16()
+    queries = torch.from_numpy(query).bfloat16()
+    for prepack in (False, True):
+        store = Bf16Gallery(torch, gallery, norms, torch.device("cpu"), 30, len(query), prepack)
+        # 30 rows asked, 32 given: blocks are whole groups of GROUP_COLUMNS rows, the last one padded
+        assert store.width == 32
+        assert [(first, stop) for first, stop, _ in store.blocks] == [(0, 32), (32, 64), (64, 96), (96, 100)]
+        scores = torch.cat([store.scores(queries, first, weight) for first, _, weight in store.blocks], 1).float()
+        assert scores.shape == (9, 128) and bool((scores[:, 100:] == -torch.inf).all())
+        want = (queries.float() @ unit_bf16.float().T).bfloat16().float()  # exact fp32 sums of bf16 products
+        torch.testing.assert_close(scores[:, :100], want, atol=0, rtol=2**-8)  # one bf16 rounding apart at most
+
+
 def test_knn_search_rejects_labels_of_another_gallery() -> None:
     rng = np.random.default_rng(3)
     with pytest.raises(InputError, match="3 gallery labels for 10 gallery rows"):

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 
 import numpy as np
 
-from whale_retrieval._blocks import chunks, norm_chunk_rows
+from whale_retrieval._blocks import chunks
+from whale_retrieval.bf16_gallery import GROUP_COLUMNS, Bf16Gallery, gallery_block_rows, l3_bytes
 from whale_retrieval.config import KnnConfig
 from whale_retrieval.near_ties import NEAR_TIE_GAP, exact_top_k_float64
 from whale_retrieval.rows import normalised, sort_ties_by_index
@@ -41,11 +41,6 @@ log = logging.getLogger(__name__)
 BF16_UNIT_ROUNDOFF = 2.0**-8
 FP32_UNIT_ROUNDOFF = 2.0**-24
 _NORM_SLACK = 1e-3  # fp32 "unit" rows have norm 1 ± d·2⁻²⁴; 1e-3 covers any d below 16 million
-_RESCORE_BYTES = 64 << 20
-_PREPARE_ROWS = 256  # gallery rows per step of the bf16 copy: cache-sized (0.4 s at 51k × 4608 vs 0.9 s for 2048)
-#: bf16 scores per matmul. At 4608-d on 2 cores, [1932 queries × 6144 rows] ran at ~790 GFLOP/s with the gallery
-#: block used as stored (rows × dim, transposed in the matmul) but [1932 × 13,025] at ~610 (benchmarks/README.md).
-_SCORE_BLOCK_BYTES = 24 << 20
 #: Label-aware searches first re-score this many candidates per wanted individual (then four times as many).
 _LABEL_AWARE_POOL_PER_INDIVIDUAL = 6
 
@@ -88,26 +83,7 @@ def excluded_score_bound(best_excluded_bf16: np.ndarray, error_bound: np.ndarray
     return best_excluded_bf16 + output_rounding + error_bound
 
 
-class _Bf16Gallery:
-    """The unit gallery in bf16 (for the candidate pass), and the caller's rows with their inverse norms
-    (for the fp32 re-score: no normalised fp32 copy, which would add 4 bytes per value)."""
-
-    def __init__(self, torch, gallery_emb: np.ndarray, norms: np.ndarray, device) -> None:
-        n, dim = gallery_emb.shape
-        self.rows = torch.from_numpy(np.ascontiguousarray(gallery_emb, dtype=np.float32)).to(device)
-        self.inv_norms = torch.from_numpy(1.0 / norms).to(device)
-        self.bf16 = torch.empty((n, dim), dtype=torch.bfloat16, device=device)
-        residual = torch.zeros((), dtype=torch.float32, device=device)
-        inv_norms = self.inv_norms.float()[:, None]  # fp32 unit rows: norms 1 ± 3·2⁻²⁴, inside _NORM_SLACK
-        for start, stop in chunks(n, max(norm_chunk_rows(dim), _PREPARE_ROWS)):
-            block = self.rows[start:stop] * inv_norms[start:stop]
-            self.bf16[start:stop] = block
-            block -= self.bf16[start:stop]
-            residual = torch.maximum(residual, torch.linalg.vector_norm(block, dim=1).max())
-        self.residual = float(residual)
-
-
-def _rescore(torch, queries, gallery: _Bf16Gallery, candidates: np.ndarray) -> np.ndarray:
+def _rescore(torch, queries, gallery: Bf16Gallery, candidates: np.ndarray) -> np.ndarray:
     """Scores of each unit query row against its candidate gallery rows, [rows, candidates] float64.
 
     fp32 dot products with the caller's rows, divided by their float64 norms. The gather of candidate
@@ -116,7 +92,8 @@ def _rescore(torch, queries, gallery: _Bf16Gallery, candidates: np.ndarray) -> n
     """
     n_rows, n_cand = candidates.shape
     dim = gallery.rows.shape[1]
-    step = max(1, min(n_rows, _RESCORE_BYTES // (4 * n_cand * dim)))
+    # a quarter of L3: the gathered rows are still in cache when the products read them (2× at 64 MB → 8 MB)
+    step = max(1, min(n_rows, l3_bytes() // 4 // (4 * n_cand * dim)))
     buffer = torch.empty((step * n_cand, dim), dtype=torch.float32, device=queries.device)
     flat = torch.from_numpy(np.ascontiguousarray(candidates)).to(queries.device).reshape(-1)
     out = torch.empty((n_rows, n_cand), dtype=torch.float32, device=queries.device)
@@ -178,48 +155,41 @@ def query_chunk_rows(n_gallery: int, dim: int, memory_budget_mb: int) -> int:
     return max(1, (memory_budget_mb << 20) // (2 * n_gallery + 8 * dim))
 
 
-@functools.cache
-def _l3_bytes() -> int:
-    """This machine's last-level cache size (Linux sysfs; 32 MiB where the OS does not say)."""
-    try:
-        text = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()  # e.g. "32768K"
-        return int(text[:-1]) << {"K": 10, "M": 20}[text[-1]]
-    except (OSError, ValueError, KeyError, IndexError):
-        return 32 << 20
+def _bf16_top(torch, queries_bf16, gallery: Bf16Gallery, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bf16 scores float64, gallery rows) of the `fetch` best per query, ties in any order.
 
-
-def gallery_block_rows(dim: int, query_rows: int) -> int:
-    """Gallery rows per bf16 matmul: the [query rows × gallery rows] bf16 score block stays near
-    `_SCORE_BLOCK_BYTES` (where the measured bf16 rate holds; a 197 MB block per query chunk lost it),
-    and the gallery block itself within a few L3-sized slices of `dim`-wide rows."""
-    by_scores = _SCORE_BLOCK_BYTES // (2 * max(1, query_rows))
-    by_rows = 4 * _l3_bytes() // (2 * dim)
-    return max(1024, min(by_scores, by_rows))
-
-
-def _bf16_top(torch, queries_bf16, gallery: _Bf16Gallery, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-    """(bf16 scores float64, gallery rows) of the `fetch` best per query, the gallery in blocks (merged)."""
-    n_gallery, dim = gallery.bf16.shape
-    block = gallery_block_rows(dim, len(queries_bf16))
-    vals, rows = [], []
-    for start, stop in chunks(n_gallery, block):
-        v, i = torch.topk(queries_bf16 @ gallery.bf16[start:stop].T, min(fetch, stop - start), dim=1)
-        vals.append(v)
-        rows.append(i + start)
-    top_vals, pos = torch.topk(torch.cat(vals, 1), fetch, dim=1)
-    top_idx = torch.gather(torch.cat(rows, 1), 1, pos)
+    torch.topk costs ~1 ns per score on the CPU, a strided maximum ~0.15 ns, so the selection goes by groups:
+    each block's columns c, c + n, c + 2n, … (n = width / `GROUP_COLUMNS`) form a group; the `fetch` groups
+    with the highest maxima hold the `fetch` best scores, and only their members are ranked. Why that is
+    exact: a group left out has its maximum at most the `fetch`-th selected maximum, and the selected groups
+    hold at least `fetch` scores at or above it (one per group), so no score left out beats the `fetch`-th
+    ranked one.
+    """
+    n_rows, width, size = len(queries_bf16), gallery.width, GROUP_COLUMNS
+    per_block = width // size
+    scores, maxima = gallery.workspace(n_rows)
+    for j, (first, _, weight) in enumerate(gallery.blocks):
+        block = gallery.scores(queries_bf16, first, weight)
+        torch.amax(block.view(n_rows, size, per_block), dim=1, out=maxima[:, j * per_block : (j + 1) * per_block])
+        scores[:, j * width : (j + 1) * width] = block
+    _, groups = torch.topk(maxima, min(fetch, maxima.shape[1]), dim=1)
+    offsets = torch.arange(size, device=scores.device) * per_block
+    members = ((groups // per_block) * width + groups % per_block)[:, :, None] + offsets  # [rows, groups, size]
+    members = members.reshape(n_rows, -1)
+    top_vals, pos = torch.topk(torch.gather(scores, 1, members), fetch, dim=1)
+    top_idx = torch.gather(members, 1, pos)
     return top_vals.float().cpu().numpy().astype(np.float64), top_idx.cpu().numpy()
 
 
-def _search_chunk(torch, queries_np: np.ndarray, gallery: _Bf16Gallery, k: int, extra: int, labels, full_scan):
+def _search_chunk(torch, queries_np: np.ndarray, gallery: Bf16Gallery, k: int, extra: int, labels, full_scan):
     """Top-k of one query chunk, exact up to `_settle_positions`; returns (sims, idx, rows needing a full scan).
 
     The bf16 pass first fetches the smallest pool (+1, the best excluded score for the proof); queries a
     pool does not settle fetch the next pool's candidates again (they are few). `full_scan(rows)` returns
     the float64 top-k of the chunk's `rows` for the queries no pool settles.
     """
-    n_gallery, dim = gallery.bf16.shape
-    queries = torch.from_numpy(queries_np).to(gallery.bf16.device)
+    n_gallery, dim = gallery.shape
+    queries = torch.from_numpy(queries_np).to(gallery.rows.device)
     queries_bf16 = queries.to(torch.bfloat16)
     residual = torch.linalg.vector_norm(queries - queries_bf16.float(), dim=1).cpu().numpy()
     error = bf16_error_bound(residual.astype(np.float64), gallery.residual, dim)
@@ -257,6 +227,9 @@ def bf16_knn_search(
     chunk_size: int | None,
     config: KnnConfig,
     labels: tuple[np.ndarray, int] | None = None,
+    *,
+    gallery_block: int | None = None,
+    prepack: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`knn_search`'s answer via the bf16 candidate pass (inputs already validated, k ≤ gallery size).
 
@@ -265,6 +238,8 @@ def bf16_knn_search(
     -inf / -1. Memory: the unit gallery in bf16 (2 bytes per value; the caller's rows are re-scored in
     place, copied to float32 only when they are another dtype) plus one chunk's bf16 score block
     (`chunk_size` × gallery rows × 2 bytes; default from `config.memory_budget_mb`).
+    `gallery_block` (rows per bf16 matmul; default `gallery_block_rows`) and `prepack` (pack the blocks for
+    oneDNN; default where `can_prepack`) change the speed only, never the answer.
     """
     import torch
 
@@ -273,7 +248,9 @@ def bf16_knn_search(
     chunk_size = chunk_size or query_chunk_rows(n_gallery, dim, config.memory_budget_mb)
     extra = max(0, config.bf16_extra_candidates)
     with torch.inference_mode():
-        gallery = _Bf16Gallery(torch, gallery_emb, gallery_norms, device)
+        query_rows = min(chunk_size, len(query_emb))
+        block = gallery_block or gallery_block_rows(dim, query_rows)
+        gallery = Bf16Gallery(torch, gallery_emb, gallery_norms, device, block, query_rows, prepack)
         sims = np.empty((len(query_emb), k), dtype=np.float32)
         idx = np.empty((len(query_emb), k), dtype=np.int64)
         full_scans = 0
