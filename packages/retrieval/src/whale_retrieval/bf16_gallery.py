@@ -4,7 +4,8 @@ Why packed: torch's `queries @ block.T` re-lays the gallery block into oneDNN's 
 The gallery is fixed for the whole search, so each block is laid out once
 (`torch.ops.mkldnn._reorder_linear_weight`, the prepacking torch's own inductor uses for frozen bf16 linear
 layers) and every query chunk is multiplied with `torch.ops.mkldnn._linear_pointwise`. On 2 Zen 5 cores at
-1,932 × 6,144 × 4608 that ran at 810–860 GFLOP/s against 740–800 unpacked (benchmarks/README.md); the
+1,932 × 6,144 × 4608, probes ran it at 810–880 GFLOP/s against 740–840 unpacked, and other runs measured the
+two equal (`benchmarks/bf16_blocks.py`): never slower, and the packing costs ~0.2 s once at Kaggle size. The
 products are the same fp32-accumulated, bf16-rounded dot products, so the error bound is unchanged. Where the
 ops are missing (another torch build, a CUDA device) the blocks stay plain bf16 rows.
 """
