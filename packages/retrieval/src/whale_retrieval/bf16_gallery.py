@@ -85,7 +85,8 @@ class Bf16Gallery:
         step = max(norm_chunk_rows(self.shape[1]), _PREPARE_ROWS)
         self.width = -(-min(block_rows, self.shape[0]) // GROUP_COLUMNS) * GROUP_COLUMNS
         for first, stop in chunks(self.shape[0], self.width):
-            block = torch.zeros((self.width, self.shape[1]), dtype=torch.bfloat16, device=device)
+            block = torch.empty((self.width, self.shape[1]), dtype=torch.bfloat16, device=device)
+            block[stop - first :] = 0  # the padding rows only: zeroing whole blocks cost 0.1 s at Kaggle size
             for start, end in chunks(stop - first, step):
                 unit = self.rows[first + start : first + end] * inv_norms[first + start : first + end]
                 block[start:end] = unit
