@@ -214,7 +214,8 @@ def test_bf16_label_aware_search_with_ties_matches_exact_ranking() -> None:
 @pytest.mark.parametrize("prepack", [False, True], ids=["plain bf16 blocks", "blocks packed for oneDNN"])
 @pytest.mark.parametrize("ties", [False, True], ids=["random", "exact ties"])
 def test_bf16_search_over_many_gallery_blocks_matches_brute_force(prepack: bool, ties: bool) -> None:
-    # 300 gallery rows in blocks of 37 (the last one 4 rows): every query's pool is merged across blocks
+    # 600 gallery rows in blocks of 37 asked, 64 given (whole groups of 32 columns): 10 blocks, the last one
+    # padded, 20 column groups; k = 3 with no extra candidates fetches 7 scores, so groups are really left out
     torch = pytest.importorskip("torch")
     from whale_retrieval.bf16_gallery import can_prepack
     from whale_retrieval.knn_bf16 import bf16_knn_search
@@ -224,12 +225,13 @@ def test_bf16_search_over_many_gallery_blocks_matches_brute_force(prepack: bool,
         pytest.skip("this torch build cannot pack bf16 blocks for oneDNN")
     rng = np.random.default_rng(12)
     if ties:
-        query, gallery = exact_tie_vectors(rng, 40), exact_tie_vectors(rng, 300)
+        query, gallery = exact_tie_vectors(rng, 40), exact_tie_vectors(rng, 600)
     else:
-        query, gallery = rng.normal(size=(40, 48)).astype(np.float32), rng.normal(size=(300, 48)).astype(np.float32)
-    args = (query, check_embeddings(query, "query"), gallery, check_embeddings(gallery, "gallery"), 10, 16, BF16)
+        query, gallery = rng.normal(size=(40, 48)).astype(np.float32), rng.normal(size=(600, 48)).astype(np.float32)
+    config = KnnConfig(backend="torch_bf16", bf16_extra_candidates=0)
+    args = (query, check_embeddings(query, "query"), gallery, check_embeddings(gallery, "gallery"), 3, 16, config)
     sims, idx = bf16_knn_search(*args, gallery_block=37, prepack=prepack)
-    want_sims, want_idx = brute_force(query, gallery, 10)
+    want_sims, want_idx = brute_force(query, gallery, 3)
     np.testing.assert_array_equal(idx, want_idx)
     np.testing.assert_allclose(sims, want_sims, atol=1e-6)
 
@@ -254,6 +256,27 @@ def test_packed_gallery_blocks_score_as_the_plain_bf16_product() -> None:
         assert scores.shape == (9, 128) and bool((scores[:, 100:] == -torch.inf).all())
         want = (queries.float() @ unit_bf16.float().T).bfloat16().float()  # exact fp32 sums of bf16 products
         torch.testing.assert_close(scores[:, :100], want, atol=0, rtol=2**-8)  # one bf16 rounding apart at most
+
+
+def test_the_bf16_pass_keeps_every_tensor_on_the_search_device() -> None:
+    # `use_gpu` runs the pass on CUDA; on `meta` every op checks that its inputs share one device and only
+    # copying a result out fails, so a tensor left on the CPU fails here with "same device" instead
+    torch = pytest.importorskip("torch")
+    from whale_retrieval.bf16_gallery import Bf16Gallery
+    from whale_retrieval.knn_bf16 import _bf16_top, _rescore
+
+    meta = torch.device("meta")
+    rng = np.random.default_rng(14)
+    gallery_emb, query = rng.normal(size=(200, 32)).astype(np.float32), rng.normal(size=(8, 32)).astype(np.float32)
+    gallery = Bf16Gallery(torch, gallery_emb, np.linalg.norm(gallery_emb, axis=1), meta, 64, len(query))
+    assert not gallery.prepacked  # oneDNN packing is for the CPU only
+    devices = {gallery.rows.device, gallery.inv_norms.device, *(w.device for *_, w in gallery.blocks)}
+    assert devices == {meta}
+    queries = torch.from_numpy(query).to(meta)
+    with pytest.raises(NotImplementedError, match="meta"):
+        _bf16_top(torch, queries.to(torch.bfloat16), gallery, 5)
+    with pytest.raises(NotImplementedError, match="meta"):
+        _rescore(torch, queries, gallery, rng.integers(0, 200, (8, 6)))
 
 
 def test_knn_search_rejects_labels_of_another_gallery() -> None:

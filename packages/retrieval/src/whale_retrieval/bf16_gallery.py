@@ -69,7 +69,6 @@ class Bf16Gallery:
         blocks: (first row, stop row, weight) per block; `weight` is the packed block when `prepacked`, else
             its [width × dim] bf16 unit rows.
         width: rows per block, padding included.
-        residual: the largest ‖g − bf16(g)‖ over the unit rows (the error bound's gallery term).
     """
 
     def __init__(self, torch, gallery_emb: np.ndarray, norms: np.ndarray, device, block_rows: int,
@@ -95,8 +94,13 @@ class Bf16Gallery:
             if self.prepacked:
                 block = torch.ops.mkldnn._reorder_linear_weight(block, query_rows)
             self.blocks.append((first, stop, block))
-        self.residual = float(residual)
+        self._residual = residual
         self._workspace = None
+
+    @functools.cached_property
+    def residual(self) -> float:
+        """The largest ‖g − bf16(g)‖ over the unit rows (read once: a device sync, and no data on `meta`)."""
+        return float(self._residual)
 
     def workspace(self, n_rows: int):
         """Reused bf16 buffers for `n_rows` queries: scores [rows × all blocks' width] and group maxima
