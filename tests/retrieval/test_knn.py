@@ -263,7 +263,7 @@ def test_the_bf16_pass_keeps_every_tensor_on_the_search_device() -> None:
     # copying a result out fails, so a tensor left on the CPU fails here with "same device" instead
     torch = pytest.importorskip("torch")
     from whale_retrieval.bf16_gallery import Bf16Gallery
-    from whale_retrieval.knn_bf16 import _bf16_top, _rescore
+    from whale_retrieval.knn_bf16 import _bf16_top, _QueryChunk, _rescore
 
     meta = torch.device("meta")
     rng = np.random.default_rng(14)
@@ -272,11 +272,15 @@ def test_the_bf16_pass_keeps_every_tensor_on_the_search_device() -> None:
     assert not gallery.prepacked  # oneDNN packing is for the CPU only
     devices = {gallery.rows.device, gallery.inv_norms.device, *(w.device for *_, w in gallery.blocks)}
     assert devices == {meta}
-    queries = torch.from_numpy(query).to(meta)
+    rows = torch.from_numpy(query).to(meta)
+    inv_norms = torch.from_numpy(1 / np.linalg.norm(query, axis=1)).to(meta)
+    queries_bf16 = torch.empty((8, 32), dtype=torch.bfloat16, device=meta)
+    assert gallery.unit_bf16(rows, inv_norms, queries_bf16).device == meta
+    queries = _QueryChunk(rows, inv_norms, queries_bf16, np.zeros(8))
     with pytest.raises(NotImplementedError, match="meta"):
-        _bf16_top(torch, queries.to(torch.bfloat16), gallery, 5)
+        _bf16_top(torch, queries.bf16, gallery, 5)
     with pytest.raises(NotImplementedError, match="meta"):
-        _rescore(torch, queries, gallery, rng.integers(0, 200, (8, 6)))
+        _rescore(torch, queries, torch.arange(8, device=meta), gallery, rng.integers(0, 200, (8, 6)))
 
 
 def test_knn_search_rejects_labels_of_another_gallery() -> None:

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +36,7 @@ from whale_retrieval._blocks import chunks
 from whale_retrieval.bf16_gallery import GROUP_COLUMNS, Bf16Gallery, gallery_block_rows, l3_bytes
 from whale_retrieval.config import KnnConfig
 from whale_retrieval.near_ties import NEAR_TIE_GAP, exact_top_k_float64
-from whale_retrieval.rows import normalised, sort_ties_by_index
+from whale_retrieval.rows import sort_ties_by_index
 
 log = logging.getLogger(__name__)
 
@@ -83,25 +85,41 @@ def excluded_score_bound(best_excluded_bf16: np.ndarray, error_bound: np.ndarray
     return best_excluded_bf16 + output_rounding + error_bound
 
 
-def _rescore(torch, queries, gallery: Bf16Gallery, candidates: np.ndarray) -> np.ndarray:
-    """Scores of each unit query row against its candidate gallery rows, [rows, candidates] float64.
+@dataclass(frozen=True)
+class _QueryChunk:
+    """One chunk of queries on the search device: the caller's rows, their bf16 unit rows, their error bounds."""
 
-    fp32 dot products with the caller's rows, divided by their float64 norms. The gather of candidate
-    rows is memory-bound: rows are copied block by block into one reused buffer
-    (`index_select(out=...)`), which avoids page-faulting a fresh multi-GB array.
+    rows: Any  # [n, dim] fp32, the caller's rows
+    inv_norms: Any  # [n] fp32
+    bf16: Any  # [n, dim] bf16(rows × inv_norms)
+    error: np.ndarray  # [n] float64, `bf16_error_bound` of each row
+
+
+def _rescore(torch, queries: _QueryChunk, query_rows, gallery: Bf16Gallery, candidates: np.ndarray) -> np.ndarray:
+    """Scores of the chunk's `query_rows` (device index tensor) against their candidate rows, [rows, candidates]
+    float64.
+
+    fp32 dot products of the unit query rows (rebuilt step by step exactly as the bf16 pass made them) with the
+    caller's gallery rows, times the gallery's float64 inverse norms. The gather of candidate rows is
+    memory-bound: rows are copied step by step into one reused buffer (`index_select(out=...)`), which avoids
+    page-faulting a fresh multi-GB array.
     """
     n_rows, n_cand = candidates.shape
     dim = gallery.rows.shape[1]
+    device = queries.rows.device
     # a quarter of L3: the gathered rows are still in cache when the products read them (2× at 64 MB → 8 MB)
     step = max(1, min(n_rows, l3_bytes() // 4 // (4 * n_cand * dim)))
-    buffer = torch.empty((step * n_cand, dim), dtype=torch.float32, device=queries.device)
-    flat = torch.from_numpy(np.ascontiguousarray(candidates)).to(queries.device).reshape(-1)
-    out = torch.empty((n_rows, n_cand), dtype=torch.float32, device=queries.device)
+    buffer = torch.empty((step * n_cand, dim), dtype=torch.float32, device=device)
+    unit = torch.empty((step, dim), dtype=torch.float32, device=device)
+    flat = torch.from_numpy(np.ascontiguousarray(candidates)).to(device).reshape(-1)
+    out = torch.empty((n_rows, n_cand), dtype=torch.float32, device=device)
     for start, stop in chunks(n_rows, step):
-        rows = buffer[: (stop - start) * n_cand]
+        picked, rows, query = query_rows[start:stop], buffer[: (stop - start) * n_cand], unit[: stop - start]
+        torch.index_select(queries.rows, 0, picked, out=query)
+        query *= queries.inv_norms[picked, None]
         torch.index_select(gallery.rows, 0, flat[start * n_cand : stop * n_cand], out=rows)
         # [1 × dim] @ [dim × candidates] per query: 5× the rate of bmm's matrix-vector form on CPU (fp32 either way)
-        out[start:stop] = (queries[start:stop, None, :] @ rows.view(stop - start, n_cand, dim).transpose(1, 2))[:, 0]
+        out[start:stop] = (query[:, None, :] @ rows.view(stop - start, n_cand, dim).transpose(1, 2))[:, 0]
     return (out.double() * gallery.inv_norms[flat].view(n_rows, n_cand)).cpu().numpy()
 
 
@@ -181,36 +199,33 @@ def _bf16_top(torch, queries_bf16, gallery: Bf16Gallery, fetch: int) -> tuple[np
     return top_vals.float().cpu().numpy().astype(np.float64), top_idx.cpu().numpy()
 
 
-def _search_chunk(torch, queries_np: np.ndarray, gallery: Bf16Gallery, k: int, extra: int, labels, full_scan):
+def _search_chunk(torch, queries: _QueryChunk, gallery: Bf16Gallery, k: int, extra: int, labels, full_scan):
     """Top-k of one query chunk, exact up to `_settle_positions`; returns (sims, idx, rows needing a full scan).
 
     The bf16 pass first fetches the smallest pool (+1, the best excluded score for the proof); queries a
     pool does not settle fetch the next pool's candidates again (they are few). `full_scan(rows)` returns
     the float64 top-k of the chunk's `rows` for the queries no pool settles.
     """
-    n_gallery, dim = gallery.shape
-    queries = torch.from_numpy(queries_np).to(gallery.rows.device)
-    queries_bf16 = queries.to(torch.bfloat16)
-    residual = torch.linalg.vector_norm(queries - queries_bf16.float(), dim=1).cpu().numpy()
-    error = bf16_error_bound(residual.astype(np.float64), gallery.residual, dim)
-    sims = np.full((len(queries_np), k), -np.inf, dtype=np.float32)
-    idx = np.full((len(queries_np), k), -1, dtype=np.int64)
-    pending = np.arange(len(queries_np))
-    top_vals, top_idx = np.zeros((len(pending), 0)), np.zeros((len(pending), 0), np.int64)  # rows of `pending`
+    n_gallery = gallery.shape[0]
+    n_queries = len(queries.error)
+    sims = np.full((n_queries, k), -np.inf, dtype=np.float32)
+    idx = np.full((n_queries, k), -1, dtype=np.int64)
+    pending = np.arange(n_queries)
+    top_vals, top_idx = np.zeros((n_queries, 0)), np.zeros((n_queries, 0), np.int64)  # rows of `pending`
     for n_cand in _stages(n_gallery, k, extra, labels):
         if n_cand == n_gallery:
             break  # a pool of the whole gallery is the full scan
+        rows = torch.from_numpy(pending).to(queries.rows.device)
         if top_idx.shape[1] < n_cand + 1:
-            rows = torch.from_numpy(pending).to(queries.device)
-            top_vals, top_idx = _bf16_top(torch, queries_bf16[rows], gallery, min(n_gallery, n_cand + 1))
+            queries_bf16 = queries.bf16 if len(pending) == n_queries else queries.bf16[rows]
+            top_vals, top_idx = _bf16_top(torch, queries_bf16, gallery, min(n_gallery, n_cand + 1))
         candidates = top_idx[:, :n_cand]
-        scores = _rescore(torch, queries[torch.from_numpy(pending).to(queries.device)], gallery, candidates)
-        stage_sims, stage_idx = sort_ties_by_index(scores, candidates)
-        bound = excluded_score_bound(top_vals[:, n_cand], error[pending])
+        stage_sims, stage_idx = sort_ties_by_index(_rescore(torch, queries, rows, gallery, candidates), candidates)
+        bound = excluded_score_bound(top_vals[:, n_cand], queries.error[pending])
         settled = _settled(stage_sims, _settle_positions(stage_idx, k, labels), k, bound)
         width = min(k, n_cand)
-        rows = pending[settled]
-        sims[rows, :width], idx[rows, :width] = stage_sims[settled, :width], stage_idx[settled, :width]
+        done = pending[settled]
+        sims[done, :width], idx[done, :width] = stage_sims[settled, :width], stage_idx[settled, :width]
         pending, top_vals, top_idx = pending[~settled], top_vals[~settled], top_idx[~settled]
         if not pending.size:
             return sims, idx, 0
@@ -251,11 +266,16 @@ def bf16_knn_search(
         query_rows = min(chunk_size, len(query_emb))
         block = gallery_block or gallery_block_rows(dim, query_rows)
         gallery = Bf16Gallery(torch, gallery_emb, gallery_norms, device, block, query_rows, prepack)
+        queries_bf16 = torch.empty((query_rows, dim), dtype=torch.bfloat16, device=device)  # reused by every chunk
         sims = np.empty((len(query_emb), k), dtype=np.float32)
         idx = np.empty((len(query_emb), k), dtype=np.int64)
         full_scans = 0
         for start, stop in chunks(len(query_emb), chunk_size):
-            queries = normalised(query_emb, query_norms, start, stop)
+            rows = torch.from_numpy(np.ascontiguousarray(query_emb[start:stop], dtype=np.float32)).to(device)
+            inv_norms = torch.from_numpy(1.0 / query_norms[start:stop]).to(device).float()
+            residual = gallery.unit_bf16(rows, inv_norms, queries_bf16)
+            error = bf16_error_bound(residual.cpu().numpy().astype(np.float64), gallery.residual, dim)
+            queries = _QueryChunk(rows, inv_norms, queries_bf16[: stop - start], error)
 
             def full_scan(rows: np.ndarray, start: int = start) -> tuple[np.ndarray, np.ndarray]:
                 rows = start + rows
