@@ -283,6 +283,34 @@ def test_the_bf16_pass_keeps_every_tensor_on_the_search_device() -> None:
         _rescore(torch, queries, torch.arange(8, device=meta), gallery, rng.integers(0, 200, (8, 6)))
 
 
+def test_rows_float32_cannot_hold_are_refused_by_row_and_huge_fp32_rows_are_not() -> None:
+    rng = np.random.default_rng(15)
+    gallery = rng.normal(size=(10, 8))
+    for scale in (1e200, 1e-200):  # finite in float64, inf / 0 once cast to the searches' fp32
+        query = rng.normal(size=(4, 8))
+        query[[1, 3]] *= scale
+        with pytest.raises(InputError, match=r"query embeddings: 2 row\(s\) have values float32 cannot.*rows 1, 3"):
+            knn_search(query, gallery, 3)
+    huge = (rng.normal(size=(4, 8)) * 1e20).astype(np.float32)  # fp32 values whose fp32 squares overflow
+    np.testing.assert_array_equal(knn_search(huge, gallery, 3)[1], knn_search(huge / 1e20, gallery, 3)[1])
+
+
+@pytest.mark.parametrize("backend", ["blas", "faiss", "torch_bf16"])
+def test_every_searcher_answers_alike_at_the_scales_fp32_holds(backend: str) -> None:
+    # rows near either end of fp32's range: their norms overflow or underflow fp32 squares, not the answers
+    if backend == "torch_bf16":
+        pytest.importorskip("torch")
+    rng = np.random.default_rng(16)
+    query, gallery = rng.normal(size=(30, 24)), rng.normal(size=(200, 24))
+    want_sims, want_idx = knn_search(query, gallery, 7, config=KnnConfig(backend="blas"))
+    for query_scale, gallery_scale in ((1e-30, 1.0), (1.0, 3e37), (3e37, 1e-30)):
+        for dtype in (np.float32, np.float64):
+            scaled = ((query * query_scale).astype(dtype), (gallery * gallery_scale).astype(dtype))
+            sims, idx = knn_search(*scaled, 7, config=KnnConfig(backend=backend))
+            np.testing.assert_array_equal(idx, want_idx)
+            np.testing.assert_allclose(sims, want_sims, atol=1e-6)
+
+
 def test_knn_search_rejects_labels_of_another_gallery() -> None:
     rng = np.random.default_rng(3)
     with pytest.raises(InputError, match="3 gallery labels for 10 gallery rows"):

@@ -18,7 +18,8 @@ def check_embeddings(emb: np.ndarray, name: str) -> np.ndarray:
     """Validate a [n, d] embedding matrix and return its row norms (float64 array of fp32-accurate norms).
 
     Raises:
-        InputError: not 2-D, no columns, NaN/inf values or zero-norm rows; the message names `name`
+        InputError: not 2-D, no columns, NaN/inf values, zero-norm rows, or rows whose values float32 cannot
+            hold (all below its normal range, or any above its largest); the message names `name`
             ("query"/"gallery"), how many rows and the first few row indices.
     """
     emb = np.asarray(emb)
@@ -32,12 +33,22 @@ def check_embeddings(emb: np.ndarray, name: str) -> np.ndarray:
             block = np.asarray(emb[start:stop], dtype=np.float32)
             norms[start:stop] = np.sqrt(np.einsum("ij,ij->i", block, block))
     suspect = np.flatnonzero(~np.isfinite(norms) | (norms == 0.0))
+    unfit = np.zeros(len(norms), dtype=bool)  # finite in float64, but beyond what fp32 (the searches') holds
     if suspect.size:  # overflow or underflow in fp32, or really bad rows: decide in float64
         rows = np.asarray(emb[suspect], dtype=np.float64)
         scale = np.abs(rows).max(axis=1, initial=0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             norms[suspect] = scale * np.linalg.norm(rows / np.where(scale > 0, scale, 1.0)[:, None], axis=1)
-    for bad, what in ((~np.isfinite(norms), "contain NaN or inf"), (norms == 0.0, "have zero norm")):
+        fp32 = np.finfo(np.float32)
+        unfit[suspect] = np.isfinite(norms[suspect]) & (scale > 0)
+        unfit[suspect] &= (scale > fp32.max) | (scale < fp32.smallest_normal)
+    problems = (
+        (~np.isfinite(norms), "contain NaN or inf"),
+        (norms == 0.0, "have zero norm"),
+        (unfit, "have values float32 cannot hold (largest |value| above 3.4e38 or below 1.2e-38; the search "
+         "computes in float32: rescale them)"),
+    )  # fmt: skip
+    for bad, what in problems:
         rows = np.flatnonzero(bad)
         if rows.size:
             first = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
