@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib
 import json
 import logging
 import os
@@ -112,14 +111,13 @@ def worker(args: argparse.Namespace) -> None:
     labels = np.load(args.data / "labels.npy").tolist()
     import sklearn.neighbors  # noqa: F401  (imports are loading, excluded like the data: torch alone takes ~1.3 s)
 
-    import whale_retrieval  # noqa: F401  (both recipes rank with it: ~0.08 s of imports, 10 % of a 3,000-query run)
+    # both recipes rank with whale-retrieval (~0.08 s of imports, 10 % of a 3,000-query run); `make_searcher`
+    # imports the BLAS and bf16 searchers lazily (they import nothing heavy themselves)
+    import whale_retrieval.knn_bf16  # noqa: F401
+    import whale_retrieval.search_blas  # noqa: F401
 
     if args.worker == "ours_bf16":
         import torch  # noqa: F401
-
-    searcher_module = {"ours": "search_faiss", "ours_blas": "search_blas", "ours_bf16": "knn_bf16"}.get(args.worker)
-    if searcher_module:  # imported lazily by `make_searcher`: faiss and torch are heavy
-        importlib.import_module(f"whale_retrieval.{searcher_module}")
     start = time.perf_counter()
     neighbours = args.ref_neighbors if args.worker == "reference" else args.ours_neighbors
     answers = METHODS[args.worker][1](query, gallery, labels, neighbours)

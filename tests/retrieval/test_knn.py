@@ -263,7 +263,7 @@ def test_the_bf16_pass_keeps_every_tensor_on_the_search_device() -> None:
     # copying a result out fails, so a tensor left on the CPU fails here with "same device" instead
     torch = pytest.importorskip("torch")
     from whale_retrieval.bf16_gallery import Bf16Gallery
-    from whale_retrieval.knn_bf16 import _bf16_top, _QueryChunk, _rescore
+    from whale_retrieval.knn_bf16 import _bf16_top, _query_chunk, _QueryChunk, _rescore
 
     meta = torch.device("meta")
     rng = np.random.default_rng(14)
@@ -274,8 +274,10 @@ def test_the_bf16_pass_keeps_every_tensor_on_the_search_device() -> None:
     assert devices == {meta}
     rows = torch.from_numpy(query).to(meta)
     inv_norms = torch.from_numpy(1 / np.linalg.norm(query, axis=1)).to(meta)
-    queries_bf16 = torch.empty((8, 32), dtype=torch.bfloat16, device=meta)
-    assert gallery.unit_bf16(rows, inv_norms, queries_bf16).device == meta
+    with pytest.raises(NotImplementedError, match="meta"):  # only reading the residuals out fails
+        _query_chunk(torch, query, np.linalg.norm(query, axis=1), gallery)
+    queries_bf16 = gallery.query_buffer(8)
+    assert queries_bf16.device == meta and gallery.unit_bf16(rows, inv_norms, queries_bf16).device == meta
     queries = _QueryChunk(rows, inv_norms, queries_bf16, np.zeros(8))
     with pytest.raises(NotImplementedError, match="meta"):
         _bf16_top(torch, queries.bf16, gallery, 5)

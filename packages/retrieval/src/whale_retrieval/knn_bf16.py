@@ -95,6 +95,18 @@ class _QueryChunk:
     error: np.ndarray  # [n] float64, `bf16_error_bound` of each row
 
 
+def _query_chunk(torch, query_emb: np.ndarray, query_norms: np.ndarray, gallery: Bf16Gallery) -> _QueryChunk:
+    """The chunk's rows on the gallery's device (fp32; copied only when another dtype), their bf16 unit rows (in
+    the gallery's reused query buffer) and error bounds."""
+    device = gallery.rows.device
+    rows = torch.from_numpy(np.ascontiguousarray(query_emb, dtype=np.float32)).to(device)
+    inv_norms = torch.from_numpy(1.0 / query_norms).to(device).float()
+    queries_bf16 = gallery.query_buffer(len(rows))
+    residual = gallery.unit_bf16(rows, inv_norms, queries_bf16)
+    error = bf16_error_bound(residual.cpu().numpy().astype(np.float64), gallery.residual, gallery.shape[1])
+    return _QueryChunk(rows, inv_norms, queries_bf16, error)
+
+
 def _rescore(torch, queries: _QueryChunk, query_rows, gallery: Bf16Gallery, candidates: np.ndarray) -> np.ndarray:
     """Scores of the chunk's `query_rows` (device index tensor) against their candidate rows, [rows, candidates]
     float64.
@@ -266,16 +278,11 @@ def bf16_knn_search(
         query_rows = min(chunk_size, len(query_emb))
         block = gallery_block or gallery_block_rows(dim, query_rows)
         gallery = Bf16Gallery(torch, gallery_emb, gallery_norms, device, block, query_rows, prepack)
-        queries_bf16 = torch.empty((query_rows, dim), dtype=torch.bfloat16, device=device)  # reused by every chunk
         sims = np.empty((len(query_emb), k), dtype=np.float32)
         idx = np.empty((len(query_emb), k), dtype=np.int64)
         full_scans = 0
         for start, stop in chunks(len(query_emb), chunk_size):
-            rows = torch.from_numpy(np.ascontiguousarray(query_emb[start:stop], dtype=np.float32)).to(device)
-            inv_norms = torch.from_numpy(1.0 / query_norms[start:stop]).to(device).float()
-            residual = gallery.unit_bf16(rows, inv_norms, queries_bf16)
-            error = bf16_error_bound(residual.cpu().numpy().astype(np.float64), gallery.residual, dim)
-            queries = _QueryChunk(rows, inv_norms, queries_bf16[: stop - start], error)
+            queries = _query_chunk(torch, query_emb[start:stop], query_norms[start:stop], gallery)
 
             def full_scan(rows: np.ndarray, start: int = start) -> tuple[np.ndarray, np.ndarray]:
                 rows = start + rows

@@ -34,20 +34,23 @@ def check_embeddings(emb: np.ndarray, name: str) -> np.ndarray:
             norms[start:stop] = np.sqrt(np.einsum("ij,ij->i", block, block))
     suspect = np.flatnonzero(~np.isfinite(norms) | (norms == 0.0))
     unfit = np.zeros(len(norms), dtype=bool)  # finite in float64, but beyond what fp32 (the searches') holds
+    fp32 = np.finfo(np.float32)
     if suspect.size:  # overflow or underflow in fp32, or really bad rows: decide in float64
         rows = np.asarray(emb[suspect], dtype=np.float64)
         scale = np.abs(rows).max(axis=1, initial=0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             norms[suspect] = scale * np.linalg.norm(rows / np.where(scale > 0, scale, 1.0)[:, None], axis=1)
-        fp32 = np.finfo(np.float32)
         unfit[suspect] = np.isfinite(norms[suspect]) & (scale > 0)
         unfit[suspect] &= (scale > fp32.max) | (scale < fp32.smallest_normal)
     problems = (
         (~np.isfinite(norms), "contain NaN or inf"),
         (norms == 0.0, "have zero norm"),
-        (unfit, "have values float32 cannot hold (largest |value| above 3.4e38 or below 1.2e-38; the search "
-         "computes in float32: rescale them)"),
-    )  # fmt: skip
+        (
+            unfit,
+            f"have values float32 cannot hold (largest |value| above {fp32.max:.2g} or below "
+            f"{fp32.smallest_normal:.2g}; the search computes in float32: rescale them)",
+        ),
+    )
     for bad, what in problems:
         rows = np.flatnonzero(bad)
         if rows.size:
