@@ -86,19 +86,19 @@ METHODS = {
 }
 
 
-def matmul_rates(dim: int, n_gallery: int) -> dict[str, float]:
+def matmul_rates(dim: int, n_gallery: int, n_query: int) -> dict[str, float]:
     """GFLOP/s of torch's fp32 and bf16 matmul at the exact block shape the bf16 search uses
-    (`query_chunk_rows` × `gallery_block_rows` × dim); bf16 with the gallery block prepacked where the search
+    (query chunk × gallery block width × dim); bf16 with the gallery block prepacked where the search
     prepacks it."""
     import torch
     from _common import matmul_gflops
 
     from whale_retrieval import KnnConfig
-    from whale_retrieval.bf16_gallery import can_prepack, gallery_block_rows
+    from whale_retrieval.bf16_gallery import block_width, can_prepack, gallery_block_rows
     from whale_retrieval.knn_bf16 import query_chunk_rows
 
-    rows = query_chunk_rows(n_gallery, dim, KnnConfig().memory_budget_mb)
-    shape = (rows, min(n_gallery, gallery_block_rows(dim, rows)), dim)
+    rows = min(n_query, query_chunk_rows(n_gallery, dim, KnnConfig().memory_budget_mb))
+    shape = (rows, block_width(n_gallery, gallery_block_rows(dim, rows)), dim)
     rates = {name: matmul_gflops(dt, shape=shape, repeats=3, rows_by_dim=True) for name, dt in FLOOR_DTYPES.items()}
     if can_prepack(torch, torch.device("cpu")):  # the kernel the search runs where it can
         rates["bf16"] = matmul_gflops("bfloat16", shape=shape, repeats=3, rows_by_dim=True, prepacked=True)
@@ -252,7 +252,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "floor":
-        print(json.dumps(matmul_rates(args.floor_dim, args.n_gallery)))
+        print(json.dumps(matmul_rates(args.floor_dim, args.n_gallery, args.n_query)))
         return None
     if args.worker:
         return worker(args)
@@ -301,7 +301,14 @@ def exact_top5(query: np.ndarray, gallery: np.ndarray, labels: list[str], n_neig
 def search_floor(dim: int, n_query: int, n_gallery: int, reference_s: float | None) -> str:
     """One line: seconds the search's matmul alone takes in fp32 and bf16, and the speed-up that caps."""
     done = subprocess.run(
-        [sys.executable, __file__, "--worker=floor", f"--floor-dim={dim}", f"--n-gallery={n_gallery}"],
+        [
+            sys.executable,
+            __file__,
+            "--worker=floor",
+            f"--floor-dim={dim}",
+            f"--n-gallery={n_gallery}",
+            f"--n-query={n_query}",
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -252,10 +252,27 @@ def test_packed_gallery_blocks_score_as_the_plain_bf16_product() -> None:
         # 30 rows asked, 32 given: blocks are whole groups of GROUP_COLUMNS rows, the last one padded
         assert store.width == 32
         assert [(first, stop) for first, stop, _ in store.blocks] == [(0, 32), (32, 64), (64, 96), (96, 100)]
-        scores = torch.cat([store.scores(queries, first, weight) for first, _, weight in store.blocks], 1).float()
+        scores = torch.empty((len(store.blocks), len(query), store.width), dtype=torch.bfloat16)
+        for j in range(len(store.blocks)):
+            store.scores(queries, j, out=scores[j])
+        scores = torch.cat(list(scores), 1).float()
         assert scores.shape == (9, 128) and bool((scores[:, 100:] == -torch.inf).all())
         want = (queries.float() @ unit_bf16.float().T).bfloat16().float()  # exact fp32 sums of bf16 products
         torch.testing.assert_close(scores[:, :100], want, atol=0, rtol=2**-8)  # one bf16 rounding apart at most
+
+
+def test_gallery_blocks_are_equal_whole_groups_and_pad_less_than_a_group_each() -> None:
+    from whale_retrieval.bf16_gallery import GROUP_COLUMNS, block_width
+
+    assert block_width(51_033, 6_512) == 6_400  # 8 blocks of 6,528 would pad 1,191 zero rows
+    assert block_width(12_000, 4_194) == 4_000
+    rng = np.random.default_rng(16)
+    for n_rows, asked in zip(rng.integers(1, 100_000, 300), rng.integers(1, 20_000, 300)):
+        width = block_width(int(n_rows), int(asked))
+        n_blocks = -(-n_rows // width)
+        assert width % GROUP_COLUMNS == 0 and width <= -(-asked // GROUP_COLUMNS) * GROUP_COLUMNS
+        assert n_blocks == -(-n_rows // (-(-min(asked, n_rows) // GROUP_COLUMNS) * GROUP_COLUMNS))  # as many blocks
+        assert n_blocks * width - n_rows < GROUP_COLUMNS * n_blocks  # padding: under a group per block
 
 
 def test_the_bf16_pass_keeps_every_tensor_on_the_search_device() -> None:
@@ -263,7 +280,7 @@ def test_the_bf16_pass_keeps_every_tensor_on_the_search_device() -> None:
     # copying a result out fails, so a tensor left on the CPU fails here with "same device" instead
     torch = pytest.importorskip("torch")
     from whale_retrieval.bf16_gallery import Bf16Gallery
-    from whale_retrieval.knn_bf16 import _bf16_top, _query_chunk, _QueryChunk, _rescore
+    from whale_retrieval.knn_bf16 import _bf16_scores, _bf16_top, _query_chunk, _QueryChunk, _rescore
 
     meta = torch.device("meta")
     rng = np.random.default_rng(14)
@@ -279,8 +296,10 @@ def test_the_bf16_pass_keeps_every_tensor_on_the_search_device() -> None:
     queries_bf16 = gallery.query_buffer(8)
     assert queries_bf16.device == meta and gallery.unit_bf16(rows, inv_norms, queries_bf16).device == meta
     queries = _QueryChunk(rows, inv_norms, queries_bf16, np.zeros(8))
+    scores, maxima = _bf16_scores(torch, queries.bf16, gallery)
+    assert scores.device == maxima.device == meta
     with pytest.raises(NotImplementedError, match="meta"):
-        _bf16_top(torch, queries.bf16, gallery, 5)
+        _bf16_top(torch, scores, maxima, gallery, 5)
     with pytest.raises(NotImplementedError, match="meta"):
         _rescore(torch, queries, torch.arange(8, device=meta), gallery, rng.integers(0, 200, (8, 6)))
 

@@ -185,52 +185,68 @@ def query_chunk_rows(n_gallery: int, dim: int, memory_budget_mb: int) -> int:
     return max(1, (memory_budget_mb << 20) // (2 * n_gallery + 8 * dim))
 
 
-def _bf16_top(torch, queries_bf16, gallery: Bf16Gallery, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-    """(bf16 scores float64, gallery rows) of the `fetch` best per query, ties in any order.
+def _bf16_scores(torch, queries_bf16, gallery: Bf16Gallery):
+    """The chunk's bf16 scores against every gallery block ([blocks × rows × width]) and their group maxima,
+    in the gallery's workspace.
 
-    torch.topk costs ~1 ns per score on the CPU, a strided maximum ~0.15 ns, so the selection goes by groups:
-    each block's columns c, c + n, c + 2n, … (n = width / `GROUP_COLUMNS`) form a group; the `fetch` groups
-    with the highest maxima hold the `fetch` best scores, and only their members are ranked. Why that is
-    exact: a group left out has its maximum at most the `fetch`-th selected maximum, and the selected groups
-    hold at least `fetch` scores at or above it (one per group), so no score left out beats the `fetch`-th
-    ranked one.
+    Each block's columns c, c + n, c + 2n, … (n = width / `GROUP_COLUMNS`) form a group; `maxima` holds each
+    group's maximum (a strided maximum costs ~0.15 ns per score on the CPU, torch.topk ~1 ns). The scores stay
+    in the workspace until the next chunk, so a second, larger pool selects from them without a second matmul.
     """
-    n_rows, width, size = len(queries_bf16), gallery.width, GROUP_COLUMNS
-    per_block = width // size
+    n_rows, per_block = len(queries_bf16), gallery.width // GROUP_COLUMNS
     scores, maxima = gallery.workspace(n_rows)
-    for j, (first, _, weight) in enumerate(gallery.blocks):
-        block = gallery.scores(queries_bf16, first, weight)
-        torch.amax(block.view(n_rows, size, per_block), dim=1, out=maxima[:, j * per_block : (j + 1) * per_block])
-        scores[:, j * width : (j + 1) * width] = block
+    for j in range(len(gallery.blocks)):
+        gallery.scores(queries_bf16, j, out=scores[j])
+        view = scores[j].view(n_rows, GROUP_COLUMNS, per_block)
+        torch.amax(view, dim=1, out=maxima[:, j * per_block : (j + 1) * per_block])
+    return scores, maxima
+
+
+def _bf16_top(torch, scores, maxima, gallery: Bf16Gallery, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bf16 scores float64, gallery rows) of the `fetch` best per row of `_bf16_scores`, ties in any order.
+
+    The `fetch` groups with the highest maxima hold the `fetch` best scores, and only their members are ranked.
+    Why that is exact: a group left out has its maximum at most the `fetch`-th selected maximum, and the
+    selected groups hold at least `fetch` scores at or above it (one per group), so no score left out beats the
+    `fetch`-th ranked one.
+    """
+    n_blocks, n_rows, width = scores.shape
+    per_block = width // GROUP_COLUMNS
     _, groups = torch.topk(maxima, min(fetch, maxima.shape[1]), dim=1)
-    offsets = torch.arange(size, device=scores.device) * per_block
-    members = ((groups // per_block) * width + groups % per_block)[:, :, None] + offsets  # [rows, groups, size]
-    members = members.reshape(n_rows, -1)
-    top_vals, pos = torch.topk(torch.gather(scores, 1, members), fetch, dim=1)
-    top_idx = torch.gather(members, 1, pos)
+    block, column = groups // per_block, groups % per_block
+    offsets = torch.arange(GROUP_COLUMNS, device=scores.device) * per_block
+    rows = torch.arange(n_rows, device=scores.device)[:, None]
+    # members' positions in `scores` read as one flat array, and in the gallery: [rows, groups × GROUP_COLUMNS]
+    flat = ((block * n_rows + rows) * width + column)[:, :, None] + offsets
+    members = (block * width + column)[:, :, None] + offsets
+    top_vals, pos = torch.topk(torch.take(scores, flat.reshape(n_rows, -1)), fetch, dim=1)
+    top_idx = torch.gather(members.reshape(n_rows, -1), 1, pos)
     return top_vals.float().cpu().numpy().astype(np.float64), top_idx.cpu().numpy()
 
 
 def _search_chunk(torch, queries: _QueryChunk, gallery: Bf16Gallery, k: int, extra: int, labels, full_scan):
     """Top-k of one query chunk, exact up to `_settle_positions`; returns (sims, idx, rows needing a full scan).
 
-    The bf16 pass first fetches the smallest pool (+1, the best excluded score for the proof); queries a
-    pool does not settle fetch the next pool's candidates again (they are few). `full_scan(rows)` returns
-    the float64 top-k of the chunk's `rows` for the queries no pool settles.
+    The bf16 pass scores the chunk once and fetches the smallest pool (+1, the best excluded score for the
+    proof); queries a pool does not settle fetch the next pool's candidates from the same scores. `full_scan(rows)`
+    returns the float64 top-k of the chunk's `rows` for the queries no pool settles.
     """
     n_gallery = gallery.shape[0]
     n_queries = len(queries.error)
     sims = np.full((n_queries, k), -np.inf, dtype=np.float32)
     idx = np.full((n_queries, k), -1, dtype=np.int64)
     pending = np.arange(n_queries)
+    chunk_scores, chunk_maxima = _bf16_scores(torch, queries.bf16, gallery)
     top_vals, top_idx = np.zeros((n_queries, 0)), np.zeros((n_queries, 0), np.int64)  # rows of `pending`
     for n_cand in _stages(n_gallery, k, extra, labels):
         if n_cand == n_gallery:
             break  # a pool of the whole gallery is the full scan
         rows = torch.from_numpy(pending).to(queries.rows.device)
         if top_idx.shape[1] < n_cand + 1:
-            queries_bf16 = queries.bf16 if len(pending) == n_queries else queries.bf16[rows]
-            top_vals, top_idx = _bf16_top(torch, queries_bf16, gallery, min(n_gallery, n_cand + 1))
+            scores, maxima = chunk_scores, chunk_maxima
+            if len(pending) < n_queries:  # the few queries left: copies of their rows only
+                scores, maxima = scores[:, rows], maxima[rows]
+            top_vals, top_idx = _bf16_top(torch, scores, maxima, gallery, min(n_gallery, n_cand + 1))
         candidates = top_idx[:, :n_cand]
         stage_sims, stage_idx = sort_ties_by_index(_rescore(torch, queries, rows, gallery, candidates), candidates)
         bound = excluded_score_bound(top_vals[:, n_cand], queries.error[pending])
