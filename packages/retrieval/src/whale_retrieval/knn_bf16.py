@@ -216,11 +216,11 @@ def _bf16_top(torch, scores, maxima, gallery: Bf16Gallery, fetch: int) -> tuple[
     block, column = groups // per_block, groups % per_block
     offsets = torch.arange(GROUP_COLUMNS, device=scores.device) * per_block
     rows = torch.arange(n_rows, device=scores.device)[:, None]
-    # members' positions in `scores` read as one flat array, and in the gallery: [rows, groups × GROUP_COLUMNS]
+    # the members' positions in `scores` read as one flat array: [rows, groups × GROUP_COLUMNS]
     flat = ((block * n_rows + rows) * width + column)[:, :, None] + offsets
-    members = (block * width + column)[:, :, None] + offsets
     top_vals, pos = torch.topk(torch.take(scores, flat.reshape(n_rows, -1)), fetch, dim=1)
-    top_idx = torch.gather(members.reshape(n_rows, -1), 1, pos)
+    # gallery rows of the winners only: their group's first row, plus the member's offset within the group
+    top_idx = torch.gather(block * width + column, 1, pos // GROUP_COLUMNS) + (pos % GROUP_COLUMNS) * per_block
     return top_vals.float().cpu().numpy().astype(np.float64), top_idx.cpu().numpy()
 
 
