@@ -47,8 +47,8 @@ def gallery_block_rows(dim: int, query_rows: int) -> int:
     return max(1024, min(by_scores, by_rows))
 
 
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
+def _ceil_div(n: int, d: int) -> int:
+    return -(-n // d)
 
 
 def block_width(n_rows: int, block_rows: int) -> int:
@@ -58,8 +58,8 @@ def block_width(n_rows: int, block_rows: int) -> int:
     products at 51,033 rows in blocks of 6,528, 5.6 % at 12,000 in blocks of 4,224); equal blocks pad
     fewer than `GROUP_COLUMNS` rows per block.
     """
-    n_blocks = -(-n_rows // _round_up(min(block_rows, n_rows), GROUP_COLUMNS))
-    return _round_up(-(-n_rows // n_blocks), GROUP_COLUMNS)
+    n_blocks = _ceil_div(n_rows, _ceil_div(min(block_rows, n_rows), GROUP_COLUMNS) * GROUP_COLUMNS)
+    return _ceil_div(_ceil_div(n_rows, n_blocks), GROUP_COLUMNS) * GROUP_COLUMNS
 
 
 def can_prepack(torch, device) -> bool:

@@ -210,7 +210,7 @@ def _bf16_top(torch, scores, maxima, gallery: Bf16Gallery, fetch: int) -> tuple[
     selected groups hold at least `fetch` scores at or above it (one per group), so no score left out beats the
     `fetch`-th ranked one.
     """
-    n_blocks, n_rows, width = scores.shape
+    _, n_rows, width = scores.shape
     per_block = width // GROUP_COLUMNS
     _, groups = torch.topk(maxima, min(fetch, maxima.shape[1]), dim=1)
     block, column = groups // per_block, groups % per_block
@@ -236,13 +236,15 @@ def _search_chunk(torch, queries: _QueryChunk, gallery: Bf16Gallery, k: int, ext
     sims = np.full((n_queries, k), -np.inf, dtype=np.float32)
     idx = np.full((n_queries, k), -1, dtype=np.int64)
     pending = np.arange(n_queries)
-    chunk_scores, chunk_maxima = _bf16_scores(torch, queries.bf16, gallery)
+    chunk_scores = chunk_maxima = None  # scored on first use: a gallery no bigger than the pool is scanned whole
     top_vals, top_idx = np.zeros((n_queries, 0)), np.zeros((n_queries, 0), np.int64)  # rows of `pending`
     for n_cand in _stages(n_gallery, k, extra, labels):
         if n_cand == n_gallery:
             break  # a pool of the whole gallery is the full scan
         rows = torch.from_numpy(pending).to(queries.rows.device)
         if top_idx.shape[1] < n_cand + 1:
+            if chunk_scores is None:
+                chunk_scores, chunk_maxima = _bf16_scores(torch, queries.bf16, gallery)
             scores, maxima = chunk_scores, chunk_maxima
             if len(pending) < n_queries:  # the few queries left: copies of their rows only
                 scores, maxima = scores[:, rows], maxima[rows]
