@@ -134,6 +134,18 @@ class Browser:
             raise RuntimeError(f"{expression}: {result['exceptionDetails'].get('exception', {}).get('description')}")
         return result["result"].get("value")
 
+    def wait_for(self, expression: str, expected: Any) -> Any:
+        """The expression's value once it equals `expected`, or its last value when the timeout runs out.
+
+        For what a page shows after a write made in another page: Chromium passes localStorage between pages
+        through its storage service, so under load a page opened right after the write may first show the old
+        copy, then the new one when the change reaches it (a `storage` event, which the pages redraw on).
+        """
+        deadline = time.monotonic() + self.timeout
+        while (value := self.js(expression)) != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return value
+
     def press(self, key: str) -> None:
         """A real key press (keydown, char for printable keys, keyup) to the focused element."""
         printable = len(key) == 1

@@ -79,8 +79,10 @@ def test_decisions_survive_a_reload_undo_clears_one_and_esc_leaves_the_name_fiel
         browser.press("u")  # the next undecided photo after photo 3
         assert _state(browser)["position"] == "#4"
         browser.open((pages / "review.html").as_uri())  # the index sees the page's decisions
-        progress = browser.js("Array.from(document.querySelectorAll('td.progress')).map(td => td.textContent)")
-        assert progress == ["2 / 25 decided", "0 / 25 decided", "0 / 10 decided"]
+        expected = ["2 / 25 decided", "0 / 25 decided", "0 / 10 decided"]
+        progress_js = "Array.from(document.querySelectorAll('td.progress')).map(td => td.textContent)"
+        progress = browser.wait_for(progress_js, expected)
+        assert progress == expected
         browser.open(page + "#5")  # a hash opens that photo; changing it is followed
         assert _state(browser)["position"] == "#5"
         browser.js("location.hash = '#9'")
