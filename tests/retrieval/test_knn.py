@@ -165,6 +165,32 @@ def test_nth_distinct_position_known_answers() -> None:
     np.testing.assert_array_equal(nth_distinct_position(codes, 5), [7, 4])  # row 0 has only four labels
 
 
+def test_pool_sizes_end_at_the_first_candidate_the_bound_leaves_out() -> None:
+    from whale_retrieval.knn_bf16 import POOL_STEP, _pool_sizes
+
+    # k = 3, no labels: position 2 must be exact; a pool of j candidates leaves top_vals[:, j] out, and its bound
+    # is that score + 2⁻⁸ of it (bf16 output rounding) + the query's error (0.01 here)
+    tail = [0.1, 0.05, 0.0, -0.05, -0.1, -0.15]
+    top_vals = np.array(
+        [
+            [0.9, 0.8, 0.7, 0.5, 0.4, 0.3, 0.2, *tail],  # 0.5 is far below 0.7: 3 candidates, rounded up
+            [0.9, 0.8, 0.7, 0.699, 0.698, 0.69, 0.5, *tail],  # three more within the bound: 6
+            [0.9, 0.8, 0.7, 0.7, 0.7, 0.7, 0.7, *([0.7] * 6)],  # nothing leaves 0.7's bound: the whole pool
+        ]
+    )
+    error = np.full(3, 0.01)
+    pools = _pool_sizes(top_vals, np.zeros(top_vals.shape, np.int64), error, 12, 3, None)
+
+    def rounded(n: int) -> int:
+        return min(12, -(-n // POOL_STEP) * POOL_STEP)
+
+    np.testing.assert_array_equal(pools, [rounded(3), rounded(6), 12])
+    # with labels the needed position is the second distinct label's first row: 4 here, so at least 5 candidates
+    codes = np.array([[0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]] * 3)
+    label_pools = _pool_sizes(top_vals, np.tile(np.arange(13), (3, 1)), error, 12, 100, (codes[0], 2))
+    np.testing.assert_array_equal(label_pools, [rounded(5), rounded(6), 12])
+
+
 def label_prefix_lengths(idx: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     """Per row of exact neighbours: how many leading neighbours it takes to see n distinct labels (all if fewer)."""
     lengths = []
