@@ -325,7 +325,7 @@ def test_the_bf16_pass_keeps_every_tensor_on_the_search_device() -> None:
     scores, maxima = _bf16_scores(torch, queries.bf16, gallery)
     assert scores.device == maxima.device == meta
     with pytest.raises(NotImplementedError, match="meta"):
-        _bf16_top(torch, scores, maxima, gallery, 5)
+        _bf16_top(torch, scores, maxima, 5)
     with pytest.raises(NotImplementedError, match="meta"):
         _rescore(torch, queries, torch.arange(8, device=meta), gallery, rng.integers(0, 200, (8, 6)))
 

@@ -110,20 +110,21 @@ def _query_chunk(torch, query_emb: np.ndarray, query_norms: np.ndarray, gallery:
     return _QueryChunk(rows, inv_norms, queries_bf16, error)
 
 
-def _rescore(torch, queries: _QueryChunk, query_rows, gallery: Bf16Gallery, candidates: np.ndarray) -> np.ndarray:
+def _rescore(torch, queries: _QueryChunk, query_rows, gallery: Bf16Gallery, candidates: np.ndarray,
+             gather_bytes: int | None = None) -> np.ndarray:  # fmt: skip
     """Scores of the chunk's `query_rows` (device index tensor) against their candidate rows, [rows, candidates]
     float64.
 
     fp32 dot products of the unit query rows (rebuilt step by step exactly as the bf16 pass made them) with the
     caller's gallery rows, times the gallery's float64 inverse norms. The gather of candidate rows is
-    memory-bound: rows are copied step by step into one reused buffer (`index_select(out=...)`), which avoids
-    page-faulting a fresh multi-GB array.
+    memory-bound: rows are copied step by step into one reused buffer of `gather_bytes` (`index_select(out=...)`),
+    which avoids page-faulting a fresh multi-GB array. The default, a quarter of L3, keeps the gathered rows in
+    cache until the products read them (1.8× a 64 MB buffer, `benchmarks/bf16_blocks.py`).
     """
     n_rows, n_cand = candidates.shape
     dim = gallery.rows.shape[1]
     device = queries.rows.device
-    # a quarter of L3: the gathered rows are still in cache when the products read them (2× at 64 MB → 8 MB)
-    step = max(1, min(n_rows, l3_bytes() // 4 // (4 * n_cand * dim)))
+    step = max(1, min(n_rows, (gather_bytes or l3_bytes() // 4) // (4 * n_cand * dim)))
     buffer = torch.empty((step * n_cand, dim), dtype=torch.float32, device=device)
     unit = torch.empty((step, dim), dtype=torch.float32, device=device)
     flat = torch.from_numpy(np.ascontiguousarray(candidates)).to(device).reshape(-1)
@@ -223,7 +224,7 @@ def _bf16_scores(torch, queries_bf16, gallery: Bf16Gallery):
     return scores, maxima
 
 
-def _bf16_top(torch, scores, maxima, gallery: Bf16Gallery, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+def _bf16_top(torch, scores, maxima, fetch: int) -> tuple[np.ndarray, np.ndarray]:
     """(bf16 scores float64, gallery rows) of the `fetch` best per row of `_bf16_scores`, ties in any order.
 
     The `fetch` groups with the highest maxima hold the `fetch` best scores, and only their members are ranked.
@@ -296,7 +297,7 @@ def _search_chunk(torch, queries: _QueryChunk, gallery: Bf16Gallery, k: int, ext
             scores, maxima = chunk_scores, chunk_maxima
             if len(pending) < n_queries:  # the few queries left: copies of their rows only
                 scores, maxima = scores[:, rows], maxima[rows]
-            top_vals, top_idx = _bf16_top(torch, scores, maxima, gallery, min(n_gallery, n_cand + 1))
+            top_vals, top_idx = _bf16_top(torch, scores, maxima, min(n_gallery, n_cand + 1))
         error = queries.error[pending]
         if stage == 0:
             pools = _pool_sizes(top_vals, top_idx, error, n_cand, k, labels)
