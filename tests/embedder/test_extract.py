@@ -42,10 +42,11 @@ def test_bf16_extraction_stays_close_to_fp32(crops, tiny_cfg):
 
 
 def test_cpu_autocast_policy():
-    from whale_embedder.runtime import CPU_BF16_TRAIN_MIN_PX, autocast_dtype, cpu_supports_bf16
+    from whale_core.cpu import cpu_has_native_bf16
+    from whale_embedder.runtime import CPU_BF16_TRAIN_MIN_PX, autocast_dtype
 
     cpu = torch.device("cpu")
-    bf16 = torch.bfloat16 if cpu_supports_bf16() else None
+    bf16 = torch.bfloat16 if cpu_has_native_bf16() else None
     assert autocast_dtype("auto", cpu, training=True, image_size_px=128) is None  # fp32: exact resume, fastest
     assert autocast_dtype("auto", cpu, training=True, image_size_px=CPU_BF16_TRAIN_MIN_PX) is bf16
     assert autocast_dtype("auto", cpu, training=False) is bf16

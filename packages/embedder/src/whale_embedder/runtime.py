@@ -1,7 +1,8 @@
 """Where and in which precision the network runs: device, loader options, autocast dtype, seeds.
 
 Measured on an AVX-512-BF16 CPU: bf16 matmul ≈ 4.4× fp32 and fp16 ≈ 1/75 of fp32, so fp16 is never
-used on CPU; small-image training is fastest in plain fp32 channels_last, inference in bf16.
+used on CPU; small-image training is fastest in plain fp32 channels_last, inference in bf16. On CPUs that
+only emulate bf16 (`whale_core.cpu`), everything stays fp32.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from whale_core import InputError
+from whale_core.cpu import cpu_has_native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +67,6 @@ def configure_backends(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def cpu_supports_bf16() -> bool:
-    """True when oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 #: From this input size on, bf16 autocast beats channels_last fp32 for CPU training (measured: 2.4× the
 #: plain fp32 loop at 224 px, while at 128 px fp32 channels_last is faster).
 CPU_BF16_TRAIN_MIN_PX = 224
@@ -96,10 +90,10 @@ def autocast_dtype(
         return torch.bfloat16 if amp == "bf16" else torch.float16
     if amp == "auto" and training:
         large = image_size_px is not None and image_size_px >= CPU_BF16_TRAIN_MIN_PX
-        return torch.bfloat16 if large and cpu_supports_bf16() else None
+        return torch.bfloat16 if large and cpu_has_native_bf16() else None
     if amp == "fp16":
-        log.warning("amp: fp16 is not used on CPU (slow there); using %s", "bf16" if cpu_supports_bf16() else "fp32")
-    return torch.bfloat16 if cpu_supports_bf16() else None
+        log.warning("amp: fp16 is not used on CPU (slow there); using %s", "bf16" if cpu_has_native_bf16() else "fp32")
+    return torch.bfloat16 if cpu_has_native_bf16() else None
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

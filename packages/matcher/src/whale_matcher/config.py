@@ -35,8 +35,8 @@ class MatcherConfig(Config):
         matmul: how float descriptors are compared. "fp32" = one fp32 BLAS matmul per candidate block;
             "bf16" = a bf16 matmul (torch) whose ratio-test decisions are kept only where an error bound
             proves them, the rest re-scored in fp32: the same answers, ~2× faster on CPUs with bf16
-            kernels; "auto" = bf16 where torch has native bf16 kernels. Binary descriptors and `mutual`
-            always use fp32.
+            kernels; "auto" = bf16 where the CPU multiplies bf16 natively (`whale_core.cpu`). Binary
+            descriptors and `mutual` always use fp32.
     """
 
     SECTION = "match.features"

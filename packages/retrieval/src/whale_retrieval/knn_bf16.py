@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from whale_core.cpu import cpu_has_native_bf16
 from whale_retrieval._blocks import chunks
 from whale_retrieval.bf16_gallery import GROUP_COLUMNS, Bf16Gallery, gallery_block_rows, l3_bytes
 from whale_retrieval.config import KnnConfig
@@ -59,10 +60,7 @@ def torch_bf16_status(use_gpu: bool) -> tuple[bool, bool]:
         return False, False
     if use_gpu and torch.cuda.is_available():
         return True, bool(torch.cuda.is_bf16_supported())
-    try:
-        return True, bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return True, False
+    return True, cpu_has_native_bf16()
 
 
 def bf16_error_bound(query_residual: np.ndarray, gallery_residual: float, dim: int) -> np.ndarray:
