@@ -21,7 +21,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 PACKAGES := packages/core packages/retrieval packages/embedder packages/detector packages/matcher
 
-.PHONY: install demo baseline mlflow exp plots dashboards test test-fast browser lint format
+.PHONY: install lock demo baseline mlflow exp plots dashboards test test-fast browser lint format
 install: $(STAMP)
 
 # Re-installs only when a dependency declaration changed; a second `make install` is a no-op.
@@ -30,6 +30,18 @@ $(STAMP): constraints.txt pyproject.toml $(addsuffix /pyproject.toml,$(PACKAGES)
 	$(PY) -m pip install -q --upgrade "pip>=24"
 	$(PY) -m pip install -q -c constraints.txt $(addprefix -e ,$(PACKAGES)) -e '.[dev]'
 	touch $(STAMP)
+
+# Re-resolve every dependency to its newest release in a scratch venv (the torch pair kept) and rewrite
+# constraints.txt with the result: review the diff, re-run `make demo`, then commit both.
+TORCH_PAIR = $(shell grep -E '^torch(vision)?==' constraints.txt)
+lock:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(PYTHON) -m venv "$$tmp" && \
+	  "$$tmp/bin/pip" install -q --upgrade "pip>=24" && \
+	  "$$tmp/bin/pip" install -q $(TORCH_PAIR) $(addprefix -e ,$(PACKAGES)) -e '.[dev]' && \
+	  { grep '^#' constraints.txt; "$$tmp/bin/pip" list --format=freeze --exclude-editable | \
+	    grep -viE '^(pip|setuptools|wheel)=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	git diff --stat -- constraints.txt
 
 demo: install
 	dvc repro
