@@ -7,11 +7,34 @@ a ratio against a baseline measured in the same run.
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
 
 log = logging.getLogger("benchmarks")
+
+
+def machine_line() -> str:
+    """The CPU the numbers below were measured on: its name, cores, vector ISA and native bf16 (the ratios of
+    every bf16 path change sign between CPUs with and without it, see `whale_core.cpu`)."""
+    from whale_core.cpu import cpu_has_native_bf16
+
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "vector ISA unknown"
+    native = "yes" if cpu_has_native_bf16() else "no (emulated: the bf16 paths are off by default)"
+    return f"CPU: {name}, {os.cpu_count()} cores, {isa}, native bf16: {native}"
 
 
 def median_seconds(run: Callable[[], object], *, repeats: int = 5, warmup: int = 1) -> float:

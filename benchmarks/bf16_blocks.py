@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import torch
+from _common import machine_line
 
 from whale_retrieval.bf16_gallery import GROUP_COLUMNS, Bf16Gallery, l3_bytes
 from whale_retrieval.knn_bf16 import _bf16_scores, _bf16_top, _query_chunk, _rescore
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=4608)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
+    print(machine_line())
     m, b, d = args.queries, -(-args.block // GROUP_COLUMNS) * GROUP_COLUMNS, args.dim
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {m} queries × {b} rows × {d}-d, bf16")
     rng = np.random.default_rng(0)

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from _common import markdown_table, median_seconds, ratio
+from _common import machine_line, markdown_table, median_seconds, ratio
 
 from whale_core import atomic_path, configure_offline_env
 from whale_reid.params import load_params
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=192)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    print(machine_line())
     configure_offline_env(ROOT)
     logging.basicConfig(level=logging.WARNING)
     from whale_detector import CropConfig

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import flops_per_image, markdown_table, matmul_gflops, median_seconds, ratio
+from _common import flops_per_image, machine_line, markdown_table, matmul_gflops, median_seconds, ratio
 from PIL import Image
 
 from whale_core import atomic_path, configure_offline_env
@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args()
+    print(machine_line())
     configure_offline_env(ROOT)
     logging.basicConfig(level=logging.WARNING)
     if args.threads:

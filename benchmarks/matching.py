@@ -5,8 +5,9 @@ verified against K candidates, a few of them warped copies of it (rotation, scal
 other textures. The reference is the recipe people write: per pair, `cv2.BFMatcher.knnMatch(k=2)` +
 Lowe ratio test + `cv2.estimateAffinePartial2D` (RANSAC), both orientations when mirror is on. Every
 method runs single-threaded per process (BLAS, OpenCV and torch at one thread), so rates are per core;
-"workers 2" uses two processes. Agreement = share of pairs whose inlier counts are within ±1 of the
-reference's. The projection is Kaggle size: 27,956 queries × K=50 × 2 regions, mirror on.
+"workers 2" uses two processes, with the matmul `auto` picks on this CPU (bf16 only where it is native).
+Agreement = share of pairs whose inlier counts are within ±1 of the reference's. The projection is Kaggle
+size: 27,956 queries × K=50 × 2 regions, mirror on.
 
     python benchmarks/matching.py            # 40 queries × 50 candidates (≈ 1 min on 2 cores)
     python benchmarks/matching.py --quick    # 12 × 50
@@ -24,9 +25,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from _common import markdown_table
+from _common import machine_line, markdown_table, median_seconds
 from threadpoolctl import threadpool_limits
 
+from whale_core.cpu import cpu_has_native_bf16
 from whale_matcher import MatcherConfig, extract_features, verify_pairs
 from whale_matcher.reference import reference_pairs
 from whale_matcher.synthetic import texture
@@ -71,16 +73,17 @@ def profile(query, gallery, pairs, cfg: MatcherConfig, top: int = 8) -> list[tup
 
 
 def profile_reference(query, gallery, pairs, cfg: MatcherConfig) -> list[tuple[str, float]]:
-    """Milliseconds per pair of the loop's knnMatch (both orientations) alone, and the rest."""
+    """Milliseconds per pair of the loop's knnMatch (both orientations) alone, and the rest (medians of 3 warm runs:
+    single timings of the two, taken one after the other, differed by more than the rest)."""
     matcher = cv2.BFMatcher(cv2.NORM_L2)
-    start = time.perf_counter()
-    for q, g in pairs:
-        for feats in (query, query.mirrored):
-            matcher.knnMatch(feats.keypoints(q)[1], gallery.keypoints(g)[1], k=2)
-    knn = time.perf_counter() - start
-    start = time.perf_counter()
-    reference_loop(query, gallery, pairs, cfg)
-    total = time.perf_counter() - start
+
+    def knn_only() -> None:
+        for q, g in pairs:
+            for feats in (query, query.mirrored):
+                matcher.knnMatch(feats.keypoints(q)[1], gallery.keypoints(g)[1], k=2)
+
+    knn = median_seconds(knn_only, repeats=3)
+    total = median_seconds(lambda: reference_loop(query, gallery, pairs, cfg), repeats=3)
     rows = [("knnMatch (both orientations)", knn), ("ratio test + RANSAC + Python per match", total - knn)]
     return [(name, seconds / len(pairs) * 1e3) for name, seconds in [*rows, ("total", total)]]
 
@@ -95,6 +98,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats of every method (best kept)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    print(machine_line())
     if args.quick:
         args.queries, args.reference_queries = 12, 6
     cfg = MatcherConfig()
@@ -121,7 +125,9 @@ def main() -> None:
 
     ref_pairs = pairs[pairs[:, 0] < args.reference_queries]
     loop = "per-pair loop (BFMatcher.knnMatch + RANSAC)"
-    methods = {f"verify_pairs {m}, workers {w}": (m, w) for m, w in [("fp32", 1), ("bf16", 1), ("bf16", 2)]}
+    auto = "bf16" if cpu_has_native_bf16() else "fp32"  # what `matmul: auto` takes on this CPU
+    runs = [("fp32", 1, ""), ("bf16", 1, ""), (auto, 2, " (auto)")]
+    methods = {f"verify_pairs {m}{note}, workers {w}": (m, w) for m, w, note in runs}
     seconds, answers = {name: np.inf for name in [loop, *methods]}, {}
     for _ in range(args.repeats):  # interleaved, best of the repeats: the machine is shared
         start = time.perf_counter()
@@ -156,7 +162,7 @@ def main() -> None:
     print(f"inliers: positives median {np.median(positives):.0f}, others max {bf16.inliers[bf16.inliers < 30].max()}\n")
     print("Where the time goes (one process, milliseconds per pair):")
     rows = [
-        ["verify_pairs bf16: " + n, f"{v:.3f}"] for n, v in profile(query, gallery, pairs, cfg.replace(matmul="bf16"))
+        [f"verify_pairs {auto}: " + n, f"{v:.3f}"] for n, v in profile(query, gallery, pairs, cfg.replace(matmul=auto))
     ]
     rows += [["loop: " + n, f"{v:.3f}"] for n, v in profile_reference(query, gallery, ref_pairs[:300], cfg)]
     print(markdown_table(["part", "ms / pair"], rows))

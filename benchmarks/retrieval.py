@@ -256,6 +256,9 @@ def main() -> None:
         return None
     if args.worker:
         return worker(args)
+    from _common import machine_line  # imports torch: only in this parent, never in the timed workers
+
+    print(machine_line())
     if args.equal_k is not None:
         default = [(5_000, 2_000, 256), (12_000, 3_000, 4608), (51_033, 27_956, 512), (51_033, 27_956, 4608)]
         sizes = [tuple(int(x) for x in size.split("x")) for size in args.equal_k] or default

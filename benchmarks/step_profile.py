@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from _common import markdown_table
+from _common import machine_line, markdown_table
 from train_step import VARIANTS, crop_table, make_step
 
 from whale_core import configure_offline_env
@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3)
     args = parser.parse_args()
+    print(machine_line())
     configure_offline_env(ROOT)
     logging.basicConfig(level=logging.WARNING)
     base = EmbedderConfig(backbone=args.backbone, image_size=args.size, embedding_dim=512, batch_size=args.batch)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from _common import markdown_table, ratio
+from _common import machine_line, markdown_table, ratio
 from extract import write_crops
 
 from whale_core import configure_offline_env
@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: params.yaml's)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compiling)")
     args = parser.parse_args()
+    print(machine_line())
     configure_offline_env(ROOT)
     logging.basicConfig(level=logging.WARNING)
     from whale_reid.params import load_params
