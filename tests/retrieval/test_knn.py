@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import platform
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -395,24 +392,6 @@ def test_backend_choice() -> None:
     assert resolve_backend(BF16, 1, 1, 1) == "torch_bf16"
     assert resolve_backend(KnnConfig(backend="faiss"), 10**5, 10**5, 4608) == "faiss"
     assert resolve_backend(KnnConfig(backend="blas"), 10**5, 10**5, 4608, label_aware=True) == "blas"
-
-
-def _cpu_has_bf16_kernels() -> bool:
-    """What oneDNN needs for bf16 matmul kernels on x86-64 (AVX512-core, or AVX2-VNNI-2), read from the CPU's
-    own flags — not from the code under test."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if platform.machine() not in ("x86_64", "AMD64") or not cpuinfo.is_file():
-        pytest.skip("the CPU's flags are read from /proc/cpuinfo on x86-64 Linux only")
-    flags = set(next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "").split())
-    return {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags or "avx_ne_convert" in flags
-
-
-def test_label_aware_search_picks_bf16_exactly_where_the_cpu_has_bf16_kernels() -> None:
-    from whale_retrieval.searcher import resolve_backend
-
-    pytest.importorskip("torch")
-    want = "torch_bf16" if _cpu_has_bf16_kernels() else "blas"
-    assert resolve_backend(KnnConfig(), 10**5, 10**5, 4608, label_aware=True) == want
 
 
 def test_retrieval_works_without_torch() -> None:
