@@ -30,6 +30,18 @@ def _float64_unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
 
 
+def _float64_norms(rows: np.ndarray) -> np.ndarray:
+    """Float64 norms of the rows, summed in float64 without a float64 copy of them (einsum casts as it goes)."""
+    return np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+
+
+def _float64_pair_cosines(query_rows: np.ndarray, gallery_rows: np.ndarray) -> np.ndarray:
+    """cos(query_rows[i], gallery_rows[i]) in float64: dot products and norms summed in float64 from the rows as
+    they are (half the time of dividing float64 copies by their norms first; the two differ by ~1e-16)."""
+    dots = np.einsum("ij,ij->i", query_rows, gallery_rows, dtype=np.float64)
+    return dots / (_float64_norms(query_rows) * _float64_norms(gallery_rows))
+
+
 def refine_near_ties(query_emb: np.ndarray, gallery_emb: np.ndarray, sims: np.ndarray, idx: np.ndarray) -> int:
     """Re-score the near-tied neighbours of (sims, idx) in float64 and re-sort them in place; returns how many rows.
 
@@ -57,8 +69,7 @@ def refine_near_ties(query_emb: np.ndarray, gallery_emb: np.ndarray, sims: np.nd
     found = idx[rows, pos]
     scores = np.empty(rows.size, dtype=np.float64)
     for begin, end in chunks(rows.size, norm_chunk_rows(gallery_emb.shape[1])):
-        query, gallery = _float64_unit(query_emb[rows[begin:end]]), _float64_unit(gallery_emb[found[begin:end]])
-        scores[begin:end] = np.einsum("ij,ij->i", query, gallery)
+        scores[begin:end] = _float64_pair_cosines(query_emb[rows[begin:end]], gallery_emb[found[begin:end]])
     order = np.lexsort((found, -scores, run))
     sims[rows, pos], idx[rows, pos] = scores[order].astype(np.float32), found[order]
     return np.unique(rows).size
@@ -105,7 +116,8 @@ def exact_top_k_float64(query_rows: np.ndarray, gallery_emb: np.ndarray, k: int)
     for row, values in enumerate(fp32):
         kth_value = np.partition(values, len(values) - k)[len(values) - k]
         candidates = np.flatnonzero(values >= kth_value - margin)  # ascending index
-        exact = _float64_unit(gallery_emb[candidates]) @ unit[row]
-        best = candidates[np.argsort(-exact, kind="stable")[:k]]
-        sims[row], idx[row] = exact[np.argsort(-exact, kind="stable")[:k]], best
+        picked = gallery_emb[candidates]
+        exact = np.einsum("ij,j->i", picked, unit[row], dtype=np.float64) / _float64_norms(picked)
+        order = np.argsort(-exact, kind="stable")[:k]
+        sims[row], idx[row] = exact[order], candidates[order]
     return sims, idx
