@@ -33,13 +33,15 @@ $(STAMP): constraints.txt pyproject.toml $(addsuffix /pyproject.toml,$(PACKAGES)
 
 # Re-resolve every dependency to its newest release in a scratch venv (the torch pair kept) and rewrite
 # constraints.txt with the result: review the diff, re-run `make demo`, then commit both.
-TORCH_PAIR = $(shell grep -E '^torch(vision)?==' constraints.txt)
+TORCH_PAIR = $(shell grep -oE '^torch(vision)?==[^ ;]+' constraints.txt)
 lock:
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(PYTHON) -m venv "$$tmp" && \
 	  "$$tmp/bin/pip" install -q --upgrade "pip>=24" && \
 	  "$$tmp/bin/pip" install -q $(TORCH_PAIR) $(addprefix -e ,$(PACKAGES)) -e '.[dev]' && \
+	  py=$$("$$tmp/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])') && \
 	  { grep '^#' constraints.txt; "$$tmp/bin/pip" list --format=freeze --exclude-editable | \
-	    grep -viE '^(pip|setuptools|wheel)=='; } > constraints.txt.new
+	    grep -viE '^(pip|setuptools|wheel)==' | \
+	    sed -E "/^torch(vision)?==/! s/$$/ ; python_version == \"$$py\"/"; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 	git diff --stat -- constraints.txt
 
