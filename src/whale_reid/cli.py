@@ -166,7 +166,8 @@ def write_outputs(
                            original_locator(raw_dir))  # fmt: skip
     rule = artefacts.answer_rule
     match = artefacts.match_config if rule.calibrator is not None else None
-    views = build_views(result, artefacts.gallery, out / "crops", region, photos, match, rule)
+    gallery_features = (artefacts.gallery_features or {}).get(region)
+    views = build_views(result, artefacts.gallery, out / "crops", region, photos, match, rule, gallery_features)
     note = f"new_individual below {rule.scale} {rule.post.threshold:.3f}"
     write_review(out, views, run_id=run_id, note=note, page_size=page_size)
 

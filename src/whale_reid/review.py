@@ -19,15 +19,18 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from whale_core import NEW_INDIVIDUAL, InputError, load_rgb
+from whale_matcher import Features
 from whale_reid.html import draw_boxes
 from whale_reid.identify import IdentifyResult
 from whale_reid.review_files import ImageFolder
-from whale_reid.verification import MatchConfig, evidence_picture
+from whale_reid.verification import MatchConfig, evidence_picture, row_lookup
 from whale_retrieval import AnswerRule, GalleryIndex
 
 PHOTOS_PER_CANDIDATE = 3  #: gallery photos shown per candidate (its best neighbours first)
 GALLERY_SIDE, PHOTO_SIDE, EVIDENCE_SIDE = 480, 480, 640  #: longest side of the pictures written, in pixels
-Evidence = tuple[Path, MatchConfig] | None  # the query crop and the matcher settings, when verified
+#: (query crop, matcher settings, local) when the answers were verified; local = (query photos' features, this
+#: photo's row, gallery features) of the shown region as verification extracted them, or None (then re-extracted)
+Evidence = tuple[Path, MatchConfig, tuple[Features, int, Features] | None] | None
 
 
 @dataclass(frozen=True)
@@ -171,9 +174,14 @@ def _candidate(
     picture, inliers = "", None
     gallery_crop = photos.locate(ids[0])
     if evidence.get(query_row) is not None and gallery_crop is not None and np.isfinite(score):
-        query_crop, match = evidence[query_row]
+        query_crop, match, local = evidence[query_row]
+        pair = None
+        if local is not None:  # the features verification used, where the gallery photo has them
+            query_feats, q, gallery_feats = local
+            g = int(row_lookup(gallery_feats, [ids[0]], "gallery", allow_missing=True)[0])
+            pair = (query_feats, q, gallery_feats, g) if g >= 0 else None
         try:
-            drawn, inliers = evidence_picture(query_crop, gallery_crop, match, height=320)
+            drawn, inliers = evidence_picture(query_crop, gallery_crop, match, height=320, features=pair)
             name = f"e-{query_crop.stem}-{photos.image(ids[0]).rsplit('/', 1)[-1]}"  # g-<hash of the id>.jpg
             picture = photos.images.add(name, Image.fromarray(drawn), EVIDENCE_SIDE)
         except InputError:
@@ -201,12 +209,20 @@ def build_views(
     photos: GalleryPhotos,
     match: MatchConfig | None = None,
     rule: AnswerRule | None = None,
+    gallery_features: Features | None = None,
 ) -> list[QueryView]:
     """One QueryView per photo of `result.matches` (error rows included) or per encounter, in that order.
 
     With `match` (the answers were verified), each candidate shows the verified keypoint matches between the
-    query crop and that candidate's best gallery crop; `rule` gives each query's threshold (species offsets).
+    query crop and that candidate's best gallery crop, drawn from the features verification used (the photos'
+    `result.features` and `gallery_features` of `region`; crops without are extracted again); `rule` gives each
+    query's threshold (species offsets).
     """
+    query_features = (result.features or {}).get(region)
+    local_rows = {}
+    if query_features is not None and gallery_features is not None:
+        keys = result.photos["key"].tolist()
+        local_rows = dict(enumerate(row_lookup(query_features, keys, "query", allow_missing=True).tolist()))
     images, groups = photos.images, _groups(result)
     section_of = {result.photos["photo"].iloc[i]: key for key, rows in groups.items() for i in rows}
     views, done = [], set()
@@ -228,7 +244,8 @@ def build_views(
             query_crop = crops_dir / region / "query" / f"{qkey}.jpg"
             members.append(MemberPhoto(str(result.photos["photo"].iloc[i]), full, images.relative(query_crop),
                                        file_uri(path)))  # fmt: skip
-            evidence[i] = (query_crop, match) if match is not None and result.scale == "probability" else None
+            local = (query_features, local_rows[i], gallery_features) if local_rows.get(i, -1) >= 0 else None
+            evidence[i] = (query_crop, match, local) if match is not None and result.scale == "probability" else None
         answers = matched["individual_id"].tolist()
         candidates = [
             _candidate(label, answers.index(label) + 1 if label in answers else None, rows, result, gallery, photos,

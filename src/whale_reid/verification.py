@@ -184,22 +184,30 @@ def fuse_oof(
 
 
 def evidence_picture(
-    query_crop: Path, gallery_crop: Path, cfg: MatchConfig, height: int = 150
-) -> tuple[np.ndarray, int]:
+    query_crop: Path, gallery_crop: Path, cfg: MatchConfig, height: int = 150,
+    features: tuple[Features, int, Features, int] | None = None,
+) -> tuple[np.ndarray, int]:  # fmt: skip
     """The query crop beside a gallery crop with a line per verified keypoint match, and the inlier count.
 
     The matches are `whale_matcher.match_photos`'s: the query's better orientation (mirrored when that wins,
     drawn on the unmirrored crop), so the page shows the evidence the calibrator weighed.
+
+    Args:
+        features: (query features, row, gallery features, row) of these two crops, as verification extracted
+            them; without, both crops are extracted again here (~50 ms a pair, most of a review page's time).
     """
     from whale_core import load_rgb
     from whale_matcher import draw_matches, extract_features, match_photos
 
-    paths = [str(query_crop), str(gallery_crop)]
-    feats = extract_features(["query", "gallery"], paths, cfg.features.replace(workers=1), progress=False)
-    q_pts, g_pts, _, _ = match_photos(feats, 0, feats, 1, cfg.features)
+    if features is None:
+        paths = [str(query_crop), str(gallery_crop)]
+        feats = extract_features(["query", "gallery"], paths, cfg.features.replace(workers=1), progress=False)
+        features = (feats, 0, feats, 1)
+    query, q, gallery, g = features
+    q_pts, g_pts, _, _ = match_photos(query, q, gallery, g, cfg.features)
     q_img, g_img = np.asarray(load_rgb(query_crop)), np.asarray(load_rgb(gallery_crop))
-    q_pts = q_pts * (q_img.shape[1] / max(int(feats.size[0][0]), 1))  # from the matcher's working size to pixels
-    g_pts = g_pts * (g_img.shape[1] / max(int(feats.size[1][0]), 1))
+    q_pts = q_pts * (q_img.shape[1] / max(int(query.size[q][0]), 1))  # from the matcher's working size to pixels
+    g_pts = g_pts * (g_img.shape[1] / max(int(gallery.size[g][0]), 1))
     return draw_matches(q_img, g_img, q_pts, g_pts, height=height), len(q_pts)
 
 
