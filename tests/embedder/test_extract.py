@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
+from whale_core import ImageLoadError
 from whale_embedder import EmbeddingModel, extract_embeddings
 from whale_embedder.data import CropDataset
 
@@ -52,3 +56,20 @@ def test_cpu_autocast_policy():
     assert autocast_dtype("auto", cpu, training=False) is bf16
     assert autocast_dtype("fp16", cpu, training=True) is bf16  # never fp16 on a CPU
     assert autocast_dtype("off", cpu, training=False) is None
+
+
+def test_an_image_cache_replays_the_decoded_photos_without_reading_them_again(crops, tiny_cfg, tmp_path):
+    cfg = tiny_cfg.replace(amp="off")
+    torch.manual_seed(0)
+    model = EmbeddingModel(cfg, n_classes=3).eval()
+    paths = [shutil.copy(p, tmp_path / f"{i}.jpg") for i, p in enumerate(crops["path_fullbody"].iloc[:6])]
+    cache: dict = {}
+    first = extract_embeddings(model, paths, cfg, progress=False, image_cache=cache)
+    assert len(cache) == 1
+    for path in paths:
+        path.unlink()
+    np.testing.assert_array_equal(extract_embeddings(model, paths, cfg, progress=False, image_cache=cache), first)
+    with pytest.raises((ImageLoadError, FileNotFoundError, OSError)):  # without the cache the photos are read
+        extract_embeddings(model, paths, cfg, progress=False)
+    with pytest.raises((ImageLoadError, FileNotFoundError, OSError)):  # other photos are another entry
+        extract_embeddings(model, paths[:3], cfg, progress=False, image_cache=cache)

@@ -50,9 +50,14 @@ def evaluate_model(
     *,
     device: torch.device | None = None,
     flip_tta: bool = False,
+    image_cache: dict | None = None,
 ) -> dict[str, float]:
-    """Embed both tables with `model` and score the val photos against the train photos (`score_embeddings`)."""
-    gallery = extract_embeddings(model, train_df, cfg, flip_tta=flip_tta, device=device, progress=False)
-    queries = extract_embeddings(model, val_df, cfg, flip_tta=flip_tta, device=device, progress=False)
+    """Embed both tables with `model` and score the val photos against the train photos (`score_embeddings`).
+
+    `image_cache`: kept across calls by the caller (one fold's validations), see `extract_embeddings`.
+    """
+    embed = dict(flip_tta=flip_tta, device=device, progress=False, image_cache=image_cache)
+    gallery = extract_embeddings(model, train_df, cfg, **embed)
+    queries = extract_embeddings(model, val_df, cfg, **embed)
     truth = fold_truth(val_df["label"], train_df["label"])
     return score_embeddings(queries, gallery, train_df["label"], truth, cfg)

@@ -78,6 +78,8 @@ class _Trainer:
     updates_per_epoch: int
     loader: DataLoader
     sampler: EpochSampler
+    #: the validation tables' decoded images, replayed at every validation (`extract_embeddings`)
+    val_images: dict = dataclasses.field(default_factory=dict)
 
 
 def _build(cfg: EmbedderConfig, train_df: pd.DataFrame, device: torch.device) -> _Trainer:
@@ -169,7 +171,7 @@ def _validate(tr: _Trainer, cfg: EmbedderConfig, train_df, val_df, device: torch
     if val_df is None or len(val_df) == 0:
         return {}
     # every rank takes part: extraction is sharded over the ranks and gathered (a collective)
-    scores = evaluate_model(tr.model, cfg, train_df, val_df, device=device)
+    scores = evaluate_model(tr.model, cfg, train_df, val_df, device=device, image_cache=tr.val_images)
     metrics = {("val_threshold" if k == "threshold" else k): v for k, v in scores.items()}
     return dist_utils.broadcast_object(metrics)
 
