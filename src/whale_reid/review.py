@@ -29,8 +29,9 @@ from whale_retrieval import AnswerRule, GalleryIndex
 PHOTOS_PER_CANDIDATE = 3  #: gallery photos shown per candidate (its best neighbours first)
 GALLERY_SIDE, PHOTO_SIDE, EVIDENCE_SIDE = 480, 480, 640  #: longest side of the pictures written, in pixels
 #: (query crop, matcher settings, local) when the answers were verified; local = (query photos' features, this
-#: photo's row, gallery features) of the shown region as verification extracted them, or None (then re-extracted)
-Evidence = tuple[Path, MatchConfig, tuple[Features, int, Features] | None] | None
+#: photo's row, gallery features, gallery image id → row) of the shown region as verification extracted them, or
+#: None (then re-extracted)
+Evidence = tuple[Path, MatchConfig, tuple[Features, int, Features, dict[str, int]] | None] | None
 
 
 @dataclass(frozen=True)
@@ -177,8 +178,8 @@ def _candidate(
         query_crop, match, local = evidence[query_row]
         pair = None
         if local is not None:  # the features verification used, where the gallery photo has them
-            query_feats, q, gallery_feats = local
-            g = int(row_lookup(gallery_feats, [ids[0]], "gallery", allow_missing=True)[0])
+            query_feats, q, gallery_feats, gallery_rows = local
+            g = gallery_rows.get(ids[0], -1)
             pair = (query_feats, q, gallery_feats, g) if g >= 0 else None
         try:
             drawn, inliers = evidence_picture(query_crop, gallery_crop, match, height=320, features=pair)
@@ -219,10 +220,11 @@ def build_views(
     query's threshold (species offsets).
     """
     query_features = (result.features or {}).get(region)
-    local_rows = {}
+    local_rows, gallery_rows = {}, {}
     if query_features is not None and gallery_features is not None:
         keys = result.photos["key"].tolist()
         local_rows = dict(enumerate(row_lookup(query_features, keys, "query", allow_missing=True).tolist()))
+        gallery_rows = {str(image): n for n, image in enumerate(gallery_features.image.tolist())}  # once, not per pair
     images, groups = photos.images, _groups(result)
     section_of = {result.photos["photo"].iloc[i]: key for key, rows in groups.items() for i in rows}
     views, done = [], set()
@@ -244,7 +246,8 @@ def build_views(
             query_crop = crops_dir / region / "query" / f"{qkey}.jpg"
             members.append(MemberPhoto(str(result.photos["photo"].iloc[i]), full, images.relative(query_crop),
                                        file_uri(path)))  # fmt: skip
-            local = (query_features, local_rows[i], gallery_features) if local_rows.get(i, -1) >= 0 else None
+            found = local_rows.get(i, -1) >= 0
+            local = (query_features, local_rows[i], gallery_features, gallery_rows) if found else None
             evidence[i] = (query_crop, match, local) if match is not None and result.scale == "probability" else None
         answers = matched["individual_id"].tolist()
         candidates = [
