@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from _common import machine_line
 
-from whale_retrieval.bf16_gallery import GROUP_COLUMNS, Bf16Gallery, l3_bytes
-from whale_retrieval.knn_bf16 import _bf16_scores, _bf16_top, _query_chunk, _rescore
+from whale_retrieval.bf16_gallery import GROUP_COLUMNS, Bf16Gallery
+from whale_retrieval.knn_bf16 import _bf16_scores, _bf16_top, _query_chunk, _rescore, default_gather_bytes
 
 N_BLOCKS = 8
 FETCH = 31  # the label-aware search's first fetch: a pool of 30 and the best excluded score
@@ -102,7 +102,7 @@ def main() -> None:
             f"{gather_mb} MB gather buffer{label}": lambda n=gather_mb << 20: _rescore(
                 torch, queries, rows, galleries[True], candidates, gather_bytes=n
             )
-            for gather_mb, label in ((64, ""), (l3_bytes() >> 22, " (L3/4, the default)"))
+            for gather_mb, label in ((64, ""), (default_gather_bytes() >> 20, " (L3/4 up to 8 MiB, the default)"))
         }
         print_rows("fp32 re-score of 30 candidates per query", best_ms(rescores, args.rounds),
                    ("GB/s gathered", lambda ms: m * (FETCH - 1) * d * 4 / ms / 1e6))  # fmt: skip

@@ -298,6 +298,29 @@ def test_gallery_blocks_are_equal_whole_groups_and_pad_less_than_a_group_each() 
         assert n_blocks * width - n_rows < GROUP_COLUMNS * n_blocks  # padding: under a group per block
 
 
+def test_rescore_scores_do_not_depend_on_the_gather_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the gather buffer only sets how many query rows go per step; the oracle is the float64 cosine
+    torch = pytest.importorskip("torch")
+    from whale_retrieval import knn_bf16
+    from whale_retrieval.bf16_gallery import Bf16Gallery
+
+    rng = np.random.default_rng(3)
+    gallery_emb, query = rng.normal(size=(300, 48)).astype(np.float32), rng.normal(size=(20, 48)).astype(np.float32)
+    gallery_norms, query_norms = np.linalg.norm(gallery_emb, axis=1), np.linalg.norm(query, axis=1)
+    gallery = Bf16Gallery(torch, gallery_emb, gallery_norms, torch.device("cpu"), 64, len(query))
+    queries = knn_bf16._query_chunk(torch, query, query_norms, gallery)
+    candidates = rng.integers(0, 300, (20, 7))
+    unit_gallery = gallery_emb.astype(np.float64) / gallery_norms[:, None]
+    want = np.einsum("id,icd->ic", query / query_norms[:, None], unit_gallery[candidates])
+    for gather_bytes in (1, 4 * 7 * 48 * 3, 1 << 30):  # one row per step, three rows, all rows at once
+        got = knn_bf16._rescore(torch, queries, torch.arange(20), gallery, candidates, gather_bytes=gather_bytes)
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    monkeypatch.setattr(knn_bf16, "l3_bytes", lambda: 480 << 20)  # a VM's sysfs L3: the buffer stays cache-sized
+    assert knn_bf16.default_gather_bytes() == knn_bf16.GATHER_BYTES_MAX
+    monkeypatch.setattr(knn_bf16, "l3_bytes", lambda: 16 << 20)
+    assert knn_bf16.default_gather_bytes() == 4 << 20
+
+
 def test_the_bf16_pass_keeps_every_tensor_on_the_search_device() -> None:
     # `use_gpu` runs the pass on CUDA; on `meta` every op checks that its inputs share one device and only
     # copying a result out fails, so a tensor left on the CPU fails here with "same device" instead

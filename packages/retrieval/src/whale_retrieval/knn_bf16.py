@@ -49,6 +49,10 @@ _LABEL_AWARE_POOL_PER_INDIVIDUAL = 6
 #: First-stage pools are sized per row in steps of this many candidates (`_pool_sizes`); the rounding up is also
 #: the prediction's slack.
 POOL_STEP = 4
+#: Most bytes of the re-score's gather buffer. It is allocated per call and first touched by the gather, so past a
+#: few MB it pays page faults instead of staying in cache: a VM whose sysfs says 480 MiB of L3 (a quarter: 120 MB
+#: per call) took 0.78 s at 3,000 × 12,000 × 4608 with 260,000 minor faults, 0.57 s with 8 MiB (90,000).
+GATHER_BYTES_MAX = 8 << 20
 
 
 @functools.cache
@@ -108,6 +112,11 @@ def _query_chunk(torch, query_emb: np.ndarray, query_norms: np.ndarray, gallery:
     return _QueryChunk(rows, inv_norms, queries_bf16, error)
 
 
+def default_gather_bytes() -> int:
+    """The re-score's gather buffer: a quarter of this machine's L3, at most `GATHER_BYTES_MAX`."""
+    return min(l3_bytes() // 4, GATHER_BYTES_MAX)
+
+
 def _rescore(torch, queries: _QueryChunk, query_rows, gallery: Bf16Gallery, candidates: np.ndarray,
              gather_bytes: int | None = None) -> np.ndarray:  # fmt: skip
     """Scores of the chunk's `query_rows` (device index tensor) against their candidate rows, [rows, candidates]
@@ -116,13 +125,13 @@ def _rescore(torch, queries: _QueryChunk, query_rows, gallery: Bf16Gallery, cand
     fp32 dot products of the unit query rows (rebuilt step by step exactly as the bf16 pass made them) with the
     caller's gallery rows, times the gallery's float64 inverse norms. The gather of candidate rows is
     memory-bound: rows are copied step by step into one reused buffer of `gather_bytes` (`index_select(out=...)`),
-    which avoids page-faulting a fresh multi-GB array. The default, a quarter of L3, keeps the gathered rows in
-    cache until the products read them (1.8× a 64 MB buffer, `benchmarks/bf16_blocks.py`).
+    which avoids page-faulting a fresh multi-GB array. The default, a quarter of L3 up to `GATHER_BYTES_MAX`, keeps
+    the gathered rows in cache until the products read them (1.8× a 64 MB buffer, `benchmarks/bf16_blocks.py`).
     """
     n_rows, n_cand = candidates.shape
     dim = gallery.rows.shape[1]
     device = queries.rows.device
-    step = max(1, min(n_rows, (gather_bytes or l3_bytes() // 4) // (4 * n_cand * dim)))
+    step = max(1, min(n_rows, (gather_bytes or default_gather_bytes()) // (4 * n_cand * dim)))
     buffer = torch.empty((step * n_cand, dim), dtype=torch.float32, device=device)
     unit = torch.empty((step, dim), dtype=torch.float32, device=device)
     flat = torch.from_numpy(np.ascontiguousarray(candidates)).to(device).reshape(-1)
