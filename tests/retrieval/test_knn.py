@@ -433,3 +433,21 @@ def test_retrieval_works_without_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "torch is not importable; searching with the fp32 BLAS pass" in done.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["packed int64 keys", "lexsort"])
+def test_sort_ties_by_index_orders_by_score_then_index(dtype) -> None:
+    # oracle: Python's sort of (-score, index) pairs, a missing hit (-1, -inf) last
+    from whale_retrieval.rows import sort_ties_by_index
+
+    rng = np.random.default_rng(5)
+    sims = rng.choice(np.array([-0.75, -0.0, 0.0, 0.25, 0.5, 1.0, 3e-39, -3e-39]), size=(50, 12)).astype(dtype)
+    idx = np.stack([rng.permutation(40)[:12] for _ in range(50)])
+    idx[1::2] += 2**32 - 43  # indices near the packed key's limit (2³² − 2)
+    sims[::7, 3], idx[::7, 3] = -np.inf, -1
+    got_sims, got_idx = sort_ties_by_index(sims, idx)
+    for row in range(50):
+        pairs = sorted(zip(sims[row], idx[row]), key=lambda p: (-p[0], p[1] if p[1] >= 0 else np.inf))
+        assert got_idx[row].tolist() == [i for _, i in pairs]
+        assert got_sims[row].tolist() == [s for s, _ in pairs]  # -0.0 == 0.0
+        assert got_sims.dtype == dtype and got_idx.dtype == np.int64

@@ -69,7 +69,32 @@ def normalised(emb: np.ndarray, norms: np.ndarray, start: int, stop: int) -> np.
 
 
 def sort_ties_by_index(sims: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Order each row by similarity descending, then gallery index ascending (missing -1 last)."""
+    """Order each row by similarity descending, then gallery index ascending (missing -1 last).
+
+    float32 scores without NaN (every search's) sort as one int64 key per entry — the score's order-preserving
+    integer image in the high 32 bits, the index in the low 32 — by numpy's SIMD sort: 3.6× a two-key `lexsort`
+    at 2,000 × 101 (benchmarks/README.md, Equal k). -0.0 comes back as 0.0. Other inputs take the `lexsort`.
+    """
+    if sims.dtype == np.float32 and idx.size and idx.max() < _LOW_32 and not np.isnan(sims).any():
+        return _sort_packed(sims, idx)
     key_idx = np.where(idx < 0, np.iinfo(np.int64).max, idx)
     order = np.lexsort((key_idx, -sims), axis=1)
     return np.take_along_axis(sims, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+
+_LOW_32 = (1 << 32) - 1  # the index field; -1 (a missing hit) is stored as this, so it sorts last
+
+
+def _ordered_int(bits: np.ndarray) -> np.ndarray:
+    """float32 bit patterns (as int64) ↔ integers in the floats' order: negative floats have their 31 value bits
+    flipped (the map is its own inverse)."""
+    return np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+
+
+def _sort_packed(sims: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    bits = (sims + np.float32(0.0)).view(np.int32).astype(np.int64)  # + 0.0: -0.0 and 0.0 tie, as floats do
+    key = (-_ordered_int(bits) << 32) | (idx & _LOW_32)
+    key.sort(axis=1)
+    low = key & _LOW_32
+    sorted_sims = _ordered_int(-(key >> 32)).astype(np.int32).view(np.float32)
+    return sorted_sims, np.where(low == _LOW_32, -1, low)
