@@ -75,16 +75,21 @@ def refine_near_ties(query_emb: np.ndarray, gallery_emb: np.ndarray, sims: np.nd
     return np.unique(rows).size
 
 
+def kth_tied_rows(sims: np.ndarray, next_sims: np.ndarray) -> np.ndarray:
+    """Rows of a sorted top-k whose k-th score is within `NEAR_TIE_GAP` of the best excluded one (`next_sims`)."""
+    return np.flatnonzero(sims[:, -1] - next_sims < NEAR_TIE_GAP)
+
+
 def settle_kth_ties(
     sims: np.ndarray, idx: np.ndarray, next_sims: np.ndarray, query_emb: np.ndarray, gallery_emb: np.ndarray
 ) -> int:
-    """Rows of a sorted top-k whose k-th score is within `NEAR_TIE_GAP` of the best excluded one
-    (`next_sims`): which gallery row is in is decided on the full float64 row, in place; returns how many.
+    """Rows of a sorted top-k with a near-tie at the k-th place (`kth_tied_rows`): which gallery row is in is
+    decided on the full float64 row, in place; returns how many.
 
-    One call for all such rows of a search: each call is a float64 pass over the whole gallery.
+    One call for all such rows of a search: each call is an fp32 pass over the whole gallery.
     """
     k = sims.shape[1]
-    tied = np.flatnonzero(sims[:, k - 1] - next_sims < NEAR_TIE_GAP)
+    tied = kth_tied_rows(sims, next_sims)
     for begin, end in chunks(tied.size, 512):
         rows = tied[begin:end]
         sims[rows], idx[rows] = exact_top_k_float64(query_emb[rows], gallery_emb, k)
@@ -97,22 +102,34 @@ def _fp32_error_margin(dim: int) -> float:
     return 2.0 * (gamma + 8 * FP32_UNIT_ROUNDOFF) + NEAR_TIE_GAP
 
 
-def exact_top_k_float64(query_rows: np.ndarray, gallery_emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _fp32_cosines(unit_queries: np.ndarray, gallery_emb: np.ndarray) -> np.ndarray:
+    """fp32 cosines of fp32 unit query rows against every (raw) gallery row."""
+    fp32 = np.empty((len(unit_queries), len(gallery_emb)), dtype=np.float32)
+    for start, stop in chunks(len(gallery_emb), _FP32_SCAN_ROWS):  # big blocks: small BLAS calls are slow
+        block = np.asarray(gallery_emb[start:stop], dtype=np.float32)
+        fp32[:, start:stop] = (unit_queries @ block.T) / np.sqrt(np.einsum("ij,ij->i", block, block))
+    return fp32
+
+
+def exact_top_k_float64(
+    query_rows: np.ndarray, gallery_emb: np.ndarray, k: int, fp32_scores: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-k of a few raw query rows against the whole gallery in float64, ties to the lowest gallery index.
 
     An fp32 pass over the gallery (blocks, norms on the way) finds every row that can be in the float64
     top-k: those within twice the worst-case fp32 error of the fp32 k-th score; only they are scored in
     float64. For the few rows a search cannot settle.
+
+    Args:
+        fp32_scores: the rows' fp32 cosines against every gallery row, when the caller already has them (the
+            BLAS search's score block, which errs by as little as this pass): the pass is then skipped.
     """
     unit = _float64_unit(query_rows)
-    queries, dim = unit.astype(np.float32), gallery_emb.shape[1]
-    fp32 = np.empty((len(queries), len(gallery_emb)), dtype=np.float32)
-    for start, stop in chunks(len(gallery_emb), _FP32_SCAN_ROWS):  # big blocks: small BLAS calls are slow
-        block = np.asarray(gallery_emb[start:stop], dtype=np.float32)
-        fp32[:, start:stop] = (queries @ block.T) / np.sqrt(np.einsum("ij,ij->i", block, block))
+    dim = gallery_emb.shape[1]
+    fp32 = fp32_scores if fp32_scores is not None else _fp32_cosines(unit.astype(np.float32), gallery_emb)
     margin = _fp32_error_margin(dim)
-    sims = np.empty((len(queries), k), dtype=np.float32)
-    idx = np.empty((len(queries), k), dtype=np.int64)
+    sims = np.empty((len(unit), k), dtype=np.float32)
+    idx = np.empty((len(unit), k), dtype=np.int64)
     for row, values in enumerate(fp32):
         kth_value = np.partition(values, len(values) - k)[len(values) - k]
         candidates = np.flatnonzero(values >= kth_value - margin)  # ascending index

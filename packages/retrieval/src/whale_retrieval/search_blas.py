@@ -13,11 +13,24 @@ import numpy as np
 
 from whale_retrieval._blocks import chunks
 from whale_retrieval.config import KnnConfig
-from whale_retrieval.near_ties import settle_kth_ties
+from whale_retrieval.near_ties import exact_top_k_float64, kth_tied_rows
 from whale_retrieval.rows import normalised, sort_ties_by_index
 
 #: Query rows per matmul block: enough for BLAS to run at its rate, few enough for the score block to stay small.
 _BLOCK_QUERIES = 1024
+#: Rows per `argpartition` call. It returns an int64 index of every score: for a whole [1024 × 51,033] block that is
+#: a fresh 418 MB array per block (10–17 ns a score at Kaggle size, page faults included), for 32 rows 13 MB that
+#: the allocator reuses (1.7 ns; benchmarks/README.md, Equal k).
+_PARTITION_ROWS = 32
+
+
+def _partial_top(block: np.ndarray, fetch: int) -> np.ndarray:
+    """Column indices of each row's `fetch` largest scores, in no order (`argpartition` over row slices)."""
+    n_rows, n_cols = block.shape
+    top = np.empty((n_rows, fetch), dtype=np.int64)
+    for start, stop in chunks(n_rows, _PARTITION_ROWS):
+        top[start:stop] = np.argpartition(block[start:stop], n_cols - fetch, axis=1)[:, n_cols - fetch :]
+    return top
 
 
 class BlasSearcher:
@@ -36,18 +49,20 @@ class BlasSearcher:
         fetch = min(k + 1, n_gallery)
         sims = np.empty((len(query_emb), k), dtype=np.float32)
         idx = np.empty((len(query_emb), k), dtype=np.int64)
-        next_sims = np.empty(len(query_emb), dtype=np.float32)  # the best excluded score of each row
         scores = np.empty((min(self.block, len(query_emb)), n_gallery), dtype=np.float32)
         for start, stop in chunks(len(query_emb), self.block):
             block = scores[: stop - start]
             np.matmul(normalised(query_emb, query_norms, start, stop), self.gallery.T, out=block)
             block *= self.inverse_norms
             if fetch < n_gallery:
-                top = np.argpartition(block, n_gallery - fetch, axis=1)[:, n_gallery - fetch :]
+                top = _partial_top(block, fetch)
             else:
                 top = np.broadcast_to(np.arange(n_gallery), block.shape)
             chunk_sims, chunk_idx = sort_ties_by_index(np.take_along_axis(block, top, axis=1), top)
             sims[start:stop], idx[start:stop] = chunk_sims[:, :k], chunk_idx[:, :k]
-            next_sims[start:stop] = chunk_sims[:, k] if fetch > k else -np.inf
-        settle_kth_ties(sims, idx, next_sims, query_emb, self.raw)
+            if fetch > k:  # a near-tie with the best excluded row: decided in float64, from this block's scores
+                tied = kth_tied_rows(chunk_sims[:, :k], chunk_sims[:, k])
+                if tied.size:
+                    rows = start + tied
+                    sims[rows], idx[rows] = exact_top_k_float64(query_emb[rows], self.raw, k, fp32_scores=block[tied])
         return sims, idx
