@@ -17,22 +17,20 @@ log = logging.getLogger("benchmarks")
 
 
 def machine_line() -> str:
-    """The CPU the numbers below were measured on: its name, cores, vector ISA and native bf16 (the ratios of
-    every bf16 path change sign between CPUs with and without it, see `whale_core.cpu`)."""
+    """The CPU the numbers below were measured on: its name, cores, the vector ISA torch dispatches to and native
+    bf16 (the ratios of every bf16 path change sign between CPUs with and without it, see `whale_core.cpu`)."""
+    import torch
+
     from whale_core.cpu import cpu_has_native_bf16
 
-    name, flags = platform.processor() or platform.machine(), set()
+    name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
+            name = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), name)
     except OSError:
         pass
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "vector ISA unknown"
+    capability = torch.backends.cpu.get_cpu_capability()  # "AVX512", "AVX2", "DEFAULT", or an Arm ISA
+    isa = {"AVX512": "AVX-512", "DEFAULT": "no AVX2"}.get(capability, capability)
     native = "yes" if cpu_has_native_bf16() else "no (emulated: the bf16 paths are off by default)"
     return f"CPU: {name}, {os.cpu_count()} cores, {isa}, native bf16: {native}"
 

@@ -11,7 +11,7 @@ Photos of one encounter share a section and one decision. The pictures are files
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,15 +23,37 @@ from whale_matcher import Features
 from whale_reid.html import draw_boxes
 from whale_reid.identify import IdentifyResult
 from whale_reid.review_files import ImageFolder
-from whale_reid.verification import MatchConfig, evidence_picture, row_lookup
+from whale_reid.verification import MatchConfig, evidence_picture, feature_rows, row_lookup
 from whale_retrieval import AnswerRule, GalleryIndex
 
 PHOTOS_PER_CANDIDATE = 3  #: gallery photos shown per candidate (its best neighbours first)
 GALLERY_SIDE, PHOTO_SIDE, EVIDENCE_SIDE = 480, 480, 640  #: longest side of the pictures written, in pixels
-#: (query crop, matcher settings, local) when the answers were verified; local = (query photos' features, this
-#: photo's row, gallery features, gallery image id → row) of the shown region as verification extracted them, or
-#: None (then re-extracted)
-Evidence = tuple[Path, MatchConfig, tuple[Features, int, Features, dict[str, int]] | None] | None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the match drawings of a verified query photo need.
+
+    Attributes:
+        query_crop, match: the crop that was verified and the matcher settings.
+        query_features, query_row: the query photos' features of the shown region, as verification extracted them,
+            and this photo's row (None / -1 when not kept: the crops are then extracted again).
+        gallery_features, gallery_rows: the gallery's features of that region and its image id → row map.
+    """
+
+    query_crop: Path
+    match: MatchConfig
+    query_features: Features | None = None
+    query_row: int = -1
+    gallery_features: Features | None = None
+    gallery_rows: Mapping[str, int] = field(default_factory=dict)
+
+    def kept_pair(self, gallery_image: str) -> tuple[Features, int, Features, int] | None:
+        """(query features, row, gallery features, row) for `evidence_picture`, or None where either is not kept."""
+        gallery_row = self.gallery_rows.get(gallery_image, -1)
+        if self.query_features is None or self.query_row < 0 or gallery_row < 0:
+            return None
+        return self.query_features, self.query_row, self.gallery_features, gallery_row
 
 
 @dataclass(frozen=True)
@@ -174,16 +196,12 @@ def _candidate(
     ids = [str(gallery.image_ids[r]) for r, _, _ in shown]
     picture, inliers = "", None
     gallery_crop = photos.locate(ids[0])
-    if evidence.get(query_row) is not None and gallery_crop is not None and np.isfinite(score):
-        query_crop, match, local = evidence[query_row]
-        pair = None
-        if local is not None:  # the features verification used, where the gallery photo has them
-            query_feats, q, gallery_feats, gallery_rows = local
-            g = gallery_rows.get(ids[0], -1)
-            pair = (query_feats, q, gallery_feats, g) if g >= 0 else None
+    verified = evidence.get(query_row)
+    if verified is not None and gallery_crop is not None and np.isfinite(score):
         try:
-            drawn, inliers = evidence_picture(query_crop, gallery_crop, match, height=320, features=pair)
-            name = f"e-{query_crop.stem}-{photos.image(ids[0]).rsplit('/', 1)[-1]}"  # g-<hash of the id>.jpg
+            drawn, inliers = evidence_picture(verified.query_crop, gallery_crop, verified.match, height=320,
+                                              features=verified.kept_pair(ids[0]))  # fmt: skip
+            name = f"e-{verified.query_crop.stem}-{photos.image(ids[0]).rsplit('/', 1)[-1]}"  # g-<hash of the id>.jpg
             picture = photos.images.add(name, Image.fromarray(drawn), EVIDENCE_SIDE)
         except InputError:
             inliers = None
@@ -219,12 +237,11 @@ def build_views(
     `result.features` and `gallery_features` of `region`; crops without are extracted again); `rule` gives each
     query's threshold (species offsets).
     """
-    query_features = (result.features or {}).get(region)
-    local_rows, gallery_rows = {}, {}
-    if query_features is not None and gallery_features is not None:
-        keys = result.photos["key"].tolist()
-        local_rows = dict(enumerate(row_lookup(query_features, keys, "query", allow_missing=True).tolist()))
-        gallery_rows = {str(image): n for n, image in enumerate(gallery_features.image.tolist())}  # once, not per pair
+    query_features, keys = (result.features or {}).get(region), result.photos["key"].tolist()
+    no_rows = [-1] * len(keys)
+    query_rows = no_rows if query_features is None else row_lookup(query_features, keys, "query", allow_missing=True)
+    gallery_rows = {} if gallery_features is None else feature_rows(gallery_features)  # once, not per pair
+    verified = match is not None and result.scale == "probability"
     images, groups = photos.images, _groups(result)
     section_of = {result.photos["photo"].iloc[i]: key for key, rows in groups.items() for i in rows}
     views, done = [], set()
@@ -246,9 +263,9 @@ def build_views(
             query_crop = crops_dir / region / "query" / f"{qkey}.jpg"
             members.append(MemberPhoto(str(result.photos["photo"].iloc[i]), full, images.relative(query_crop),
                                        file_uri(path)))  # fmt: skip
-            found = local_rows.get(i, -1) >= 0
-            local = (query_features, local_rows[i], gallery_features, gallery_rows) if found else None
-            evidence[i] = (query_crop, match, local) if match is not None and result.scale == "probability" else None
+            if verified:
+                evidence[i] = Evidence(query_crop, match, query_features, int(query_rows[i]), gallery_features,
+                                       gallery_rows)  # fmt: skip
         answers = matched["individual_id"].tolist()
         candidates = [
             _candidate(label, answers.index(label) + 1 if label in answers else None, rows, result, gallery, photos,

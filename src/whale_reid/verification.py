@@ -94,13 +94,18 @@ def save_gallery_features(gallery_dir: Path, regions: Sequence[str], features_di
         )
 
 
+def feature_rows(features: Features) -> dict[str, int]:
+    """Image id → row of `features` (build it once where many images are looked up)."""
+    return {str(image): n for n, image in enumerate(features.image.tolist())}
+
+
 def row_lookup(features: Features, images: Sequence[str], what: str, *, allow_missing: bool = False) -> np.ndarray:
     """Row of each image in `features`; -1 for an image without features when `allow_missing`.
 
     Raises:
         InputError: naming the first image that has no features (unless `allow_missing`).
     """
-    rows = {str(image): n for n, image in enumerate(features.image.tolist())}
+    rows = feature_rows(features)
     missing = [str(i) for i in images if str(i) not in rows]
     if missing and not allow_missing:
         raise InputError(f"{what}: no local features for image {missing[0]!r} (re-run the local_features stage)")

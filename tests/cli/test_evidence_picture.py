@@ -29,3 +29,19 @@ def test_picture_from_kept_features_equals_the_re_extracted_one(tmp_path):
     np.testing.assert_array_equal(kept[0], again[0])
     other = evidence_picture(paths["q"], paths["other"], cfg, height=160, features=(query, 1, gallery, 0))
     assert other[1] < kept[1] // 4  # another texture: the rows are not mixed up
+
+
+def test_evidence_uses_kept_features_only_where_both_photos_have_them(tmp_path):
+    from whale_reid.review import Evidence
+
+    cfg = MatchConfig(enabled=True)
+    path = tmp_path / "q.jpg"
+    Image.fromarray(texture(5)).convert("RGB").save(path)
+    query = extract_features(["q"], [str(path)], cfg.features, progress=False)
+    gallery = extract_features(["a", "b"], [str(path), str(path)], cfg.features, progress=False)
+    rows = {"a": 0, "b": 1}
+    kept = Evidence(path, cfg, query, 0, gallery, rows)
+    assert kept.kept_pair("b") == (query, 0, gallery, 1)
+    assert kept.kept_pair("not in the gallery's features") is None  # that crop is extracted again
+    assert Evidence(path, cfg, query, -1, gallery, rows).kept_pair("a") is None  # the query photo has none
+    assert Evidence(path, cfg).kept_pair("a") is None  # nothing kept (identify without features)
