@@ -186,7 +186,7 @@ def query_local_features(artefacts: Artefacts, keys: Sequence[str], crops_dir: P
     match = artefacts.match_config
     return {
         region: extract_features(list(keys), [str(crops_dir / region / QUERY_SPLIT / f"{key}.jpg") for key in keys],
-                                 match.features, progress=False)
+                                 match.region_features(region), progress=False)
         for region in match.regions
     }  # fmt: skip
 

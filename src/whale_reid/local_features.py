@@ -27,10 +27,16 @@ def extract_crop_features(cfg: MatchConfig, prepared: Path, crops: Path, out: Pa
     for split in ("train", "test"):
         table = crop_table(split, cfg.regions, prepared_dir=prepared, crops_dir=crops)
         for region in cfg.regions:
-            feats = extract_features(table["image"].tolist(), table[f"path_{region}"].tolist(), cfg.features)
+            feats = extract_features(
+                table["image"].tolist(), table[f"path_{region}"].tolist(), cfg.region_features(region)
+            )
             save_features(features_path(region, split, out), feats)
             counts = np.diff(feats.offsets)
             summary[f"{region}_{split}_keypoints_mean"] = round(float(counts.mean()) if len(counts) else 0.0, 1)
             summary[f"{region}_{split}_no_keypoints"] = int((counts == 0).sum())
+            if feats.has_outlines:
+                traced = feats.outline_lengths.min(axis=1) > 0
+                summary[f"{region}_{split}_outline_traced"] = round(float(traced.mean()) if len(traced) else 0.0, 4)
+                log.info("%s %s: fin outline traced on %.0f%% of the crops", region, split, 100 * traced.mean())
             log.info("%s %s: %d crops, %.0f keypoints each", region, split, len(feats), counts.mean())
     return summary

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from whale_core import REGIONS, Config, ConfigError, InputError, atomic_write_bytes
-from whale_matcher import Features, MatcherConfig, load_features, verify_pairs
+from whale_matcher import Features, MatcherConfig, load_features, outline_distance, verify_pairs
 from whale_retrieval.calibration import SIMILARITY, CalibrationError, PairCalibrator
 from whale_retrieval.fusion import fit_fusion
 from whale_retrieval.postprocess import StackedNeighbours
@@ -44,6 +44,10 @@ class MatchConfig(Config):
         use_similarity: the global similarity is an input of the calibrator too.
         local_inputs: per region, which inlier numbers the calibrator sees: "inliers" (the count) and/or
             "excess" (the count above the median of the query's shortlist: `whale_retrieval.answers.with_excess`).
+        outline_regions: the regions whose fin outline is traced and compared (`whale_matcher.outline`); each
+            gives the inputs `outline_<region>` (minus the outline distance; missing where either photo has no
+            traced fin) and `traced_<region>` (1 where both were traced), so a pair without a fin outline gets no
+            outline evidence rather than evidence for "different".
         features: keypoints, matching and geometric verification (`whale_matcher.MatcherConfig`).
     """
 
@@ -54,6 +58,7 @@ class MatchConfig(Config):
     calibrator: Literal["logistic", "isotonic"] = "logistic"
     use_similarity: bool = True
     local_inputs: tuple[Literal["inliers", "excess"], ...] = ("excess",)
+    outline_regions: tuple[str, ...] = ()
     features: MatcherConfig = MatcherConfig()
 
     def __post_init__(self) -> None:
@@ -64,12 +69,20 @@ class MatchConfig(Config):
             raise ConfigError(f"match.regions: {unknown or 'empty'} — choose from {list(REGIONS)}")
         if not self.local_inputs:
             raise ConfigError("match.local_inputs: name at least one of inliers, excess")
+        stray = [r for r in self.outline_regions if r not in self.regions]
+        if stray:
+            raise ConfigError(f"match.outline_regions: {stray} are not among match.regions {list(self.regions)}")
 
     @property
     def evidence_names(self) -> tuple[str, ...]:
         """The calibrator's inputs, in order."""
         local = tuple(f"{kind}_{region}" for region in self.regions for kind in self.local_inputs)
-        return (SIMILARITY,) * self.use_similarity + local
+        outline = tuple(f"{kind}_{region}" for region in self.outline_regions for kind in ("outline", "traced"))
+        return (SIMILARITY,) * self.use_similarity + local + outline
+
+    def region_features(self, region: str) -> MatcherConfig:
+        """What `region`'s crops are extracted with: the keypoints, plus the fin outline where it is compared."""
+        return self.features.replace(outline=region in self.outline_regions)
 
 
 def features_path(region: str, split: str, features_dir: Path = FEATURES_DIR) -> Path:
@@ -135,7 +148,8 @@ def shortlist_evidence(
             inliers instead of being an error.
 
     Returns:
-        `inliers_<region>` → int32 [n, width] (0 where there is no neighbour).
+        `inliers_<region>` → int32 [n, width] (0 where there is no neighbour) and, per outline region,
+        `outline_<region>` → float64 [n, width], minus the outline distance (NaN where not comparable).
     """
     idx = np.asarray(idx)[:, :width]
     q_pos, col = np.nonzero(idx >= 0)
@@ -153,7 +167,24 @@ def shortlist_evidence(
         inliers = np.zeros(idx.shape, dtype=np.int32)
         inliers[q_pos[has], col[has]] = found.inliers
         evidence[f"inliers_{region}"] = inliers
+        if region in cfg.outline_regions:
+            evidence[f"outline_{region}"] = _outline_evidence(query[region], gallery[region], pairs, idx.shape,
+                                                              (q_pos[has], col[has]))  # fmt: skip
     return evidence
+
+
+def _outline_evidence(
+    query: Features, gallery: Features, pairs: np.ndarray, shape: tuple[int, int], cells: tuple[np.ndarray, ...]
+) -> np.ndarray:
+    """Minus the outline distance of each (query row, gallery row) pair, placed at `cells` of an NaN [n, width]."""
+    out = np.full(shape, np.nan)
+    if not (query.has_outlines and gallery.has_outlines):
+        return out
+    q, g = pairs[:, 0], pairs[:, 1]
+    distance = outline_distance(query.outline_sides[q], query.outline_lengths[q], gallery.outline_sides[g],
+                                gallery.outline_lengths[g])  # fmt: skip
+    out[cells] = -distance
+    return out
 
 
 def fuse_oof(

@@ -37,6 +37,8 @@ class MatcherConfig(Config):
             proves them, the rest re-scored in fp32: the same answers, ~2× faster on CPUs with bf16
             kernels; "auto" = bf16 where the CPU multiplies bf16 natively (`whale_core.cpu`). Binary
             descriptors and `mutual` always use fp32.
+        outline: also trace each crop's fin outline (`whale_matcher.outline`; ~40 ms a crop): the evidence of
+            fins, whose identity lives in the nicks of the trailing edge.
     """
 
     SECTION = "match.features"
@@ -52,6 +54,7 @@ class MatcherConfig(Config):
     mirror: bool = True
     workers: int = 1
     matmul: Literal["auto", "fp32", "bf16"] = "auto"
+    outline: bool = False
 
     def __post_init__(self) -> None:
         where = self.SECTION

@@ -20,10 +20,12 @@ from whale_core import InputError, atomic_path, load_rgb
 from whale_matcher import _parallel
 from whale_matcher.config import MatcherConfig
 from whale_matcher.extractors import make_extractor
+from whale_matcher.outline import RADII, SIDE_POINTS, trace_outline
 
 FORMAT_VERSION = 1
 _CHUNK_PHOTOS = 16
 _ARRAYS = ("offsets", "xy", "desc", "size")
+_OUTLINE_ARRAYS = ("outline_sides", "outline_lengths")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +41,9 @@ class Features:
         size: int32 [n, 2] crop width, height.
         mirrored: the same photos' features computed on the horizontally flipped crop (xy in the flipped
             frame: x_flipped = width − 1 − x), when extracted with `mirror`; else None.
+        outline_sides, outline_lengths: the fin outlines, when extracted with `outline`
+            (`whale_matcher.outline.Outline`: float32 [n, 2, SIDE_POINTS, len(RADII)] and int32 [n, 2], lengths
+            0 where no fin was traced); else None.
 
     Raises:
         ValueError: on construction, when the arrays do not fit together.
@@ -50,6 +55,8 @@ class Features:
     desc: np.ndarray
     size: np.ndarray
     mirrored: Features | None = None
+    outline_sides: np.ndarray | None = None
+    outline_lengths: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, offsets = len(self.image), self.offsets
@@ -66,6 +73,12 @@ class Features:
             len(self.mirrored) != n or self.mirrored.desc.shape[1:] != self.desc.shape[1:]
         ):
             raise ValueError("mirrored features must describe the same photos with the same descriptor")
+        if (self.outline_sides is None) != (self.outline_lengths is None):
+            raise ValueError("outline sides and lengths come together")
+        if self.outline_sides is not None and (
+            self.outline_sides.shape != (n, 2, SIDE_POINTS, len(RADII)) or self.outline_lengths.shape != (n, 2)
+        ):
+            raise ValueError(f"outline arrays {self.outline_sides.shape}, {self.outline_lengths.shape} for {n} images")
 
     def __len__(self) -> int:
         return len(self.image)
@@ -74,6 +87,11 @@ class Features:
     def binary(self) -> bool:
         """Whether the descriptors are packed bits (compared by Hamming distance)."""
         return self.desc.dtype == np.uint8
+
+    @property
+    def has_outlines(self) -> bool:
+        """Whether fin outlines were extracted (then `outline_sides` / `outline_lengths` hold them)."""
+        return self.outline_sides is not None
 
     def counts(self) -> np.ndarray:
         """int64 [n] keypoints per photo."""
@@ -94,7 +112,9 @@ class Features:
         np.cumsum(counts, out=offsets[1:])
         index = np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1])
         mirrored = self.mirrored.take(rows) if self.mirrored is not None else None
-        return Features(self.image[rows], offsets, self.xy[index], self.desc[index], self.size[rows], mirrored)
+        outlines = (self.outline_sides[rows], self.outline_lengths[rows]) if self.has_outlines else (None, None)
+        return Features(self.image[rows], offsets, self.xy[index], self.desc[index], self.size[rows], mirrored,
+                        *outlines)  # fmt: skip
 
     def renamed(self, image: Sequence[str]) -> Features:
         """The same features under other photo ids (one per photo, mirrored part too)."""
@@ -119,6 +139,12 @@ class Features:
             if not all(p.mirrored is not None for p in parts):
                 raise ValueError("Features.concat: some parts have mirrored features, some not")
             mirrored = cls.concat([p.mirrored for p in parts])
+        sides = lengths = None
+        if any(p.has_outlines for p in parts):
+            if not all(p.has_outlines for p in parts):
+                raise ValueError("Features.concat: some parts have fin outlines, some not")
+            sides = np.concatenate([p.outline_sides for p in parts])
+            lengths = np.concatenate([p.outline_lengths for p in parts])
         return cls(
             image=np.concatenate([p.image for p in parts]),
             offsets=offsets,
@@ -126,6 +152,8 @@ class Features:
             desc=np.concatenate([p.desc for p in parts]),
             size=np.concatenate([p.size for p in parts]),
             mirrored=mirrored,
+            outline_sides=sides,
+            outline_lengths=lengths,
         )
 
     @classmethod
@@ -165,15 +193,17 @@ def working_size(gray: np.ndarray, resize_px: int) -> np.ndarray:
 
 
 def _extract_chunk(task: list[tuple[str, str]]) -> list[tuple]:
-    """Worker: per photo (w, h, xy, desc, mirrored xy, mirrored desc) of a chunk of (image, path)."""
+    """Worker: per photo (w, h, xy, desc, mirrored xy, mirrored desc, outline) of a chunk of (image, path)."""
     cfg: MatcherConfig = _parallel.shared()
     extractor = make_extractor(cfg.extractor, cfg.max_keypoints)
     out = []
     for _image, path in task:
-        gray = working_size(cv2.cvtColor(np.asarray(load_rgb(path)), cv2.COLOR_RGB2GRAY), cfg.resize_px)
+        rgb = np.asarray(load_rgb(path))
+        gray = working_size(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cfg.resize_px)
         xy, desc = extractor.detect_and_describe(gray)
         mxy, mdesc = extractor.detect_and_describe(cv2.flip(gray, 1)) if cfg.mirror else (None, None)
-        out.append((gray.shape[1], gray.shape[0], xy, desc, mxy, mdesc))
+        outline = trace_outline(rgb) if cfg.outline else None
+        out.append((gray.shape[1], gray.shape[0], xy, desc, mxy, mdesc, outline))
     return out
 
 
@@ -197,7 +227,6 @@ def extract_features(
     """
     if len(images) != len(paths):
         raise InputError(f"extract_features: {len(images)} image ids but {len(paths)} paths")
-    make_extractor(cfg.extractor, cfg.max_keypoints)  # fail on an unknown name before any work
     extractor = make_extractor(cfg.extractor, cfg.max_keypoints)  # an unknown name fails before any work
     pairs = [(str(i), str(p)) for i, p in zip(images, paths)]
     tasks = [pairs[s : s + _CHUNK_PHOTOS] for s in range(0, len(pairs), _CHUNK_PHOTOS)]
@@ -209,6 +238,12 @@ def extract_features(
     sizes = np.array([(p[0], p[1]) for p in photos], np.int32).reshape(-1, 2)
     empty_desc = extractor.empty()[1]
     plain = Features.from_photos(images, [p[2] for p in photos], [p[3] for p in photos], sizes, empty_desc=empty_desc)
+    if cfg.outline:
+        sides = np.stack([p[6].sides for p in photos]) if photos else np.zeros((0, 2, SIDE_POINTS, len(RADII)))
+        lengths = np.stack([p[6].lengths for p in photos]) if photos else np.zeros((0, 2))
+        plain = dataclasses.replace(
+            plain, outline_sides=sides.astype(np.float32), outline_lengths=lengths.astype(np.int32)
+        )
     if not cfg.mirror:
         return plain
     mirrored = Features.from_photos(
@@ -223,6 +258,8 @@ def save_features(path: Path, feats: Features) -> None:
     arrays.update({name: getattr(feats, name) for name in _ARRAYS})
     if feats.mirrored is not None:
         arrays.update({f"mirrored_{name}": getattr(feats.mirrored, name) for name in _ARRAYS})
+    if feats.has_outlines:
+        arrays.update({name: getattr(feats, name) for name in _OUTLINE_ARRAYS})
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
 
@@ -246,6 +283,7 @@ def load_features(path: Path) -> Features:
         mirrored = None
         if "mirrored_offsets" in arrays:
             mirrored = Features(image, **{name: arrays.pop(f"mirrored_{name}") for name in _ARRAYS})
-        return Features(image, **{name: arrays.pop(name) for name in _ARRAYS}, mirrored=mirrored)
+        outlines = {name: arrays.pop(name) for name in _OUTLINE_ARRAYS if name in arrays}
+        return Features(image, **{name: arrays.pop(name) for name in _ARRAYS}, mirrored=mirrored, **outlines)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise InputError(f"{path}: not a readable features file ({err})") from None

@@ -58,6 +58,28 @@ def with_excess(evidence: Mapping[str, np.ndarray], valid: np.ndarray) -> dict[s
     return out
 
 
+#: Inputs derived from another evidence array: prefix → the prefix of the array they are computed from.
+DERIVED_FROM = {"excess_": "inliers_", "traced_": "outline_"}
+
+
+def source_input(name: str) -> str:
+    """The evidence array a calibrator input is computed from (`excess_backfin` → `inliers_backfin`)."""
+    for prefix, source in DERIVED_FROM.items():
+        if name.startswith(prefix):
+            return source + name.removeprefix(prefix)
+    return name
+
+
+def with_derived(evidence: Mapping[str, np.ndarray], valid: np.ndarray) -> dict[str, np.ndarray]:
+    """The evidence plus every derived input: `excess_<region>` (`with_excess`) and, for each
+    `outline_<region>` (NaN where the outline is missing), `traced_<region>`: 1.0 where it is present."""
+    out = with_excess(evidence, valid)
+    for name, values in list(out.items()):
+        if name.startswith("outline_"):
+            out["traced_" + name.removeprefix("outline_")] = (valid & np.isfinite(values)).astype(np.float64)
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class Answers:
     """What the rule produced for a batch of queries.
@@ -163,13 +185,13 @@ class AnswerRule:
             return sims, idx
         m = self.shortlist_columns(k)
         given = {}
-        for name in {f"inliers_{f.split('_', 1)[1]}" for f in self.evidence_names}:
+        for name in {source_input(f) for f in self.evidence_names}:
             values = None if evidence is None else evidence.get(name)
             if values is None or np.shape(values)[0] != len(sims) or np.shape(values)[1] < m:
                 raise InputError(f"answers: evidence {name!r} must be [{len(sims)}, {m}], got {np.shape(values)}")
             given[name] = np.asarray(values)[:, :m]
         inputs = {SIMILARITY: sims.astype(np.float64)}
-        for name, values in with_excess(given, idx[:, :m] >= 0).items():
+        for name, values in with_derived(given, idx[:, :m] >= 0).items():
             full = np.zeros(sims.shape, dtype=np.float64)
             full[:, :m] = values
             inputs[name] = full

@@ -10,6 +10,10 @@ them to one probability, so that the individuals can be ranked by it and `new_in
 - `isotonic`: WildFusion's recipe — each input calibrated on its own by isotonic regression, the calibrated
   probabilities averaged. Monotone by construction.
 
+Inputs that can be missing for a pair: `outline_<region>` (no fin traced in one of the photos) is NaN there,
+and its `traced_<region>` is 0. The logistic model sees the outline as 0 and the indicator (whose coefficient may
+take either sign), so a missing outline adds nothing; the isotonic average leaves a missing input out.
+
 Why not an sklearn object: the fitted calibrator is saved as plain numbers in `postprocess.json` and the
 gallery settings (JSON, no pickle) and evaluated with numpy, so prediction needs no sklearn at all.
 """
@@ -33,6 +37,13 @@ class CalibrationError(InputError):
 
 
 SIMILARITY = "similarity"
+#: Inputs that may be NaN (missing for a pair), and the 0/1 indicators of their presence.
+MAY_BE_MISSING, PRESENCE = "outline_", "traced_"
+
+
+def presence_of(name: str) -> str | None:
+    """The presence indicator of an input that may be missing (`outline_backfin` → `traced_backfin`), else None."""
+    return PRESENCE + name.removeprefix(MAY_BE_MISSING) if name.startswith(MAY_BE_MISSING) else None
 
 
 def feature_scale(name: str, values: np.ndarray) -> np.ndarray:
@@ -44,6 +55,8 @@ def feature_scale(name: str, values: np.ndarray) -> np.ndarray:
 def evidence_matrix(evidence: Mapping[str, np.ndarray], features: Sequence[str]) -> np.ndarray:
     """[n, len(features)] float64 matrix of the named inputs on their calibration scale.
 
+    An input that may be missing (`outline_<region>`) is 0 where it is NaN: its `traced_<region>` says so.
+
     Raises:
         InputError: a missing input, inputs of different lengths, or a non-finite value.
     """
@@ -51,6 +64,7 @@ def evidence_matrix(evidence: Mapping[str, np.ndarray], features: Sequence[str])
     if missing:
         raise InputError(f"calibrator: evidence has no {missing[0]!r} (has {sorted(evidence)})")
     columns = [feature_scale(name, np.ravel(evidence[name])) for name in features]
+    columns = [np.nan_to_num(c, nan=0.0) if presence_of(n) else c for n, c in zip(features, columns)]
     if len({len(c) for c in columns}) > 1:
         raise InputError(f"calibrator: inputs of different lengths {[len(c) for c in columns]}")
     x = np.stack(columns, axis=1) if columns else np.zeros((0, 0))
@@ -81,8 +95,11 @@ class PairCalibrator:
         x = evidence_matrix(evidence, self.features)
         if self.kind == "logistic":
             return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.coef) + self.intercept)))
-        per_input = [np.interp(x[:, i], kx, ky) for i, (kx, ky) in enumerate(self.knots)]
-        return np.mean(per_input, axis=0) if per_input else np.zeros(len(x))
+        if not self.knots:
+            return np.zeros(len(x))
+        per_input = np.stack([np.interp(x[:, i], kx, ky) for i, (kx, ky) in enumerate(self.knots)], axis=1)
+        weight = _isotonic_weights(x, self.features)
+        return (per_input * weight).sum(axis=1) / np.maximum(weight.sum(axis=1), 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,18 +131,30 @@ class PairCalibrator:
         return calibrator
 
 
+def _isotonic_weights(x: np.ndarray, features: Sequence[str]) -> np.ndarray:
+    """[n, inputs] weights of the isotonic average: presence indicators 0, a missing input 0, the rest 1."""
+    weight = np.ones(x.shape)
+    for i, name in enumerate(features):
+        if name.startswith(PRESENCE):
+            weight[:, i] = 0.0
+        elif presence_of(name) in features:
+            weight[:, i] = x[:, list(features).index(presence_of(name))]
+    return weight
+
+
 def _fit_logistic(x: np.ndarray, same: np.ndarray, features: Sequence[str]) -> PairCalibrator:
     from sklearn.linear_model import LogisticRegression
 
+    signed = np.array([name.startswith(PRESENCE) for name in features])  # indicators: either sign
     kept = list(range(len(features)))
     while True:
         model = LogisticRegression(C=1.0, max_iter=2000).fit(x[:, kept], same)
         coef = model.coef_[0]
-        if (coef >= 0).all() or len(kept) == 1:
+        if (coef[~signed[kept]] >= 0).all() or len(kept) == 1:
             break
-        kept = [f for f, c in zip(kept, coef) if c > 0] or [kept[int(np.argmax(coef))]]
+        kept = [f for f, c in zip(kept, coef) if c > 0 or signed[f]] or [kept[int(np.argmax(coef))]]
     full = np.zeros(len(features))
-    full[kept] = np.maximum(coef, 0.0)
+    full[kept] = np.where(signed[kept], coef, np.maximum(coef, 0.0))
     return PairCalibrator("logistic", tuple(features), tuple(map(float, full)), float(model.intercept_[0]))
 
 
@@ -133,8 +162,13 @@ def _fit_isotonic(x: np.ndarray, same: np.ndarray, features: Sequence[str]) -> P
     from sklearn.isotonic import IsotonicRegression
 
     knots = []
-    for column in x.T:
-        model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(column, same)
+    weight = _isotonic_weights(x, features)
+    for column, used in zip(x.T, weight.T > 0):
+        if not used.any():  # a presence indicator, or an input never present: a flat 0 (weight 0 anyway)
+            knots.append(((0.0, 1.0), (0.0, 0.0)))
+            continue
+        model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+        model.fit(column[used], same[used])
         knots.append((tuple(map(float, model.X_thresholds_)), tuple(map(float, model.y_thresholds_))))
     return PairCalibrator("isotonic", tuple(features), knots=tuple(knots))
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from whale_core import InputError
-from whale_retrieval.answers import AnswerRule, with_excess
+from whale_retrieval.answers import AnswerRule, with_derived
 from whale_retrieval.calibration import SIMILARITY, PairCalibrator, fit_calibrator
 from whale_retrieval.postprocess import PostProcessing, StackedNeighbours
 
@@ -42,7 +42,7 @@ def labelled_pairs(stacked: StackedNeighbours, evidence: Mapping[str, np.ndarray
     """Flatten the shortlisted neighbours (the evidence arrays' width) into labelled pairs."""
     width = min((np.shape(v)[1] for v in evidence.values()), default=stacked.sims.shape[1])
     idx = stacked.idx[:, :width]
-    evidence = with_excess({name: np.asarray(v)[:, :width] for name, v in evidence.items()}, idx >= 0)
+    evidence = with_derived({name: np.asarray(v)[:, :width] for name, v in evidence.items()}, idx >= 0)
     rows, cols = np.nonzero(idx >= 0)
     truth = np.asarray(stacked.truth, dtype=object)
     same = stacked.gallery_labels[idx[rows, cols]].astype(object) == truth[rows]
