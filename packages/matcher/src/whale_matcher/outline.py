@@ -183,14 +183,16 @@ def _dtw(a: np.ndarray, b: np.ndarray, m: np.ndarray, band: int) -> np.ndarray:
         float64 [P] path cost divided by `m`: the mean L1 distance of aligned points.
     """
     n_pairs, length, _ = a.shape
-    cost = np.abs(a[:, :, None, :] - b[:, None, :, :]).sum(axis=3)
-    acc = np.full((n_pairs, length + 1, length + 1), np.inf)
-    acc[:, 0, 0] = 0.0
+    # Pairs on the last axis: each cell of the recursion is one contiguous vector operation over all pairs.
+    a_t, b_t = np.ascontiguousarray(a.transpose(1, 2, 0)), np.ascontiguousarray(b.transpose(1, 2, 0))
+    cost = np.abs(a_t[:, None] - b_t[None, :]).sum(axis=2)
+    acc = np.full((length + 1, length + 1, n_pairs), np.inf, np.float32)
+    acc[0, 0] = 0.0
     for i in range(1, length + 1):
         for j in range(max(1, i - band), min(length, i + band) + 1):
-            best = np.minimum(np.minimum(acc[:, i - 1, j - 1], acc[:, i - 1, j]), acc[:, i, j - 1])
-            acc[:, i, j] = cost[:, i - 1, j - 1] + best
-    return acc[np.arange(n_pairs), m, m] / m
+            best = np.minimum(np.minimum(acc[i - 1, j - 1], acc[i - 1, j]), acc[i, j - 1])
+            np.add(cost[i - 1, j - 1], best, out=acc[i, j])
+    return acc[m, m, np.arange(n_pairs)].astype(np.float64) / m
 
 
 def outline_distance(
