@@ -98,7 +98,7 @@ def test_bremer_detic_and_coco_files_are_read(tmp_path):
     }))  # fmt: skip
     table = convert_boxes(coco, "coco")
     assert table[["image", "region", "x1", "y1", "x2", "y2", "conf"]].values.tolist() == [
-        ["a.jpg", "backfin", 10.0, 20.0, 40.0, 60.0, 0.9]
+        ["imgs/a.jpg", "backfin", 10.0, 20.0, 40.0, 60.0, 0.9]  # the relative path: card1/ and card2/ differ
     ]
     with pytest.raises(InputError, match="no 'region' column: pass --region"):
         convert_boxes(detic, "detic")
