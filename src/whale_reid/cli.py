@@ -323,8 +323,11 @@ def parser() -> argparse.ArgumentParser:
     add_catalogue_commands(commands)
     boxes = commands.add_parser("boxes", help="box files").add_subparsers(dest="action", required=True)
     conv = boxes.add_parser("convert", help="a public box file → the project's boxes.csv (pixels, checked)")
-    conv.add_argument("src", nargs="+", help="box files, or folders of them (for --format yolo: folders of "
-                      "label files); all are written to one --out")  # fmt: skip
+    conv.add_argument(
+        "src",
+        nargs="+",
+        help="box files, or folders of them (for --format yolo: folders of label files); all are written to one --out",
+    )
     conv.add_argument("--format", required=True, choices=["xyxy", "detic", "bremer", "yolo", "coco"])
     conv.add_argument("--out", required=True, help="the boxes.csv to write")
     conv.add_argument("--images", nargs="+", default=[], help="photo folders (sizes for yolo; edge checks)")

@@ -98,8 +98,13 @@ def crop_photos(cfg: CropConfig, paths: CropPaths) -> tuple[pd.DataFrame, dict]:
     by_split = fallback_shares(table)
     if cfg.box_source != "none":
         warn_fallbacks(by_split, cfg.box_source)
-    return table, {**quality, **by_split, "box_source": cfg.box_source, "n_photos": len(images),
-                   "boxes_clipped": n_clipped}  # fmt: skip
+    return table, {
+        **quality,
+        **by_split,
+        "box_source": cfg.box_source,
+        "n_photos": len(images),
+        "boxes_clipped": n_clipped,
+    }
 
 
 def warn_unmatched(boxes: pd.DataFrame, images: pd.DataFrame, source: Path) -> None:
@@ -109,9 +114,14 @@ def warn_unmatched(boxes: pd.DataFrame, images: pd.DataFrame, source: Path) -> N
         return  # validate_boxes names the missing column
     unmatched = boxes.loc[~boxes["image"].isin(set(images["image"])), "image"]
     if len(unmatched):
-        log.warning("%s: %d boxes name no photo of the prepared tables (e.g. %r; a photo is named as in the "
-                    "prepared tables' image column, e.g. %r) and are ignored", source, len(unmatched),
-                    unmatched.iloc[0], images["image"].iloc[0] if len(images) else "")  # fmt: skip
+        log.warning(
+            "%s: %d boxes name no photo of the prepared tables (e.g. %r; a photo is named as in the "
+            "prepared tables' image column, e.g. %r) and are ignored",
+            source,
+            len(unmatched),
+            unmatched.iloc[0],
+            images["image"].iloc[0] if len(images) else "",
+        )
 
 
 def fallback_shares(table: pd.DataFrame) -> dict[str, float]:
@@ -127,9 +137,15 @@ def warn_fallbacks(shares: dict[str, float], box_source: str) -> None:
     for key, share in shares.items():
         if share > FALLBACK_WARN_SHARE:
             split, region = key.removeprefix("fallback_share_").split("_", 1)
-            log.warning("%.1f%% of the %s %s crops had no box from %s and are the whole photo (above %.0f%%: "
-                        "check the boxes' image names, or the detector's metrics)", 100 * share, split, region,
-                        box_source, 100 * FALLBACK_WARN_SHARE)  # fmt: skip
+            log.warning(
+                "%.1f%% of the %s %s crops had no box from %s and are the whole photo (above %.0f%%: "
+                "check the boxes' image names, or the detector's metrics)",
+                100 * share,
+                split,
+                region,
+                box_source,
+                100 * FALLBACK_WARN_SHARE,
+            )
 
 
 def crop_line(summary: dict, out: Path, metrics: Path) -> str:

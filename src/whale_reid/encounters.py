@@ -58,7 +58,7 @@ def _link_near_duplicates(labels: pd.Series, hashes: np.ndarray, max_bits: int, 
 
 def encounter_groups(
     table: pd.DataFrame, photos: Sequence[Path], near_duplicate_bits: int | None, workers: int = 4
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """A group number per row of `table` (individual_id, optional encounter and date): rows of one encounter
     share a number (see the module doc).
 

@@ -48,9 +48,7 @@ class PrepareConfig(Config):
             raise ConfigError(f"prepare.near_duplicate_bits: {self.near_duplicate_bits} is not in [0, 64] (or null)")
 
 
-def assign_folds(
-    labels: Sequence[str], n_folds: int, seed: int, groups: Sequence[int] | None = None
-) -> np.ndarray:  # fmt: skip
+def assign_folds(labels: Sequence[str], n_folds: int, seed: int, groups: Sequence[int] | None = None) -> np.ndarray:
     """Fold index (0..n_folds-1) for each row, stratified by label as described in the module doc.
 
     Args:

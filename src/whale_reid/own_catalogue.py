@@ -59,9 +59,11 @@ def _check_rows(frame: pd.DataFrame, where: list[str]) -> None:
     checks = [
         (frame["individual_id"] == "", "empty individual_id"),
         (frame["individual_id"] == NEW_INDIVIDUAL, f"individual_id '{NEW_INDIVIDUAL}' is reserved for unknowns"),
-        (frame["individual_id"].str.contains(r"\s"), "individual_id holds whitespace, which the answers "
-         "(five space-separated ids) cannot hold"),
-    ]  # fmt: skip
+        (
+            frame["individual_id"].str.contains(r"\s"),
+            "individual_id holds whitespace, which the answers (five space-separated ids) cannot hold",
+        ),
+    ]
     if "date" in frame.columns:
         parsed = pd.to_datetime(frame["date"], format="ISO8601", errors="coerce")
         checks.append(((frame["date"] != "") & parsed.isna(), "date is not an ISO date (YYYY-MM-DD[ hh:mm[:ss]])"))
@@ -102,9 +104,10 @@ def is_photo(path: Path) -> bool:
 def read_folders(raw_dir: Path) -> pd.DataFrame:
     """The catalogue of `raw_dir` given as a folder per individual (or per species, then per individual)."""
     photos = sorted(
-        p.relative_to(raw_dir) for p in raw_dir.rglob("*")
+        p.relative_to(raw_dir)
+        for p in raw_dir.rglob("*")
         if p.is_file() and is_photo(p) and not any(part.startswith(".") for part in p.relative_to(raw_dir).parts)
-    )  # fmt: skip
+    )
     by_depth = {len(p.parts): p for p in photos}
     if not photos:
         raise InputError(f"{raw_dir}: no photos in folders (expected <individual_id>/<photo>)")
@@ -112,14 +115,18 @@ def read_folders(raw_dir: Path) -> pd.DataFrame:
         raise InputError(f"{raw_dir / by_depth[1]}: a photo outside any folder (put it in its individual's folder)")
     if len(by_depth) > 1 or max(by_depth) > 3:
         found = ", ".join(str(p) for p in by_depth.values())
-        raise InputError(f"{raw_dir}: photos at different depths ({found}); expected every photo at "
-                         "<individual_id>/<photo> or every one at <species>/<individual_id>/<photo>")  # fmt: skip
+        raise InputError(
+            f"{raw_dir}: photos at different depths ({found}); expected every photo at "
+            "<individual_id>/<photo> or every one at <species>/<individual_id>/<photo>"
+        )
     nested = max(by_depth) == 3
-    frame = pd.DataFrame({
-        "image": [p.as_posix() for p in photos],
-        "species": [p.parts[0] if nested else "" for p in photos],
-        "individual_id": [p.parts[-2] for p in photos],
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "image": [p.as_posix() for p in photos],
+            "species": [p.parts[0] if nested else "" for p in photos],
+            "individual_id": [p.parts[-2] for p in photos],
+        }
+    )
     if nested:
         species_of = frame.groupby("individual_id")["species"].unique()
         shared = species_of[species_of.map(len) > 1]

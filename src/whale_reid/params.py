@@ -145,8 +145,10 @@ def check_box_knobs(crop: dict[str, Any] | None, source: str = PARAMS_FILE) -> N
     if box_source == "boxes_csv" and not crop.get("boxes_csv"):
         raise ConfigError(f"{source}: crop.box_source: boxes_csv needs crop.boxes_csv: <the boxes file>")
     wanted = box_knobs(box_source, crop.get("boxes_csv"))
-    given = {"detector_stages": list(crop.get("detector_stages", ["yolo"])),
-             "box_input": crop.get("box_input", "models/detector")}  # fmt: skip
+    given = {
+        "detector_stages": list(crop.get("detector_stages", ["yolo"])),
+        "box_input": crop.get("box_input", "models/detector"),
+    }
     stages_agree = bool(given["detector_stages"]) == bool(wanted["detector_stages"])  # any stage name will do
     if not stages_agree or given["box_input"] != wanted["box_input"]:
         fix = ", ".join(f"crop.{key}: {value}" for key, value in wanted.items())

@@ -139,8 +139,9 @@ def _photo(path: Path, size=(120, 100)) -> None:
 
 def _coco(tmp_path: Path, images: list, annotations: list) -> Path:
     path = tmp_path / "coco.json"
-    path.write_text(json.dumps({"images": images, "categories": [{"id": 1, "name": "fullbody"}],
-                                "annotations": annotations}))  # fmt: skip
+    path.write_text(
+        json.dumps({"images": images, "categories": [{"id": 1, "name": "fullbody"}], "annotations": annotations})
+    )
     return path
 
 
@@ -177,8 +178,16 @@ def test_yolo_nan_and_fractional_class_are_refused(tmp_path, capsys):
     for line, message in (("0 0.5 nan 0.2 0.2", "is not 'class cx cy w h"), ("1.9 0.5 0.5 0.2 0.2", "integer class")):
         (tmp_path / "labels").mkdir(exist_ok=True)
         (tmp_path / "labels/a.txt").write_text(line + "\n")
-        code, _, err = _convert(capsys, str(tmp_path / "labels"), "--format", "yolo", "--images",
-                                str(tmp_path / "photos"), "--out", str(tmp_path / "o.csv"))  # fmt: skip
+        code, _, err = _convert(
+            capsys,
+            str(tmp_path / "labels"),
+            "--format",
+            "yolo",
+            "--images",
+            str(tmp_path / "photos"),
+            "--out",
+            str(tmp_path / "o.csv"),
+        )
         assert code == 2 and "labels/a.txt: line 1" in err and message in err, err
 
 

@@ -62,12 +62,25 @@ def test_species_folders_and_the_optional_columns_are_kept(tmp_path):
         "photo,individual_id,species,encounter,date,side,location,notes\n"
         "../orca/o7/c.jpg,o7,Orca,e1,2021-06-03,left,Haro Strait,x\n"
         "../Humpback Whale/hw1/a.jpg,hw1,,e2,2021-06-04 10:22,right,,y\n"
-    )  # fmt: skip
+    )
     train, _, _ = _prepare(raw, layout="csv", catalogue_csv="sub/list.csv")
-    assert list(train.columns) == ["image", "photo", "species", "individual_id", "encounter", "date", "side",
-                                   "location", "fold"]  # fmt: skip
-    assert train.iloc[1][["image", "species", "side", "location"]].tolist() == ["orca/o7/c.jpg", "orca", "left",
-                                                                              "Haro Strait"]  # fmt: skip
+    assert list(train.columns) == [
+        "image",
+        "photo",
+        "species",
+        "individual_id",
+        "encounter",
+        "date",
+        "side",
+        "location",
+        "fold",
+    ]
+    assert train.iloc[1][["image", "species", "side", "location"]].tolist() == [
+        "orca/o7/c.jpg",
+        "orca",
+        "left",
+        "Haro Strait",
+    ]
     assert train.iloc[0]["species"] == "unknown"
 
 
@@ -127,8 +140,9 @@ def test_photos_of_one_encounter_never_sit_in_two_folds(tmp_path):
     encounter = [f"e{i // 3}" for i in range(len(photos))]  # runs of 3 photos of one individual
     encounter[5] = encounter[6] = "pod"  # an encounter with two individuals (ind0's and ind1's photos)
     dates = ["2021-06-0" + str(1 + i % 2) for i in range(len(photos))]
-    table = pd.DataFrame({"photo": photos, "individual_id": [p.split("/")[0] for p in photos],
-                          "encounter": encounter, "date": ""})  # fmt: skip
+    table = pd.DataFrame(
+        {"photo": photos, "individual_id": [p.split("/")[0] for p in photos], "encounter": encounter, "date": ""}
+    )
     table.to_csv(raw / "catalogue.csv", index=False)
     train, _, summary = _prepare(raw)
     assert (_folds_per(train, train["encounter"]) == 1).all()
@@ -157,14 +171,18 @@ def test_near_duplicate_photos_share_a_fold_without_encounter_or_date(tmp_path):
 
 
 def test_box_source_alone_is_refused_at_once_naming_the_keys():
-    with pytest.raises(InputError, match=r"crop.box_source: none needs crop.detector_stages: \[\], "
-                                         r"crop.box_input: data/prepared"):  # fmt: skip
+    with pytest.raises(
+        InputError,
+        match=r"crop.box_source: none needs crop.detector_stages: \[\], "
+        r"crop.box_input: data/prepared",
+    ):
         check_params({"crop": {"box_source": "none"}})
     with pytest.raises(InputError, match=r"boxes_csv needs crop.detector_stages: \[\], crop.box_input: b.csv"):
         check_params({"crop": {"box_source": "boxes_csv", "boxes_csv": "b.csv"}})
     check_params({"crop": WHOLE_PHOTOS})
-    check_params({"crop": {"box_source": "boxes_csv", "boxes_csv": "b.csv", "detector_stages": [],
-                           "box_input": "b.csv"}})  # fmt: skip
+    check_params(
+        {"crop": {"box_source": "boxes_csv", "boxes_csv": "b.csv", "detector_stages": [], "box_input": "b.csv"}}
+    )
 
 
 def test_a_catalogue_prepares_and_crops_whole_photos_with_no_boxes(tmp_path):

@@ -162,14 +162,24 @@ def _from_yolo(src: Path, images_dirs: Sequence[Path], classes: Sequence[str]) -
             parts = line.split()
             cls, numbers = _integer(parts[0]), [_finite(v) for v in parts[1:6]]
             if cls is None or len(parts) not in (5, 6) or None in numbers:
-                raise InputError(f"{where}: {line.strip()!r} is not 'class cx cy w h [conf]' (integer class, "
-                                 "finite numbers)")  # fmt: skip
+                raise InputError(
+                    f"{where}: {line.strip()!r} is not 'class cx cy w h [conf]' (integer class, finite numbers)"
+                )
             if not 0 <= cls < len(classes):
                 raise InputError(f"{where}: class id {cls} not in --classes {','.join(classes)}")
             cx, cy, w, h = numbers[:4]
-            rows.append({"image": found[1], "region": classes[cls], "x1": (cx - w / 2) * width,
-                         "y1": (cy - h / 2) * height, "x2": (cx + w / 2) * width, "y2": (cy + h / 2) * height,
-                         "conf": numbers[4] if len(numbers) > 4 else "", "where": where})  # fmt: skip
+            rows.append(
+                {
+                    "image": found[1],
+                    "region": classes[cls],
+                    "x1": (cx - w / 2) * width,
+                    "y1": (cy - h / 2) * height,
+                    "x2": (cx + w / 2) * width,
+                    "y2": (cy + h / 2) * height,
+                    "conf": numbers[4] if len(numbers) > 4 else "",
+                    "where": where,
+                }
+            )
     return rows
 
 
@@ -179,8 +189,9 @@ def _coco_index(path: Path, entries: list, what: str) -> dict[int, dict]:
     for n, entry in enumerate(entries):
         key = _integer(entry.get("id")) if isinstance(entry, dict) else None
         if key is None:
-            raise InputError(f"{path}: {what}[{n}]: id {entry.get('id') if isinstance(entry, dict) else entry!r} "
-                             "is not an integer")  # fmt: skip
+            raise InputError(
+                f"{path}: {what}[{n}]: id {entry.get('id') if isinstance(entry, dict) else entry!r} is not an integer"
+            )
         if key in index:
             raise InputError(f"{path}: {what}[{n}]: id {key} is used twice")
         index[key] = entry
@@ -192,8 +203,10 @@ def _from_coco(path: Path, region: str | None) -> list[dict]:
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
         images = _coco_index(path, spec["images"], "images")
-        names = {key: str(c.get("name", "")) for key, c in _coco_index(path, spec.get("categories", []),
-                                                                      "categories").items()}  # fmt: skip
+        names = {
+            key: str(c.get("name", ""))
+            for key, c in _coco_index(path, spec.get("categories", []), "categories").items()
+        }
         annotations = spec["annotations"]
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
@@ -222,8 +235,18 @@ def _from_coco(path: Path, region: str | None) -> list[dict]:
             raise InputError(f"{where}: category {name!r} is not a region: pass --region fullbody|backfin")
         x, y, w, h = numbers
         file_name = str(images[image_id].get("file_name", "")).replace("\\", "/")
-        rows.append({"image": file_name, "region": chosen, "x1": x, "y1": y, "x2": x + w, "y2": y + h,
-                     "conf": score, "where": where})  # fmt: skip
+        rows.append(
+            {
+                "image": file_name,
+                "region": chosen,
+                "x1": x,
+                "y1": y,
+                "x2": x + w,
+                "y2": y + h,
+                "conf": score,
+                "where": where,
+            }
+        )
     return rows
 
 
@@ -338,7 +361,9 @@ def check_converted(
         absent = np.flatnonzero(~table["image"].astype(str).isin(sizes).to_numpy())
         if len(absent):
             pos = int(absent[0])
-            raise InputError(f"{line_of(table, pos, str(src))}: photo {table['image'].iloc[pos]!r} is not in "
-                             f"{', '.join(map(str, images_dirs))}")  # fmt: skip
+            raise InputError(
+                f"{line_of(table, pos, str(src))}: photo {table['image'].iloc[pos]!r} is not in "
+                f"{', '.join(map(str, images_dirs))}"
+            )
     table, report = check_boxes(table, sizes, str(src), min_side_px=min_side_px)
     return table[OUT_COLUMNS].reset_index(drop=True), report
