@@ -1,7 +1,10 @@
-"""Stage `prepare`: validate a Kaggle-layout folder, normalise species, assign CV folds.
+"""Stage `prepare`: validate the photos' folder in its layout, normalise species, assign CV folds by encounter.
 
-Reads `data.raw_dir` (train.csv, train_images/, test_images/, sample_submission.csv) and writes the prepared
-`train.csv` (image, species, individual_id, fold) and `test.csv` (image), and the counts (`metrics/prepare.json`).
+Reads `data.raw_dir` — the Kaggle layout (train.csv, train_images/, test_images/, sample_submission.csv) or a
+catalogue (a folder per individual, or the CSV `data.catalogue_csv`; `data.layout` says which or `auto`) — and
+writes the prepared `train.csv` (image, species, individual_id, fold; a catalogue adds photo and its encounter,
+date, side, location columns where given) and `test.csv` (image; empty for a catalogue), and the counts
+(`metrics/prepare.json`).
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ import logging
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_csv, atomic_write_json
 from whale_reid.folds import PrepareConfig
-from whale_reid.kaggle import prepare_tables
+from whale_reid.params import DataParams
+from whale_reid.preparing import prepare_tables
 
 log = logging.getLogger("pipelines.prepare")
 
 
 def main() -> None:
     args = stage_paths(__doc__, "raw_dir", "out", "metrics")
-    cfg = PrepareConfig.from_dict(load_params().get("prepare"))
-    train, test, summary = prepare_tables(args.raw_dir, cfg.n_folds, cfg.seed)
+    params = load_params()
+    cfg = PrepareConfig.from_dict(params.get("prepare"))
+    train, test, summary = prepare_tables(args.raw_dir, cfg, DataParams.from_dict(params.get("data")))
     atomic_write_csv(args.out / "train.csv", train)
     atomic_write_csv(args.out / "test.csv", test)
     atomic_write_json(args.metrics, summary)

@@ -65,7 +65,8 @@ def make_pipeline_repo(dest: Path, profile: str | None = "tiny") -> Path:
 
 
 def _env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    # the repository first, then the caller's path (a shared environment may point at a checkout's sources)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO_ROOT), os.environ.get("PYTHONPATH"))))}
     env.setdefault("GIT_AUTHOR_NAME", "whale-reid tests")
     env.setdefault("GIT_AUTHOR_EMAIL", "tests@whale-reid.invalid")
     env.setdefault("GIT_COMMITTER_NAME", "whale-reid tests")

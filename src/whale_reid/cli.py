@@ -4,7 +4,7 @@
                         [--metadata FILE [--restrict location,side] [--date-window DAYS]]
     whale-reid enroll DECISIONS.csv [--identify-dir DIR] [--repo DIR] [--reviewer NAME]
     whale-reid catalogue {log,revert VERSION,merge KEEP ABSORBED,export OUT.csv} [--repo DIR]
-    whale-reid boxes convert SRC --format {xyxy,detic,bremer,yolo,coco} --out boxes.csv [--images DIR...]
+    whale-reid boxes convert SRC... --format {xyxy,detic,bremer,yolo,coco} --out boxes.csv [--images DIR...]
 
 This is the glue of the two commands (like a stage script): it reads the pipeline's files — params.yaml
 `crop` and `data.raw_dir`, `outputs/selection.json`, the checkpoints, the gallery — and writes the
@@ -18,10 +18,12 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from whale_core import InputError, atomic_path, atomic_write_csv, configure_offline_env, inside, read_table
 from whale_detector import CropConfig
@@ -88,7 +90,7 @@ def load_artefacts(repo: Path) -> Artefacts:
     weights, boxes = None, None
     if crop.box_source == "detector":
         weights = _need(repo / "models" / "detector" / "best.pt")
-    else:
+    elif crop.box_source == "boxes_csv":
         boxes = read_table(_need(repo / str(crop.boxes_csv)))
     if gallery.settings.get("region_fusion"):
         raise InputError(f"{gallery_dir}: built with tune.region_fusion, which identify does not apply yet; "
@@ -228,15 +230,30 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_boxes_convert(args: argparse.Namespace) -> int:
-    from whale_detector import check_converted, convert_boxes
+    from whale_detector import box_files, check_converted, convert_boxes
 
     classes = [c.strip() for c in args.classes.split(",") if c.strip()]
-    converted = convert_boxes(args.src, args.format, images_dirs=args.images, classes=classes, region=args.region)
-    table, report = check_converted(converted, args.src, args.images, args.min_box_px)
+    files = box_files(args.src, args.format)
+    converted = pd.concat(
+        [convert_boxes(f, args.format, images_dirs=args.images, classes=classes, region=args.region) for f in files],
+        ignore_index=True,
+    )
+    table, report = check_converted(converted, ", ".join(args.src), args.images, args.min_box_px)
     atomic_write_csv(Path(args.out), table)
     clipped = f", {report.n_clipped} clipped to the photo's edge" if report.n_clipped else ""
-    print(f"{len(table)} boxes of {table['image'].nunique()} photos{clipped} → {args.out}")
+    print(f"{len(table)} boxes of {table['image'].nunique()} photos from {len(files)} files{clipped} → {args.out}")
     return 0
+
+
+def finite_size(text: str) -> float:
+    """argparse type: a finite number >= 0 (`nan` and `inf` parse as floats, but are no size)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -306,13 +323,17 @@ def parser() -> argparse.ArgumentParser:
     add_catalogue_commands(commands)
     boxes = commands.add_parser("boxes", help="box files").add_subparsers(dest="action", required=True)
     conv = boxes.add_parser("convert", help="a public box file → the project's boxes.csv (pixels, checked)")
-    conv.add_argument("src", help="the box file (a folder of label files for --format yolo)")
+    conv.add_argument(
+        "src",
+        nargs="+",
+        help="box files, or folders of them (for --format yolo: folders of label files); all are written to one --out",
+    )
     conv.add_argument("--format", required=True, choices=["xyxy", "detic", "bremer", "yolo", "coco"])
     conv.add_argument("--out", required=True, help="the boxes.csv to write")
     conv.add_argument("--images", nargs="+", default=[], help="photo folders (sizes for yolo; edge checks)")
     conv.add_argument("--classes", default="fullbody,backfin", help="region of each YOLO class id, in order")
     conv.add_argument("--region", help="the region of every box of a single-class file")
-    conv.add_argument("--min-box-px", type=float, default=4.0, help="smallest box width/height (default 4)")
+    conv.add_argument("--min-box-px", type=finite_size, default=4.0, help="smallest box width/height (default 4)")
     conv.set_defaults(run=cmd_boxes_convert)
     return main_parser
 

@@ -137,8 +137,11 @@ def check_photos(photos: Sequence[Path]) -> tuple[list[Path], list[dict]]:
 
 
 def find_boxes(artefacts: Artefacts, images: pd.DataFrame) -> pd.DataFrame:
-    """Boxes from the configured source: the trained detector, or the given boxes CSV (matched by file name)."""
+    """Boxes from the configured source: the trained detector, the given boxes CSV (matched by file name), or
+    none (`box_source: none`: every crop is the whole photo)."""
     cfg = artefacts.crop_config
+    if cfg.box_source == "none":  # whole photos, as the gallery's crops were cut
+        return pd.DataFrame(columns=["image", "region", "x1", "y1", "x2", "y2", "conf"])
     if cfg.box_source == "detector":
         return detect_boxes(artefacts.detector_weights, images["path"].tolist(), cfg, names=images["image"].tolist())
     by_name = images.assign(image=[Path(p).name for p in images["path"]])  # the CSV names photos by file name

@@ -14,7 +14,6 @@ from pathlib import Path
 import pandas as pd
 
 from whale_core import NEW_INDIVIDUAL, InputError, read_table, resolve_image_path, verify_image
-from whale_reid.folds import assign_folds
 
 log = logging.getLogger(__name__)
 
@@ -148,23 +147,3 @@ def read_test(raw_dir: Path) -> pd.DataFrame:
     if frame.empty:
         log.warning("%s: no test images; the submission will be empty", raw_dir)
     return frame.reset_index(drop=True)
-
-
-def prepare_tables(raw_dir: Path, n_folds: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """The `prepare` stage's work: the checked train table with its CV `fold`, the test table, and the counts.
-
-    Raises:
-        InputError: anything malformed in `raw_dir`, naming the file and line.
-    """
-    train, test = read_train(raw_dir), read_test(raw_dir)
-    train["fold"] = assign_folds(train["individual_id"], n_folds, seed)
-    counts = train["individual_id"].value_counts()
-    summary = {
-        "train_images": len(train),
-        "test_images": len(test),
-        "individuals": int(counts.size),
-        "singleton_individuals": int((counts == 1).sum()),
-        "species": int(train["species"].nunique()),
-        "fold_sizes": train["fold"].value_counts().sort_index().tolist(),
-    }
-    return train, test, summary

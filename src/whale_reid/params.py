@@ -46,15 +46,33 @@ def read_yaml(path: Path) -> Any:
         raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
 
 
+#: Where the crop stage's boxes come from (`whale_detector.CropConfig.box_source`).
+BOX_SOURCES = ("detector", "boxes_csv", "none")
+#: How `data.raw_dir` is laid out (`whale_reid.preparing.detect_layout` says how `auto` decides).
+LAYOUTS = ("auto", "kaggle", "folders", "csv")
+
+
 @dataclasses.dataclass(frozen=True)
 class DataParams(Config):
-    """params.yaml `data`: the Kaggle-layout folder, the demo renderer's section (`DemoConfig` checks it) and
-    `demo_stages` (the `demo_data@<name>` stages DVC runs: `[demo]`, or `[]` when `raw_dir` is real data)."""
+    """params.yaml `data`: the photos' folder and its layout, the demo renderer's section (`DemoConfig` checks
+    it) and `demo_stages` (the `demo_data@<name>` stages DVC runs: `[demo]`, or `[]` when `raw_dir` is real data).
+
+    Attributes:
+        layout: `kaggle` (train.csv, train_images/, test_images/), `folders` (a folder per individual, or per
+            species then individual), `csv` (the catalogue CSV `catalogue_csv`), or `auto`.
+        catalogue_csv: the catalogue CSV's path inside `raw_dir` (photo paths in it are relative to its folder).
+    """
 
     SECTION = "data"
     raw_dir: str = "data/raw"
+    layout: str = "auto"
+    catalogue_csv: str = "catalogue.csv"
     demo_stages: tuple[str, ...] = ()
     demo: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"data.layout: {self.layout!r} is not one of {', '.join(LAYOUTS)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +120,48 @@ class EmbedderParams(Config):
         return EmbedderConfig.from_dict(merged, section=f"embedder.zoo.{name}")
 
 
+def box_knobs(box_source: str, boxes_csv: str | None) -> dict[str, Any]:
+    """The values of the two `crop` knobs DVC reads that `crop.box_source` implies: `detector_stages` (the
+    `train_detector@<name>` stages) and `box_input` (what the crop stage depends on). dvc.yaml cannot derive
+    them (its templates do not branch on a value), so params.yaml states them and `check_box_knobs` compares."""
+    if box_source == "detector":
+        return {"detector_stages": ["yolo"], "box_input": "models/detector"}
+    if box_source == "boxes_csv":
+        return {"detector_stages": [], "box_input": boxes_csv}
+    return {"detector_stages": [], "box_input": "data/prepared"}  # none: nothing beyond the photos
+
+
+def check_box_knobs(crop: dict[str, Any] | None, source: str = PARAMS_FILE) -> None:
+    """Refuse a `crop` section whose DVC knobs contradict `box_source`, before any stage does work: otherwise
+    setting `box_source: boxes_csv` (or `none`) alone would still train the detector, and fail only at `crop`.
+
+    Raises:
+        ConfigError: one line naming the keys and the values that fix it.
+    """
+    crop = crop or {}
+    box_source = crop.get("box_source", "detector")
+    if box_source not in BOX_SOURCES:
+        raise ConfigError(f"{source}: crop.box_source {box_source!r} is not one of {', '.join(BOX_SOURCES)}")
+    if box_source == "boxes_csv" and not crop.get("boxes_csv"):
+        raise ConfigError(f"{source}: crop.box_source: boxes_csv needs crop.boxes_csv: <the boxes file>")
+    wanted = box_knobs(box_source, crop.get("boxes_csv"))
+    given = {
+        "detector_stages": list(crop.get("detector_stages", ["yolo"])),
+        "box_input": crop.get("box_input", "models/detector"),
+    }
+    stages_agree = bool(given["detector_stages"]) == bool(wanted["detector_stages"])  # any stage name will do
+    if not stages_agree or given["box_input"] != wanted["box_input"]:
+        fix = ", ".join(f"crop.{key}: {value}" for key, value in wanted.items())
+        raise ConfigError(
+            f"{source}: crop.box_source: {box_source} needs {fix} (found "
+            + ", ".join(f"crop.{key}: {value}" for key, value in given.items())
+            + "; DVC reads those two to decide which stages run)"
+        )
+
+
 def check_params(params: dict[str, Any], source: str = PARAMS_FILE) -> None:
-    """Refuse unknown top-level sections and unknown keys of `data` and `embedder` (naming the key).
+    """Refuse unknown top-level sections, unknown keys of `data` and `embedder` (naming the key), and `crop`
+    knobs that contradict `crop.box_source` (`check_box_knobs`).
 
     Raises:
         ConfigError: one line naming the section or key.
@@ -113,6 +171,7 @@ def check_params(params: dict[str, Any], source: str = PARAMS_FILE) -> None:
         raise ConfigError(f"{source}: unknown section '{unknown[0]}' (known sections: {', '.join(KNOWN_SECTIONS)})")
     DataParams.from_dict(params.get("data"))
     EmbedderParams.from_dict(params.get("embedder"))
+    check_box_knobs(params.get("crop"), source)
 
 
 def load_params(path: str | os.PathLike[str] = PARAMS_FILE) -> dict[str, Any]:

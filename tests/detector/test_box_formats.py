@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from whale_core import InputError, image_size
 from whale_detector import check_boxes, convert_boxes, validate_boxes
@@ -98,7 +99,7 @@ def test_bremer_detic_and_coco_files_are_read(tmp_path):
     }))  # fmt: skip
     table = convert_boxes(coco, "coco")
     assert table[["image", "region", "x1", "y1", "x2", "y2", "conf"]].values.tolist() == [
-        ["a.jpg", "backfin", 10.0, 20.0, 40.0, 60.0, 0.9]
+        ["imgs/a.jpg", "backfin", 10.0, 20.0, 40.0, 60.0, 0.9]  # the relative path: card1/ and card2/ differ
     ]
     with pytest.raises(InputError, match="no 'region' column: pass --region"):
         convert_boxes(detic, "detic")
@@ -129,3 +130,122 @@ def test_validation_names_the_csv_line_even_after_filtering_and_shows_plain_valu
     with pytest.raises(InputError) as err:
         validate_boxes(kept, str(src))
     assert str(err.value) == f"{src}: line 8: x1=empty is not a finite number"
+
+
+def _photo(path: Path, size=(120, 100)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (90, 120, 150)).save(path)
+
+
+def _coco(tmp_path: Path, images: list, annotations: list) -> Path:
+    path = tmp_path / "coco.json"
+    path.write_text(
+        json.dumps({"images": images, "categories": [{"id": 1, "name": "fullbody"}], "annotations": annotations})
+    )
+    return path
+
+
+IMAGE = {"id": 1, "file_name": "a.jpg", "width": 120, "height": 100}
+BOX = {"image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 40]}
+GARBAGE = {
+    "detic nan token": ("detic", "image,box\na.jpg,nan 1 50 40\n", "line 2: box='nan 1 50 40': 'nan' is not a finite"),
+    "bremer inf token": ("bremer", "image,bbox\na.jpg,[[1 2 inf 40]]\n", "line 2: bbox='[[1 2 inf 40]]': 'inf' is not"),
+    "bremer word token": ("bremer", "image,bbox\na.jpg,[[1 2 x 40]]\n", "'x' is not a finite number"),
+    "xyxy nan conf": ("xyxy", "image,x1,y1,x2,y2,conf\na.jpg,1,1,50,40,nan\n", "line 2: conf='nan' is not a finite"),
+    "coco duplicate image id": ("coco", ([IMAGE, {**IMAGE, "file_name": "b.jpg"}], [BOX]), "images[1]: id 1 is used"),
+    "coco fractional image id": ("coco", ([IMAGE], [{**BOX, "image_id": 1.9}]), "image_id 1.9 is not the integer"),
+    "coco category name": ("coco", ([IMAGE], [{**BOX, "category_id": "fullbody"}]), "category_id 'fullbody' is not"),
+    "coco nan bbox": ("coco", ([IMAGE], [{**BOX, "bbox": [1, 2, "nan", 4]}]), "annotations[0]: bbox [1, 2, 'nan', 4]"),
+    "coco fractional image entry": ("coco", ([{**IMAGE, "id": 2.5}], [BOX]), "images[0]: id 2.5 is not an integer"),
+}
+
+
+@pytest.mark.parametrize("case", GARBAGE, ids=list(GARBAGE))
+def test_garbage_in_a_box_file_is_refused_naming_file_and_row(tmp_path, capsys, case):
+    fmt, content, message = GARBAGE[case]
+    if fmt == "coco":
+        src = _coco(tmp_path, *content)
+    else:
+        src = tmp_path / "boxes.csv"
+        src.write_text(content)
+    code, _, err = _convert(capsys, str(src), "--format", fmt, "--region", "fullbody", "--out", str(tmp_path / "o.csv"))
+    assert code == 2 and message in err and str(src) in err, err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_yolo_nan_and_fractional_class_are_refused(tmp_path, capsys):
+    _photo(tmp_path / "photos/a.jpg")
+    for line, message in (("0 0.5 nan 0.2 0.2", "is not 'class cx cy w h"), ("1.9 0.5 0.5 0.2 0.2", "integer class")):
+        (tmp_path / "labels").mkdir(exist_ok=True)
+        (tmp_path / "labels/a.txt").write_text(line + "\n")
+        code, _, err = _convert(
+            capsys,
+            str(tmp_path / "labels"),
+            "--format",
+            "yolo",
+            "--images",
+            str(tmp_path / "photos"),
+            "--out",
+            str(tmp_path / "o.csv"),
+        )
+        assert code == 2 and "labels/a.txt: line 1" in err and message in err, err
+
+
+def test_a_photo_missing_from_the_images_folders_and_a_nan_min_box_are_refused(tmp_path, capsys):
+    _photo(tmp_path / "photos/a.jpg")
+    src = tmp_path / "boxes.csv"
+    src.write_text("image,region,x1,y1,x2,y2\na.jpg,fullbody,1,1,50,40\nb.jpg,fullbody,1,1,50,40\n")
+    out = str(tmp_path / "o.csv")
+    code, _, err = _convert(capsys, str(src), "--format", "xyxy", "--images", str(tmp_path / "photos"), "--out", out)
+    assert code == 2 and f"{src}: line 3: photo 'b.jpg' is not in" in err, err
+    with pytest.raises(SystemExit) as done:
+        main(["boxes", "convert", str(src), "--format", "xyxy", "--min-box-px", "nan", "--out", out])
+    assert (
+        done.value.code == 2 and "argument --min-box-px: 'nan' is not a finite number >= 0" in capsys.readouterr().err
+    )
+
+
+def test_photos_of_one_base_name_in_two_folders_keep_their_own_boxes(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    _photo(photos / "card1/IMG_0001.jpg", (120, 100))
+    _photo(photos / "card2/IMG_0001.jpg", (200, 160))
+    images = [
+        {**IMAGE, "id": 1, "file_name": "card1/IMG_0001.jpg"},
+        {**IMAGE, "id": 2, "file_name": "card2/IMG_0001.jpg"},
+    ]
+    src = _coco(tmp_path, images, [BOX, {**BOX, "image_id": 2, "bbox": [100, 80, 90, 70]}])
+    code, _, err = _convert(
+        capsys, str(src), "--format", "coco", "--images", str(photos), "--out", str(tmp_path / "o.csv")
+    )
+    assert code == 0, err  # the second box fits only the 200x160 photo of card2
+    got = pd.read_csv(tmp_path / "o.csv")
+    assert got[["image", "x1", "x2"]].values.tolist() == [
+        ["card1/IMG_0001.jpg", 10, 60],
+        ["card2/IMG_0001.jpg", 100, 190],
+    ]
+
+    labels = tmp_path / "labels"
+    for card, cx in (("card1", 0.25), ("card2", 0.75)):
+        (labels / card).mkdir(parents=True)
+        (labels / card / "IMG_0001.txt").write_text(f"1 {cx} 0.5 0.2 0.2\n")
+    code, _, err = _convert(
+        capsys, str(labels), "--format", "yolo", "--images", str(photos), "--out", str(tmp_path / "y.csv")
+    )
+    assert code == 0, err
+    got = pd.read_csv(tmp_path / "y.csv")
+    assert got[["image", "x1"]].values.tolist() == [["card1/IMG_0001.jpg", 18.0], ["card2/IMG_0001.jpg", 130.0]]
+
+
+def test_several_files_or_a_folder_become_one_boxes_csv(tmp_path, capsys):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "a.csv").write_text("image,region,x1,y1,x2,y2\na.jpg,fullbody,1,1,50,40\n")
+    (folder / "b.csv").write_text("image,region,x1,y1,x2,y2\nb.jpg,backfin,2,2,30,30\n")
+    (folder / "notes.txt").write_text("not boxes")
+    for sources in ([str(folder)], [str(folder / "a.csv"), str(folder / "b.csv")]):
+        code, printed, err = _convert(capsys, *sources, "--format", "xyxy", "--out", str(tmp_path / "o.csv"))
+        assert code == 0 and "2 boxes of 2 photos from 2 files" in printed, err
+        assert pd.read_csv(tmp_path / "o.csv")["image"].tolist() == ["a.jpg", "b.jpg"]
+    (folder / "b.csv").write_text("image,region,x1,y1,x2,y2\nb.jpg,backfin,2,2,nan,30\n")
+    code, _, err = _convert(capsys, str(folder), "--format", "xyxy", "--out", str(tmp_path / "o.csv"))
+    assert code == 2 and f"{folder / 'b.csv'}: line 2: x2='nan'" in err, err

@@ -44,7 +44,8 @@ def stage_command(stage: str, cwd: Path, item: dict | None = None) -> list[str]:
 
 def run_stage(stage: str, cwd: Path, *args: str, item: dict | None = None, timeout: int = 600):
     """Run a stage in `cwd` as DVC would (its dvc.yaml `cmd:`, plus `args`); returns the completed process."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    # the repository first, then the caller's path (a shared environment may point at a checkout's sources)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO_ROOT), os.environ.get("PYTHONPATH"))))}
     return subprocess.run([*stage_command(stage, cwd, item), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout, check=False)  # fmt: skip
 

@@ -44,3 +44,24 @@ def test_given_boxes_and_real_data_leave_out_the_detector_and_the_demo(tmp_path)
     assert "train_detector" not in listed and "demo_data" not in listed
     crop = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["crop"]
     assert "${crop.box_input}" in crop["deps"]  # the given file is a dependency: editing it re-runs crop
+
+
+@pytest.mark.pipeline  # a repository copy and `dvc repro prepare`
+def test_a_catalogue_with_whole_photo_crops_runs_no_detector_and_box_source_alone_is_refused(tmp_path):
+    from tests.pipelines.test_catalogue import WHOLE_PHOTOS, _folders
+
+    repo = make_pipeline_repo(tmp_path / "repo")
+    raw = tmp_path / "catalogue"
+    _folders(raw)  # a folder per individual: no train.csv, no boxes
+    _edit(repo, data={"raw_dir": str(raw), "demo_stages": []}, crop={"box_source": "none"})
+    refused = run_in(repo, "dvc", "repro", "prepare")  # the first stage to run refuses the contradiction
+    assert refused.returncode != 0 and _stages_run(refused.stdout) == ["prepare"]
+    assert "crop.box_source: none needs crop.detector_stages: [], crop.box_input: data/prepared" in refused.stderr
+
+    _edit(repo, crop=WHOLE_PHOTOS)
+    prepared = run_in(repo, "dvc", "repro", "prepare")
+    assert prepared.returncode == 0, prepared.stderr
+    dry = run_in(repo, "dvc", "repro", "--dry", "crop")
+    assert dry.returncode == 0, dry.stderr
+    assert _stages_run(dry.stdout) == ["crop"] and "detector" not in dry.stdout
+    assert "train_detector" not in run_in(repo, "dvc", "stage", "list").stdout

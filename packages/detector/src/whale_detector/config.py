@@ -82,12 +82,14 @@ class CropConfig(Config):
     """params.yaml `crop`: where boxes come from and how crops are cut and stored.
 
     Attributes:
-        box_source: `detector` (predict with the trained weights) or `boxes_csv` (use given boxes, no detector).
+        box_source: `detector` (predict with the trained weights), `boxes_csv` (use given boxes, no detector) or
+            `none` (every crop is the whole photo: a catalogue without boxes; no detector).
         boxes_csv: the boxes file for `box_source: boxes_csv` (image,region,x1,y1,x2,y2[,conf]; pixels — see
             `whale-reid boxes convert` for the public box files).
         detector_stages: for DVC only: the `train_detector@<name>` stages dvc.yaml generates (`foreach`); `[]`
-            with `box_source: boxes_csv`, so no detector is trained nor its boxes file required.
-        box_input: for DVC only: what the crop stage depends on — `models/detector`, or the `boxes_csv` file.
+            with `box_source: boxes_csv` or `none`, so no detector is trained nor its boxes file required.
+        box_input: for DVC only: what the crop stage depends on — `models/detector`, the `boxes_csv` file, or
+            `data/prepared` with `box_source: none` (a dependency the stage has anyway).
         conf_threshold: boxes below this confidence are ignored (the photo then falls back to the whole image).
         iou_nms: NMS IoU threshold of the detector.
         min_box_px: the smallest width and height a box (given or detected) may have, in photo pixels: a
@@ -104,7 +106,7 @@ class CropConfig(Config):
     """
 
     SECTION = "crop"
-    box_source: Literal["detector", "boxes_csv"] = "detector"
+    box_source: Literal["detector", "boxes_csv", "none"] = "detector"
     boxes_csv: str | None = None
     detector_stages: tuple[str, ...] = ("yolo",)
     box_input: str = "models/detector"
@@ -126,15 +128,15 @@ class CropConfig(Config):
             raise ConfigError(f"crop.margin_frac: {self.margin_frac} must be >= 0")
         if self.box_source == "boxes_csv" and not self.boxes_csv:
             raise ConfigError("crop.box_source: 'boxes_csv' needs boxes_csv: <path>")
-        given = self.box_source == "boxes_csv"
-        if given and (self.detector_stages or self.box_input != self.boxes_csv):
+        box_input = {"detector": "models/detector", "boxes_csv": self.boxes_csv, "none": "data/prepared"}
+        if (
+            bool(self.detector_stages) != (self.box_source == "detector")
+            or self.box_input != box_input[self.box_source]
+        ):
+            stages = "[yolo]" if self.box_source == "detector" else "[]"
             raise ConfigError(
-                f"crop.box_source: 'boxes_csv' trains no detector: set detector_stages: [] and "
-                f"box_input: {self.boxes_csv} (the DVC graph reads both)"
-            )
-        if not given and (not self.detector_stages or self.box_input != "models/detector"):
-            raise ConfigError(
-                "crop.box_source: 'detector' needs detector_stages: [yolo] and box_input: models/detector"
+                f"crop.box_source: {self.box_source} needs detector_stages: {stages} and "
+                f"box_input: {box_input[self.box_source]} (the DVC graph reads both)"
             )
         if self.max_side_px < 8 or not 1 <= self.jpeg_quality <= 100 or self.batch < 1 or self.workers < 1:
             raise ConfigError("crop: max_side_px >= 8, jpeg_quality in [1, 100], batch >= 1 and workers >= 1 required")
