@@ -26,8 +26,11 @@ RENDERERS: dict[str, Renderer] = {"lateral": render_photo, "fin": render_fin_pho
 
 
 def species_shares(shares: dict[str, float], species: Species) -> dict[str, float]:
-    """The mix as `species` can be photographed: a fin species drops `top` (the rest renormalised), a
-    finless one takes `fin`'s share as `top`. A fin species under a `top`-only mix gets `lateral` photos."""
+    """The mix as `species` can be photographed, as shares that sum to 1.
+
+    A fin species drops `top` (the rest renormalised); a finless one takes `fin`'s share as `top`.
+    A fin species under a `top`-only mix gets `lateral` photos.
+    """
     own = {name: shares.get(name, 0.0) for name in PHOTO_TYPES}
     if species.has_dorsal_fin:
         own["top"] = 0.0

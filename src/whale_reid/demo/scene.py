@@ -34,8 +34,10 @@ def water(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
 
 
 def with_sky(rng: np.random.Generator, sea: np.ndarray, horizon_px: float) -> np.ndarray:
-    """`sea` (H, W, 3) with the rows above `horizon_px` replaced by a sky: random colour, paler near the horizon,
-    soft clouds; the sea just below the horizon is hazed towards the sky colour (distance)."""
+    """`sea` (H, W, 3) with a sky above the row `horizon_px`: a random colour, paler near the horizon, soft clouds.
+
+    The sea just below the horizon is hazed towards the sky's colour (it is far away).
+    """
     height, width = sea.shape[:2]
     color = SKY_PALETTE[rng.integers(len(SKY_PALETTE))] + rng.uniform(-12, 12, 3).astype(np.float32)
     rows = np.arange(height, dtype=np.float32)[:, None, None]
