@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 from whale_core import Config, ConfigError
 from whale_reid.demo.species import CATALOGUE
 
 #: Photo widths outside this range are refused (too small to show marks / pointlessly large).
 MIN_WIDTH_PX, MAX_WIDTH_PX = 96, 4096
+#: The kinds of photo the renderer draws: the whole animal from the side, the dorsal fin above water close
+#: up, and the animal from above at the surface (the photo of a species without a dorsal fin).
+PHOTO_TYPES = ("lateral", "fin", "top")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,12 @@ class DemoConfig(Config):
         difficulty: 0 = clean photos … 1 = heavy spray, blur, wave occlusion and low JPEG quality.
         test_fraction: share of all photos held out as test photos.
         new_individual_fraction: share of test photos showing animals that have no train photo.
+        photo_types: photo type -> weight (`PHOTO_TYPES`), one type drawn per photo. A species without a
+            dorsal fin gets `top` photos for the `fin` share; a species with one draws among `fin` and
+            `lateral` only (`top` is dropped, the rest renormalised). Weights need not sum to 1; zero
+            switches a type off. `{lateral: 1}` renders exactly what the
+            renderer drew before photo types existed, and only a mix with `fin` photos gives every fin
+            animal at least one trailing-edge nick.
     """
 
     SECTION = "data.demo"
@@ -40,6 +50,7 @@ class DemoConfig(Config):
     difficulty: float = 0.4
     test_fraction: float = 0.2
     new_individual_fraction: float = 0.15
+    photo_types: dict[str, float] = field(default_factory=lambda: {"fin": 0.6, "lateral": 0.3, "top": 0.1})
 
     def __post_init__(self) -> None:
         section = self.SECTION
@@ -70,9 +81,31 @@ class DemoConfig(Config):
             raise bad("test_fraction", "must be strictly between 0 and 1")
         if not 0.0 <= self.new_individual_fraction < 1.0:
             raise bad("new_individual_fraction", "must be >= 0 and < 1")
+        self._check_photo_types()
+
+    def _check_photo_types(self) -> None:
+        where = f"{self.SECTION}.photo_types"
+        unknown = sorted(set(self.photo_types) - set(PHOTO_TYPES))
+        if unknown:
+            raise ConfigError(f"{where}: unknown photo type {unknown[0]!r} (known: {', '.join(PHOTO_TYPES)})")
+        for name, weight in self.photo_types.items():
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ConfigError(f"{where}.{name}: {weight!r} is out of range (a weight must be >= 0)")
+        if sum(self.photo_types.values()) <= 0:
+            raise ConfigError(f"{where}: {dict(self.photo_types)!r} needs a positive weight for at least one type")
+
+    def photo_type_weights(self) -> dict[str, float]:
+        """Every type of `PHOTO_TYPES` with its share of the draws (missing types get 0; shares sum to 1)."""
+        total = sum(self.photo_types.values())
+        return {name: self.photo_types.get(name, 0.0) / total for name in PHOTO_TYPES}
+
+    @property
+    def draws_fin_photos(self) -> bool:
+        """Whether any photo can be a `fin` photo (then every fin animal carries at least one nick)."""
+        return self.photo_types.get("fin", 0.0) > 0
 
 
-#: A small profile for tests: 3 species, 24 animals, about 100 small photos, renders in a few seconds.
+#: A small profile for tests (profiles/tiny.yaml): 3 species, 24 animals, about 100 small photos, half of them fins.
 TINY_DEMO = DemoConfig(
     seed=11,
     n_species=3,
@@ -84,4 +117,5 @@ TINY_DEMO = DemoConfig(
     difficulty=0.5,
     test_fraction=0.2,
     new_individual_fraction=0.15,
+    photo_types={"fin": 0.5, "lateral": 0.5, "top": 0.0},
 )

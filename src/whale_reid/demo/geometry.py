@@ -59,7 +59,15 @@ def ellipse(center: np.ndarray, radii: tuple[float, float], angle_rad: float, n:
     return pts @ rot.T + center
 
 
-def _fin_local(ind: Individual, species: Species) -> np.ndarray:
+def scar_line(center: np.ndarray, angle_rad: float, length: float, bend: float) -> np.ndarray:
+    """A scar as a 9-point polyline: `length` long through `center` at `angle_rad`, bowed by `bend` lengths."""
+    s = np.linspace(-0.5, 0.5, 9)[:, None]
+    direction = np.array([np.cos(angle_rad), np.sin(angle_rad)])
+    normal = np.array([-direction[1], direction[0]])
+    return center + s * length * direction + bend * length * (s**2 - 0.25) * normal
+
+
+def fin_outline(ind: Individual, species: Species) -> np.ndarray:
     """Fin outline in fin units: a = 0 leading base … 1 trailing base (towards the tail), h = height."""
     _, sweep_delta, falcate_delta, _, tip_round, tip_cut = ind.fin_shape
     tip_a = 0.35 + max(species.fin_sweep + sweep_delta, 0.0)
@@ -117,7 +125,6 @@ def _marks(ind: Individual, species: Species) -> tuple[list, list]:
         center = fin_to_body(np.array([[u, v]]), ind, species)[0]
         patches.append((ellipse(center, (ru * unit, rv * unit), angle), shade))
     scars = []
-    s = np.linspace(-0.5, 0.5, 9)[:, None]
     for table, is_fin in ((ind.body_scars, False), (ind.fin_scars, True)):
         for u, v, angle, length, bend, width in table:
             if is_fin:
@@ -126,17 +133,14 @@ def _marks(ind: Individual, species: Species) -> tuple[list, list]:
             else:
                 t, b = body_profile(np.array([u]), species)
                 center = np.array([u, b[0] + v * (t[0] - b[0])])
-            direction = np.array([np.cos(angle), np.sin(angle)])
-            normal = np.array([-direction[1], direction[0]])
-            line = center + s * length * direction + bend * length * (s**2 - 0.25) * normal
-            scars.append((line, float(width)))
+            scars.append((scar_line(center, angle, length, bend), float(width)))
     return patches, scars
 
 
 def animal_shapes(ind: Individual, species: Species) -> AnimalShapes:
     """Everything the renderer draws for `ind`, in the animal's frame."""
     body, belly = _body_outline(species)
-    fin = fin_to_body(_fin_local(ind, species), ind, species)
+    fin = fin_to_body(fin_outline(ind, species), ind, species)
     patches, scars = _marks(ind, species)
     extras: list[tuple[np.ndarray, tuple[int, int, int]]] = []
     top, bottom = body_profile(np.array([0.86, species.fin_position - 0.12]), species)

@@ -9,12 +9,14 @@ animals are never seen in train (the `new_individual` ones). Everything is drawn
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from whale_reid.demo.config import DemoConfig
+from whale_reid.demo.species import CATALOGUE
 
 #: Kaggle-style name lengths in hex characters.
 IMAGE_NAME_HEX, INDIVIDUAL_ID_HEX = 14, 12
@@ -87,6 +89,22 @@ def _scars(rng: np.random.Generator, n: int, length: tuple[float, float], width:
     )
 
 
+def _nicks(rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` V-notches of the trailing edge: (position 0.1–0.85, depth 7–20 %, width 6–14 % of the fin height)."""
+    return np.column_stack([np.sort(rng.uniform(0.1, 0.85, n)), rng.uniform(0.07, 0.2, n), rng.uniform(0.06, 0.14, n)])
+
+
+def with_a_nick(ind: Individual, rng: np.random.Generator) -> Individual:
+    """`ind` itself if its fin has a nick, else a copy with one nick drawn from `rng` (the animal's own stream).
+
+    The trailing edge's nicks are what tells fin animals apart in a close-up of the fin, so a population
+    photographed fin first gives every fin animal at least one.
+    """
+    if len(ind.nicks):
+        return ind
+    return dataclasses.replace(ind, nicks=_nicks(rng, 1))
+
+
 def make_individual(rng: np.random.Generator, individual_id: str, species_index: int) -> Individual:
     """Draw one animal's signature; marks are sized to stay legible in a 128 px crop."""
     tip_cut = rng.uniform(0.08, 0.2) if rng.random() < 0.2 else 0.0
@@ -101,9 +119,7 @@ def make_individual(rng: np.random.Generator, individual_id: str, species_index:
         ]
     )
     n_nicks = int(rng.choice([0, 1, 2, 3, 4], p=[0.1, 0.25, 0.3, 0.2, 0.15]))
-    nicks = np.column_stack(
-        [np.sort(rng.uniform(0.1, 0.85, n_nicks)), rng.uniform(0.07, 0.2, n_nicks), rng.uniform(0.06, 0.14, n_nicks)]
-    )
+    nicks = _nicks(rng, n_nicks)
     return Individual(
         individual_id=individual_id,
         species_index=species_index,
@@ -118,12 +134,24 @@ def make_individual(rng: np.random.Generator, individual_id: str, species_index:
 
 
 def make_population(cfg: DemoConfig, rng: np.random.Generator) -> list[Individual]:
-    """All `cfg.n_individuals` animals; every species gets at least two, the rest follow uneven shares."""
+    """All `cfg.n_individuals` animals; every species gets at least two, the rest follow uneven shares.
+
+    When `cfg` draws fin photos, a fin animal born without a nick gets one from its own stream
+    (`[seed, 2, animal]`), so `rng` is consumed exactly as by a lateral-only population.
+    """
     weights = 1.0 / np.sqrt(np.arange(1, cfg.n_species + 1))
     extra = rng.choice(cfg.n_species, size=cfg.n_individuals - 2 * cfg.n_species, p=weights / weights.sum())
     species = rng.permutation(np.concatenate([np.repeat(np.arange(cfg.n_species), 2), extra]))
     ids = unique_hex(rng, cfg.n_individuals, INDIVIDUAL_ID_HEX)
-    return [make_individual(rng, ids[i], int(species[i])) for i in range(cfg.n_individuals)]
+    population = [make_individual(rng, ids[i], int(species[i])) for i in range(cfg.n_individuals)]
+    if not cfg.draws_fin_photos:  # the population exactly as before photo types: some fins without a nick
+        return population
+    return [
+        with_a_nick(ind, np.random.default_rng([cfg.seed, 2, i]))
+        if CATALOGUE[ind.species_index].has_dorsal_fin
+        else ind
+        for i, ind in enumerate(population)
+    ]
 
 
 def _photo_counts(cfg: DemoConfig, rng: np.random.Generator) -> np.ndarray:

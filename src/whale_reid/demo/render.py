@@ -1,12 +1,14 @@
-"""Render one photo of one animal: pose, placement, skin and marks, water, spray, light, blur.
+"""Render a `lateral` photo of one animal (the whole animal from the side) and the drawing the photo types share.
 
 The animal's shapes come from `geometry.animal_shapes` (its signature); everything else is drawn
 from the photo's own generator. Boxes are read from the drawn masks after the waterline cut, so
-they are exact and always inside the image.
+they are exact and always inside the image. `fin_photo` and `top_photo` draw the other photo types
+with the same `draw_animal`, `photo_size` and `bbox`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +65,11 @@ def _mark_color(skin: np.ndarray, delta: float, species: Species) -> tuple[int, 
 
 
 def draw_animal(shapes: AnimalShapes, ind: Individual, species: Species, matrix, offset, scale, size):
-    """Draw the animal's colours and its masks in pixel space; returns (RGB array, body+fin mask, fin mask)."""
+    """Draw the animal's colours and its masks in pixel space; returns (RGB array, body+fin mask, fin mask).
+
+    `matrix` and `offset` map the animal's frame to pixels, `scale` is pixels per body length (scar widths);
+    a `belly` of fewer than three points (an animal seen from above) is not drawn.
+    """
 
     def px(points: np.ndarray) -> list[tuple[float, float]]:
         return [tuple(p) for p in (points @ matrix.T + offset).tolist()]
@@ -71,7 +77,8 @@ def draw_animal(shapes: AnimalShapes, ind: Individual, species: Species, matrix,
     back, belly = _skin(species.back_color, ind.shade), _skin(species.belly_color, ind.shade)
     layer = Image.new("RGB", size, tuple(int(c) for c in back))
     draw = ImageDraw.Draw(layer)
-    draw.polygon(px(shapes.belly), fill=tuple(int(c) for c in belly))
+    if len(shapes.belly) >= 3:
+        draw.polygon(px(shapes.belly), fill=tuple(int(c) for c in belly))
     for polygon, color in shapes.extras[:-1]:
         draw.polygon(px(polygon), fill=color)
     for polygon, delta in shapes.patches:
@@ -88,17 +95,45 @@ def draw_animal(shapes: AnimalShapes, ind: Individual, species: Species, matrix,
     return np.asarray(layer, dtype=np.float32), np.asarray(animal_mask) > 0, np.asarray(fin_mask) > 0
 
 
-def _bbox(mask: np.ndarray) -> Box:
+def composite(
+    rng: np.random.Generator,
+    animal_rgb: np.ndarray,
+    visible: np.ndarray,
+    background: Callable[[], np.ndarray],
+    surface: np.ndarray,
+    difficulty: float,
+) -> tuple[Image.Image, int]:
+    """Sunlight on the animal, its `visible` pixels over the `background`, spray along `surface`, the camera.
+
+    `background` is called after the sunlight is drawn (the order fixes what `rng` gives each step).
+    Returns the photo and its JPEG quality.
+    """
+    size = (visible.shape[1], visible.shape[0])
+    alpha = visible.astype(np.float32)[..., None]
+    lit = animal_rgb * scene.light_field(rng, size)[..., None]
+    rgb = background() * (1.0 - alpha) + lit * alpha
+    foam = scene.spray(rng, size, surface, difficulty)[..., None]
+    rgb = rgb * (1.0 - foam) + 245.0 * foam
+    return scene.finish(rng, rgb, difficulty)
+
+
+def bbox(mask: np.ndarray) -> Box:
+    """The (x1, y1, x2, y2) pixel box of a non-empty mask, x2 and y2 exclusive."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def photo_size(rng: np.random.Generator, width_range: tuple[int, int]) -> tuple[int, int]:
+    """A random (width, height): width within `width_range`, aspect ratio (height / width) 0.56–0.8."""
+    width = int(rng.integers(width_range[0], width_range[1] + 1))
+    return width, int(round(width * rng.uniform(0.56, 0.8)))
 
 
 def render_photo(
     ind: Individual, species: Species, rng: np.random.Generator, width_range: tuple[int, int], difficulty: float
 ) -> Photo:
-    """One photo of `ind`; `rng` is the photo's own generator (it decides everything but the animal)."""
-    width = int(rng.integers(width_range[0], width_range[1] + 1))
-    size = (width, int(round(width * rng.uniform(0.56, 0.8))))
+    """A `lateral` photo of `ind`; `rng` is the photo's own generator (it decides everything but the animal)."""
+    size = photo_size(rng, width_range)
     shapes = animal_shapes(ind, species)
     matrix, offset, scale = _pose(rng, shapes, size, difficulty)
     animal_rgb, animal_mask, fin_mask = draw_animal(shapes, ind, species, matrix, offset, scale, size)
@@ -111,10 +146,5 @@ def render_photo(
     surface = scene.waterline(rng, size[0], level, difficulty)
     above = np.arange(size[1], dtype=np.float32)[:, None] < np.maximum(surface[None, :], fin_low + 1)
     visible = animal_mask & above
-    alpha = visible.astype(np.float32)[..., None]
-    lit = animal_rgb * scene.light_field(rng, size)[..., None]
-    rgb = scene.water(rng, size) * (1.0 - alpha) + lit * alpha
-    foam = scene.spray(rng, size, surface, difficulty)[..., None]
-    rgb = rgb * (1.0 - foam) + 245.0 * foam
-    image, quality = scene.finish(rng, rgb, difficulty)
-    return Photo(image=image, jpeg_quality=quality, fullbody=_bbox(visible), backfin=_bbox(fin_mask & above))
+    image, quality = composite(rng, animal_rgb, visible, lambda: scene.water(rng, size), surface, difficulty)
+    return Photo(image=image, jpeg_quality=quality, fullbody=bbox(visible), backfin=bbox(fin_mask & above))

@@ -11,6 +11,8 @@ from PIL import Image, ImageFilter
 
 #: Water colours (RGB) a photo's sea is drawn around: deep blue, teal, grey-green, slate, navy.
 WATER_PALETTE = np.array([[24, 58, 96], [30, 84, 92], [72, 92, 86], [92, 102, 112], [16, 34, 56]], dtype=np.float32)
+#: Sky colours (RGB) above a horizon: pale blue, overcast grey, haze, deeper blue.
+SKY_PALETTE = np.array([[150, 182, 214], [178, 186, 194], [212, 216, 220], [112, 150, 196]], dtype=np.float32)
 
 
 def _smooth_noise(rng: np.random.Generator, size: tuple[int, int], cells: tuple[int, int]) -> np.ndarray:
@@ -29,6 +31,22 @@ def water(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     ripples = _smooth_noise(rng, size, (max(2, width // 40), max(2, height // 4))) * rng.uniform(5, 16)
     sea = color[None, None, :] * gradient[..., None] + (swell + ripples)[..., None]
     return np.clip(sea, 0, 255)
+
+
+def with_sky(rng: np.random.Generator, sea: np.ndarray, horizon_px: float) -> np.ndarray:
+    """`sea` (H, W, 3) with a sky above the row `horizon_px`: a random colour, paler near the horizon, soft clouds.
+
+    The sea just below the horizon is hazed towards the sky's colour (it is far away).
+    """
+    height, width = sea.shape[:2]
+    color = SKY_PALETTE[rng.integers(len(SKY_PALETTE))] + rng.uniform(-12, 12, 3).astype(np.float32)
+    rows = np.arange(height, dtype=np.float32)[:, None, None]
+    toward_horizon = np.clip(rows / max(horizon_px, 1.0), 0.0, 1.0)
+    clouds = _smooth_noise(rng, (width, height), (max(2, width // 110), max(2, height // 45))) * rng.uniform(3, 12)
+    sky = color * (0.9 + 0.15 * toward_horizon) + clouds[..., None]
+    haze = np.clip(1.0 - (rows - horizon_px) / (0.25 * height), 0.0, 1.0) * rng.uniform(0.2, 0.5)
+    hazed_sea = sea * (1.0 - haze) + color * haze
+    return np.clip(np.where(rows < horizon_px, sky, hazed_sea), 0, 255)
 
 
 def waterline(rng: np.random.Generator, width: int, level_px: float, difficulty: float) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +13,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from whale_core import NEW_INDIVIDUAL, InputError, atomic_write_bytes, atomic_write_csv
-from whale_reid.demo.config import DemoConfig
+from whale_reid.demo.config import PHOTO_TYPES, DemoConfig
+from whale_reid.demo.photo_types import draw_photo_type, render_typed_photo
 from whale_reid.demo.population import IMAGE_NAME_HEX, Individual, make_population, plan_photos, unique_hex
-from whale_reid.demo.render import render_photo
 from whale_reid.demo.species import CATALOGUE, typos_of
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ OUTPUT_NAMES = (
 
 @dataclass(frozen=True)
 class DemoSummary:
-    """Counts of what `generate_demo` wrote (the stage's metrics)."""
+    """Counts of what `generate_demo` wrote (the stage's metrics); `photo_type_counts`: photos per photo type."""
 
     n_train_photos: int
     n_test_photos: int
@@ -45,6 +45,7 @@ class DemoSummary:
     n_new_test_photos: int
     n_singletons: int
     n_typo_rows: int
+    photo_type_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def test_new_share(self) -> float:
@@ -63,6 +64,7 @@ class DemoSummary:
             "singleton_individuals": self.n_singletons,
             "typo_species_labels": self.n_typo_rows,
             "test_new_share": round(self.test_new_share, 4),
+            **{f"{name}_photos": self.photo_type_counts.get(name, 0) for name in PHOTO_TYPES},
         }
 
 
@@ -86,17 +88,24 @@ def _species_labels(plan: pd.DataFrame, rng: np.random.Generator) -> pd.Series:
     return labels
 
 
-def _render_all(cfg: DemoConfig, plan: pd.DataFrame, population: list[Individual], out_dir: Path) -> list[dict]:
-    boxes = []
+def _render_all(
+    cfg: DemoConfig, plan: pd.DataFrame, population: list[Individual], out_dir: Path
+) -> tuple[list[dict], list[str]]:
+    """Render and write every photo of `plan`; returns the box rows and each photo's type, in plan order."""
+    boxes, types = [], []
+    shares = cfg.photo_type_weights()
     for row in tqdm(plan.itertuples(), total=len(plan), desc="demo photos", unit="photo", disable=None):
         ind = population[row.individual]
+        species = CATALOGUE[ind.species_index]
+        photo_type = draw_photo_type(shares, np.random.default_rng([cfg.seed, 3, row.Index]), species)
         rng = np.random.default_rng([cfg.seed, 1, row.Index])  # the photo's own stream
-        photo = render_photo(ind, CATALOGUE[ind.species_index], rng, cfg.image_size, cfg.difficulty)
+        photo = render_typed_photo(photo_type, ind, species, rng, cfg.image_size, cfg.difficulty)
+        types.append(photo_type)
         folder = out_dir / f"{row.split}_images"
         atomic_write_bytes(folder / row.image, _encode_jpeg(photo.image, photo.jpeg_quality))
         for region, box in (("fullbody", photo.fullbody), ("backfin", photo.backfin)):
             boxes.append({"image": row.image, "region": region, "x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3]})
-    return boxes
+    return boxes, types
 
 
 def clear_outputs(out_dir: Path) -> None:
@@ -136,7 +145,7 @@ def generate_demo(cfg: DemoConfig, out_dir: Path, *, replace: bool = False) -> D
     plan["individual_id"] = [population[i].individual_id for i in plan["individual"]]
     plan["species"] = [CATALOGUE[population[i].species_index].name for i in plan["individual"]]
     plan["label"] = _species_labels(plan, rng)
-    boxes = _render_all(cfg, plan, population, out_dir)
+    boxes, plan["photo_type"] = _render_all(cfg, plan, population, out_dir)
     (out_dir / "test_images").mkdir(parents=True, exist_ok=True)
     (out_dir / "train_images").mkdir(parents=True, exist_ok=True)
     summary = _write_tables(plan, pd.DataFrame(boxes), out_dir, cfg)
@@ -178,4 +187,5 @@ def _write_tables(plan: pd.DataFrame, boxes: pd.DataFrame, out_dir: Path, cfg: D
         n_new_test_photos=int(test["is_new"].sum()),
         n_singletons=int((photos_per_animal <= 2).sum()),
         n_typo_rows=int((train["label"] != train["species"]).sum()),
+        photo_type_counts={name: int((plan["photo_type"] == name).sum()) for name in PHOTO_TYPES},
     )
