@@ -45,7 +45,7 @@ def test_values_keep_their_type_through_the_override_grammar(tmp_path):
 def test_an_unknown_profile_is_one_line_naming_the_known_ones():
     proc = run_in(REPO_ROOT, sys.executable, "-m", "pipelines.profile", "kagle")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: unknown profile 'kagle' (known: kaggle, tiny)"
+    assert proc.stderr.strip() == "error: unknown profile 'kagle' (known: demo-lateral, fins, kaggle, tiny)"
 
 
 @pytest.mark.pipeline  # a repository copy and one `dvc exp run --temp` of the demo stage
