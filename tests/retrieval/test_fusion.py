@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from whale_core import InputError
 from whale_retrieval import NEW_INDIVIDUAL, PostProcessing, insert_new_individual, rank_individuals
-from whale_retrieval.answers import AnswerRule
+from whale_retrieval.answers import AnswerRule, shortlist_references
 from whale_retrieval.calibration import PairCalibrator, fit_calibrator
 from whale_retrieval.fusion import fit_fusion, labelled_pairs
 from whale_retrieval.postprocess import StackedNeighbours
@@ -135,11 +137,16 @@ def test_fit_fusion_cross_fits_over_folds():
     stacked, evidence = stacked_problem()
     folds = np.arange(len(stacked.sims)) % 3
     fused, final = fit_fusion(stacked, evidence, folds, FEATURES[:2], "logistic", k_neighbors=10)
-    pairs = labelled_pairs(stacked, evidence)
-    assert final == fit_calibrator(pairs.evidence, pairs.same, FEATURES[:2], "logistic")
+    width = evidence["inliers_fullbody"].shape[1]
+    references = shortlist_references(evidence, stacked.idx[:, :width] >= 0)
+    pairs = labelled_pairs(stacked, evidence, references)
+    assert final == dataclasses.replace(fit_calibrator(pairs.evidence, pairs.same, FEATURES[:2], "logistic"),
+                                        references=references)  # fmt: skip
+    assert PairCalibrator.from_dict(final.to_dict()) == final
     # Fold 0's fused scores come from a calibrator fitted on folds 1 and 2 only.
     held_out = pairs.take(folds[pairs.query_row] != 0)
     fold0 = fit_calibrator(held_out.evidence, held_out.same, FEATURES[:2], "logistic")
+    fold0 = dataclasses.replace(fold0, references=references)
     rows = np.flatnonzero(folds == 0)
     expected = AnswerRule(PostProcessing(0.5, 10), fold0, 10).fuse(
         stacked.sims[rows], stacked.idx[rows], {"inliers_fullbody": evidence["inliers_fullbody"][rows]}
@@ -150,6 +157,21 @@ def test_fit_fusion_cross_fits_over_folds():
     assert (top1 == np.asarray(stacked.truth)).mean() > 0.95  # the local evidence finds the true animal
     with pytest.raises(InputError, match="only one fold"):
         fit_fusion(stacked, evidence, np.zeros(len(folds), int), FEATURES[:2], "logistic", 10)
+
+
+def test_a_short_shortlist_leans_on_the_typical_reference():
+    """Oracle: reference = (n · shortlist median + 10 · typical median) / (n + 10) for n verified candidates."""
+    from whale_retrieval.answers import REFERENCE_PRIOR_WEIGHT, with_excess
+
+    inliers = np.array([[300, 150, 0, 0], [300, 8, 8, 8]])
+    valid = np.array([[True, True, False, False], [True, True, True, True]])
+    typical = shortlist_references({"inliers_fullbody": inliers}, valid)
+    assert typical == {"inliers_fullbody": (225.0 + 8.0) / 2}
+    got = with_excess({"inliers_fullbody": inliers}, valid, {"inliers_fullbody": 8.0})["excess_fullbody"]
+    w = REFERENCE_PRIOR_WEIGHT
+    assert got[0, 0] == pytest.approx(300 - (2 * 225 + w * 8) / (2 + w))
+    assert got[1, 0] == pytest.approx(300 - (4 * 8 + w * 8) / (4 + w))
+    assert (got[0, 2:] == 0).all()
 
 
 def test_excess_is_the_count_above_the_query_shortlist_median():

@@ -21,6 +21,7 @@ the member photos (max pooling) and every member gets the same answers. Without 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,28 +33,57 @@ from whale_retrieval.postprocess import PostProcessing
 from whale_retrieval.ranking import ClassifierScores, RankedIndividuals, most_frequent_ids, rank_individuals
 from whale_retrieval.thresholds import insert_new_individual
 
+#: A query's inlier reference leans on the typical one as if that were this many more verified candidates.
+REFERENCE_PRIOR_WEIGHT = 10
 
-def with_excess(evidence: Mapping[str, np.ndarray], valid: np.ndarray) -> dict[str, np.ndarray]:
-    """The evidence plus, for each `inliers_<region>`, `excess_<region>`: the inliers above the median of the
-    query's verified shortlist (0 below it).
+
+def shortlist_references(evidence: Mapping[str, np.ndarray], valid: np.ndarray) -> dict[str, float]:
+    """Per `inliers_<region>`, the typical reference of a full shortlist: the median over queries of the median
+    inliers of each query's verified candidates (what `with_excess` leans on when a shortlist is short)."""
+    out = {}
+    for name, values in evidence.items():
+        if name.startswith("inliers_"):
+            medians = _shortlist_medians(np.asarray(values), valid)[:, 0]
+            out[name] = float(np.nanmedian(medians)) if np.isfinite(medians).any() else 0.0
+    return out
+
+
+def _shortlist_medians(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    masked = np.where(valid, values.astype(np.float64), np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a query without candidates: NaN, handled below
+        return np.nanmedian(masked, axis=1, keepdims=True) if masked.size else np.zeros((len(masked), 1))
+
+
+def with_excess(
+    evidence: Mapping[str, np.ndarray], valid: np.ndarray, references: Mapping[str, float] | None = None
+) -> dict[str, np.ndarray]:
+    """The evidence plus, for each `inliers_<region>`, `excess_<region>`: the inliers above the query's
+    reference (0 below it) — the median of its verified shortlist, leaning on the typical shortlist's median
+    (`references`) as a prior worth `REFERENCE_PRIOR_WEIGHT` candidates.
 
     Why: photos of one species share structure (fin outline, saddle patch) that matches between *different*
     animals of that species; how many inliers a pair has beyond what the query's other candidates also get is
     the part due to the individual's own marks. The normalisation is per query, so it does not depend on how
-    textured a survey's photos are.
+    textured a survey's photos are. Why the prior: a shortlist of two or three photos (a search restricted by
+    date or place, a small catalogue) has no meaningful median — with the true match among them it would sit
+    near the match itself and take its evidence away. With 100 candidates the prior moves the reference by a
+    tenth of the difference; with 2 it nearly is the reference.
 
     Args:
         evidence: name → [n, m] values for the first m neighbours of each query.
         valid: [n, m] True where the neighbour exists (the median is taken over these).
+        references: `shortlist_references` of the calibration pairs; None = the shortlist median alone.
     """
     out = {name: np.asarray(values) for name, values in evidence.items()}
     for name, values in list(out.items()):
         if not name.startswith("inliers_"):
             continue
-        masked = np.where(valid, values.astype(np.float64), np.nan)
-        with np.errstate(all="ignore"):
-            median = np.nanmedian(masked, axis=1, keepdims=True) if masked.size else np.zeros((len(masked), 1))
-        excess = np.maximum(values - np.nan_to_num(median), 0)
+        median = np.nan_to_num(_shortlist_medians(values, valid))
+        if references is not None and name in references:
+            n = np.asarray(valid).sum(axis=1, keepdims=True)
+            median = (n * median + REFERENCE_PRIOR_WEIGHT * references[name]) / (n + REFERENCE_PRIOR_WEIGHT)
+        excess = np.maximum(values - median, 0)
         out["excess_" + name.removeprefix("inliers_")] = np.where(valid, excess, 0)
     return out
 
@@ -70,10 +100,12 @@ def source_input(name: str) -> str:
     return name
 
 
-def with_derived(evidence: Mapping[str, np.ndarray], valid: np.ndarray) -> dict[str, np.ndarray]:
-    """The evidence plus every derived input: `excess_<region>` (`with_excess`) and, for each
-    `outline_<region>` (NaN where the outline is missing), `traced_<region>`: 1.0 where it is present."""
-    out = with_excess(evidence, valid)
+def with_derived(
+    evidence: Mapping[str, np.ndarray], valid: np.ndarray, references: Mapping[str, float] | None = None
+) -> dict[str, np.ndarray]:
+    """The evidence plus every derived input: `excess_<region>` (`with_excess`, `references` its priors) and,
+    for each `outline_<region>` (NaN where the outline is missing), `traced_<region>`: 1.0 where it is present."""
+    out = with_excess(evidence, valid, references)
     for name, values in list(out.items()):
         if name.startswith("outline_"):
             out["traced_" + name.removeprefix("outline_")] = (valid & np.isfinite(values)).astype(np.float64)
@@ -191,7 +223,7 @@ class AnswerRule:
                 raise InputError(f"answers: evidence {name!r} must be [{len(sims)}, {m}], got {np.shape(values)}")
             given[name] = np.asarray(values)[:, :m]
         inputs = {SIMILARITY: sims.astype(np.float64)}
-        for name, values in with_derived(given, idx[:, :m] >= 0).items():
+        for name, values in with_derived(given, idx[:, :m] >= 0, self.calibrator.references).items():
             full = np.zeros(sims.shape, dtype=np.float64)
             full[:, :m] = values
             inputs[name] = full

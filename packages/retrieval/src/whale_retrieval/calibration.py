@@ -82,6 +82,8 @@ class PairCalibrator:
         features: the input names, in order (e.g. similarity, inliers_fullbody, inliers_backfin).
         coef, intercept: logistic model on the calibration scale (coef ≥ 0).
         knots: isotonic: per input, the (x, y) breakpoints of its step function (linear between them).
+        references: per `inliers_<region>`, the typical shortlist median of the calibration pairs (the prior of
+            `whale_retrieval.answers.with_excess`); None for a calibrator saved before there were priors.
     """
 
     kind: str
@@ -89,6 +91,7 @@ class PairCalibrator:
     coef: tuple[float, ...] = ()
     intercept: float = 0.0
     knots: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...] = ()
+    references: dict[str, float] | None = None
 
     def predict(self, evidence: Mapping[str, np.ndarray]) -> np.ndarray:
         """P(same) per pair, float64 in [0, 1]."""
@@ -108,6 +111,7 @@ class PairCalibrator:
             "coef": list(self.coef),
             "intercept": self.intercept,
             "knots": [[list(kx), list(ky)] for kx, ky in self.knots],
+            **({"references": dict(self.references)} if self.references is not None else {}),
         }
 
     @classmethod
@@ -120,10 +124,17 @@ class PairCalibrator:
         try:
             kind, features = str(data["kind"]), tuple(str(f) for f in data["features"])
             knots = tuple((tuple(map(float, kx)), tuple(map(float, ky))) for kx, ky in data.get("knots", ()))
+            references = data.get("references")
+            references = None if references is None else {str(k): float(v) for k, v in references.items()}
             calibrator = cls(
-                kind, features, tuple(map(float, data.get("coef", ()))), float(data.get("intercept", 0)), knots
+                kind,
+                features,
+                tuple(map(float, data.get("coef", ()))),
+                float(data.get("intercept", 0)),
+                knots,
+                references,
             )
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise InputError(f"calibrator: unreadable saved calibrator ({type(err).__name__}: {err})") from None
         expected = len(features)
         if kind not in CALIBRATORS or len(calibrator.coef if kind == "logistic" else knots) != expected:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from whale_core import InputError
-from whale_retrieval.answers import AnswerRule, with_derived
+from whale_retrieval.answers import AnswerRule, shortlist_references, with_derived
 from whale_retrieval.calibration import SIMILARITY, PairCalibrator, fit_calibrator
 from whale_retrieval.postprocess import PostProcessing, StackedNeighbours
 
@@ -38,11 +38,14 @@ class LabelledPairs:
         return LabelledPairs({k: v[mask] for k, v in self.evidence.items()}, self.same[mask], self.query_row[mask])
 
 
-def labelled_pairs(stacked: StackedNeighbours, evidence: Mapping[str, np.ndarray]) -> LabelledPairs:
-    """Flatten the shortlisted neighbours (the evidence arrays' width) into labelled pairs."""
+def labelled_pairs(
+    stacked: StackedNeighbours, evidence: Mapping[str, np.ndarray], references: Mapping[str, float] | None = None
+) -> LabelledPairs:
+    """Flatten the shortlisted neighbours (the evidence arrays' width) into labelled pairs (`references`: the
+    priors of the excess inputs, `whale_retrieval.answers.with_excess`)."""
     width = min((np.shape(v)[1] for v in evidence.values()), default=stacked.sims.shape[1])
     idx = stacked.idx[:, :width]
-    evidence = with_derived({name: np.asarray(v)[:, :width] for name, v in evidence.items()}, idx >= 0)
+    evidence = with_derived({name: np.asarray(v)[:, :width] for name, v in evidence.items()}, idx >= 0, references)
     rows, cols = np.nonzero(idx >= 0)
     truth = np.asarray(stacked.truth, dtype=object)
     same = stacked.gallery_labels[idx[rows, cols]].astype(object) == truth[rows]
@@ -82,8 +85,10 @@ def fit_fusion(
     folds = np.unique(groups)
     if len(folds) < 2:
         raise InputError("fusion: the calibrator is cross-fitted over folds; the selection covers only one fold")
-    pairs = labelled_pairs(stacked, evidence)
     width = min(np.shape(v)[1] for v in evidence.values()) if evidence else 0
+    references = shortlist_references({k: np.asarray(v)[:, :width] for k, v in evidence.items()},
+                                      stacked.idx[:, :width] >= 0)  # fmt: skip
+    pairs = labelled_pairs(stacked, evidence, references)
     fused_sims = np.empty((len(groups), min(k_neighbors, stacked.sims.shape[1])), dtype=np.float32)
     fused_idx = np.empty(fused_sims.shape, dtype=np.int64)
     post = PostProcessing(0.5, k_neighbors)
@@ -91,8 +96,9 @@ def fit_fusion(
         in_fold = groups == fold
         calibrator = fit_calibrator(pairs.take(~in_fold[pairs.query_row]).evidence,
                                     pairs.take(~in_fold[pairs.query_row]).same, features, kind)  # fmt: skip
+        calibrator = dataclasses.replace(calibrator, references=references)
         rule = AnswerRule(post, calibrator, width)
         part = {name: np.asarray(values)[in_fold] for name, values in evidence.items()}
         fused_sims[in_fold], fused_idx[in_fold] = rule.fuse(stacked.sims[in_fold], stacked.idx[in_fold], part)
-    final = fit_calibrator(pairs.evidence, pairs.same, features, kind)
+    final = dataclasses.replace(fit_calibrator(pairs.evidence, pairs.same, features, kind), references=references)
     return dataclasses.replace(stacked, sims=fused_sims, idx=fused_idx), final
