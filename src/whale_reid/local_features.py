@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -30,13 +31,16 @@ def extract_crop_features(cfg: MatchConfig, prepared: Path, crops: Path, out: Pa
             feats = extract_features(
                 table["image"].tolist(), table[f"path_{region}"].tolist(), cfg.region_features(region)
             )
-            save_features(features_path(region, split, out), feats)
             counts = np.diff(feats.offsets)
             summary[f"{region}_{split}_keypoints_mean"] = round(float(counts.mean()) if len(counts) else 0.0, 1)
             summary[f"{region}_{split}_no_keypoints"] = int((counts == 0).sum())
+            if feats.has_outlines and "species" in table.columns:
+                finless = table["species"].isin(cfg.outline_skip_species).to_numpy()
+                feats = dataclasses.replace(feats, outline_lengths=np.where(finless[:, None], 0, feats.outline_lengths))
             if feats.has_outlines:
                 traced = feats.outline_lengths.min(axis=1) > 0
                 summary[f"{region}_{split}_outline_traced"] = round(float(traced.mean()) if len(traced) else 0.0, 4)
                 log.info("%s %s: fin outline traced on %.0f%% of the crops", region, split, 100 * traced.mean())
+            save_features(features_path(region, split, out), feats)
             log.info("%s %s: %d crops, %.0f keypoints each", region, split, len(feats), counts.mean())
     return summary

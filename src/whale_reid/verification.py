@@ -48,6 +48,8 @@ class MatchConfig(Config):
             gives the inputs `outline_<region>` (minus the outline distance; missing where either photo has no
             traced fin) and `traced_<region>` (1 where both were traced), so a pair without a fin outline gets no
             outline evidence rather than evidence for "different".
+        outline_skip_species: species without a dorsal fin: their gallery photos carry no outline (what GrabCut
+            finds on a beluga's back is not a fin), so their pairs get no outline evidence.
         features: keypoints, matching and geometric verification (`whale_matcher.MatcherConfig`).
     """
 
@@ -59,6 +61,7 @@ class MatchConfig(Config):
     use_similarity: bool = True
     local_inputs: tuple[Literal["inliers", "excess"], ...] = ("excess",)
     outline_regions: tuple[str, ...] = ()
+    outline_skip_species: tuple[str, ...] = ("beluga",)
     features: MatcherConfig = MatcherConfig()
 
     def __post_init__(self) -> None:

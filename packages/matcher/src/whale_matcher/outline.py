@@ -36,8 +36,11 @@ RADII = (0.04, 0.08, 0.16)
 WORK_HEIGHT = 160
 #: A fin: the contour drops this far below the tip (crop heights) on both sides …
 MIN_PROMINENCE = 0.3
-#: … within this horizontal distance of the tip per unit of drop (a ridge or a back is flatter).
-MAX_SLOPE_RUN = 2.5
+#: … one side within this horizontal distance of the tip per unit of drop, the other (a broad-based fin's leading
+#: edge) within `MAX_BASE_RUN` (a ridge or a back is flatter on both).
+MAX_SLOPE_RUN, MAX_BASE_RUN = 2.5, 6.0
+#: Contour pixels from the tip (in crop heights) where touching the crop's side does not end a traced side.
+TIP_BORDER_GRACE = 0.15
 #: Fewest points per side a comparison needs (shorter sides: the outline is missing).
 MIN_SIDE_POINTS = 16
 
@@ -114,22 +117,26 @@ def _side_paths(contour: np.ndarray, tip: int, shape: tuple[int, int]) -> list[n
     on_border = (contour[:, 0] <= 1) | (contour[:, 0] >= width - 2) | (contour[:, 1] >= height - 2)
     n = len(contour)
     paths = []
+    near_tip = int(TIP_BORDER_GRACE * height)  # a falcate tip may touch the box's side: walk on past it
     for direction in (1, -1):
         order = (tip + direction * np.arange(n // 2)) % n
-        stop = np.flatnonzero(on_border[order])
+        stop = near_tip + np.flatnonzero(on_border[order][near_tip:])
         paths.append(contour[order[: stop[0] + 1 if len(stop) else len(order)]].astype(np.float64))
     paths.sort(key=lambda p: float(p[min(len(p) - 1, 5), 0]))  # the side whose first steps go left comes first
     return paths
 
 
-def _is_fin(path: np.ndarray, height: int) -> bool:
-    """Whether one side drops `MIN_PROMINENCE` crop heights below the tip steeply enough for a fin."""
-    drop = path[:, 1] - path[0, 1]
-    deep = np.flatnonzero(drop >= MIN_PROMINENCE * height)
-    if not len(deep):
-        return False
-    run = abs(path[deep[0], 0] - path[0, 0])
-    return run <= MAX_SLOPE_RUN * MIN_PROMINENCE * height
+def _slope_run(path: np.ndarray, height: int) -> float:
+    """Horizontal distance from the tip at which one side has dropped `MIN_PROMINENCE` crop heights (inf: never)."""
+    deep = np.flatnonzero(path[:, 1] - path[0, 1] >= MIN_PROMINENCE * height)
+    return float(abs(path[deep[0], 0] - path[0, 0])) if len(deep) else np.inf
+
+
+def _is_fin(paths: list[np.ndarray], height: int) -> bool:
+    """Whether the tip stands out like a fin: both sides drop `MIN_PROMINENCE` crop heights, one (the trailing
+    edge) within `MAX_SLOPE_RUN` times that drop, the other (a broad leading edge) within `MAX_BASE_RUN` times."""
+    runs = sorted(_slope_run(path, height) / (MIN_PROMINENCE * height) for path in paths)
+    return runs[0] <= MAX_SLOPE_RUN and runs[1] <= MAX_BASE_RUN
 
 
 def integral_curvature(mask: np.ndarray, points: np.ndarray, radius_px: float) -> np.ndarray:
@@ -156,7 +163,7 @@ def trace_outline(rgb: np.ndarray) -> Outline:
     if contour[tip, 1] <= 1:  # the silhouette reaches the top edge: the tip is cut off
         return Outline.missing()
     paths = _side_paths(contour, tip, mask.shape)
-    if not all(_is_fin(path, WORK_HEIGHT) for path in paths):
+    if not _is_fin(paths, WORK_HEIGHT):
         return Outline.missing()
     sides = np.zeros((2, SIDE_POINTS, len(RADII)), np.float32)
     lengths = np.zeros(2, np.int32)
