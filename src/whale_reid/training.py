@@ -87,7 +87,8 @@ class FoldJob:
         fold: the fold held out for validation.
         train: the train crop table (every fold; `fold` says which rows validate).
         test: the test crop table (embedded by the fold's best checkpoint).
-        digest: params + data digest; a fold finished or started with another digest is redone.
+        digest: digest of the params that decide the weights (`EmbedderConfig.result_dict`: not workers, device,
+            eval batch or validation cadence) and the data; a fold finished or started with another one is redone.
         paths: the model's folders.
         tags: MLflow tags of the fold run (empty on helper ranks, which do not log).
         source: the table the photos come from (named in the MLflow datasets).
@@ -262,7 +263,7 @@ def train_model(
     import mlflow
 
     cfg, folds = embedder.model_config(name), list(embedder.folds)
-    digest = params_digest(cfg.to_dict(), name, paths.data_digest())
+    digest = params_digest(cfg.result_dict(), name, paths.data_digest())  # workers, device, ... keep finished folds
     regions = tuple(dict.fromkeys((*cfg.regions_used(), *embedder.extra_regions)))
     tables = [crop_table(split, regions, prepared_dir=paths.prepared, crops_dir=paths.crops)
               for split in ("train", "test")]  # fmt: skip

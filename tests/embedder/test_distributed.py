@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.embedder.conftest import stage_layout
 from whale_embedder import EmbedderConfig, evaluate_model, extract_embeddings, model_from_checkpoint
 
 pytestmark = pytest.mark.train  # trains a model: not part of `make test-fast`
@@ -144,7 +145,7 @@ def test_two_ranks_train_and_extract_like_one_process(tmp_path, crop_maker, tiny
 
 FOLDS_SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys
     from pathlib import Path
 
     from whale_embedder import distributed as dist_utils
@@ -153,41 +154,22 @@ FOLDS_SCRIPT = textwrap.dedent(
     from whale_reid.training import TrainingPaths, train_model
 
     root = Path(sys.argv[1])
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root}/mlflow.db"
     assert dist_utils.init_from_env()
     paths = TrainingPaths(root / "prepared", root / "crops", root / "models", root / "embeddings",
                           root / "metrics.json", root / "curves.csv")
     embedder = EmbedderParams.from_dict(json.loads((root / "embedder.json").read_text()))
-    summary = train_model(embedder, TrackingConfig(uri=f"sqlite:///{root}/mlflow.db"), "tiny", paths)
+    summary = train_model(embedder, TrackingConfig(), "tiny", paths)
     (root / f"summary{dist_utils.rank()}.json").write_text(json.dumps(summary))
     dist_utils.shutdown()
     """
 )
 
 
-def _stage_layout(root: Path, crop_maker) -> None:
-    """The prepared tables and crop folders `train_model` reads: 9 individuals × 6 train photos in 3 folds, and
-    test photos (2 of each known individual and 4 of a new one), each with a fullbody and a backfin crop."""
-    table = crop_maker(root / "made", n_individuals=10, photos_each=6, seed=3, size=48)
-    table["photo"] = table["image"].str.extract(r"_(\d+)\.jpg$")[0].astype(int)
-    table["split"] = np.where((table["label"] == "ind09") | (table["photo"] >= 4) & (table.index % 2 == 0),
-                              "test", "train")  # fmt: skip
-    for row in table.itertuples():
-        for region in ("fullbody", "backfin"):
-            dest = root / "crops" / region / row.split / row.image
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            Path(getattr(row, f"path_{region}")).rename(dest)
-    train = table[table["split"] == "train"].reset_index(drop=True)
-    (root / "prepared").mkdir()
-    train.assign(individual_id=train["label"], fold=[str(i % 3) for i in range(len(train))])[
-        ["image", "individual_id", "species", "fold"]
-    ].to_csv(root / "prepared" / "train.csv", index=False)
-    table[table["split"] == "test"][["image"]].to_csv(root / "prepared" / "test.csv", index=False)
-
-
-def test_two_ranks_train_folds_and_extra_regions_without_deadlock(tmp_path, crop_maker, tiny_params):
+def test_two_ranks_train_folds_and_extra_regions_without_deadlock(tmp_path, tiny_params):
     # two folds, each followed by the backfin extraction (a collective): every rank must issue the same
     # collectives in the same order, or one rank waits in a broadcast while the other gathers — a hang
-    _stage_layout(tmp_path, crop_maker)
+    stage_layout(tmp_path)
     common = {**tiny_params, "batch_size": 8, "epochs": 2, "amp": "off"}
     embedder = {"models": ["tiny"], "folds": [0, 1], "common": common, "zoo": {"tiny": {}},
                 "extra_regions": ["backfin"]}  # fmt: skip

@@ -59,6 +59,11 @@ class AugmentConfig(Config):
     dropout_size_frac: float = 0.1
 
 
+#: Settings of how a fold runs, not of what it learns: a finished or interrupted fold is kept when only they change.
+#: `val_every_epochs` only chooses which epochs are scored (a kept fold keeps the best of those it validated).
+RUN_ONLY_KEYS = ("device", "num_workers", "eval_batch_size", "val_every_epochs")
+
+
 @dataclasses.dataclass(frozen=True)
 class EmbedderConfig(Config):
     """One embedding model and its training recipe (one entry of params `embedder.zoo`).
@@ -135,6 +140,10 @@ class EmbedderConfig(Config):
                 raise ConfigError(f"{where}.region_probs: probabilities must sum to a positive number")
         if self.arcface.subcenters < 1:
             raise ConfigError(f"{where}.arcface.subcenters: must be >= 1")
+
+    def result_dict(self) -> dict:
+        """The config without `RUN_ONLY_KEYS`: what decides a fold's weights, compared before resuming or skipping."""
+        return {key: value for key, value in self.to_dict().items() if key not in RUN_ONLY_KEYS}
 
     def regions_used(self) -> tuple[str, ...]:
         """The crop regions this config reads (their `path_<region>` columns must exist)."""

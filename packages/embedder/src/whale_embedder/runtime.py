@@ -130,4 +130,20 @@ def set_rng_states(states: dict) -> None:
     np.random.set_state(("MT19937", key, states["numpy"]["pos"], 0, 0.0))
     random.setstate((3, tuple(states["python"]), None))
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        set_cuda_rng_states(states["cuda"])
+
+
+def set_cuda_rng_states(saved: list[torch.Tensor]) -> None:
+    """Restore saved CUDA generator states onto the devices visible now: device i gets state i, as far as both go.
+
+    Every process saves the states of all the devices it sees (`torch.cuda.get_rng_state_all`), so a checkpoint
+    written on an 8-GPU machine holds 8; resumed where fewer are visible (`CUDA_VISIBLE_DEVICES`, another
+    machine) the extra ones are left out instead of failing on a device ordinal that does not exist, and
+    devices beyond the saved ones keep their seeded states.
+    """
+    visible = torch.cuda.device_count()
+    if len(saved) != visible:
+        log.info("checkpoint holds %d CUDA RNG states, %d devices visible: restoring %d", len(saved), visible,
+                 min(len(saved), visible))  # fmt: skip
+    for index, state in enumerate(saved[:visible]):
+        torch.cuda.set_rng_state(state, index)

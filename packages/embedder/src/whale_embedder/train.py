@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from whale_core import InputError
 from whale_embedder import distributed as dist_utils
 from whale_embedder.checkpoint import load_checkpoint, save_checkpoint
-from whale_embedder.config import EmbedderConfig
+from whale_embedder.config import RUN_ONLY_KEYS, EmbedderConfig
 from whale_embedder.data import CropDataset
 from whale_embedder.evaluate import evaluate_model
 from whale_embedder.model import EmbeddingModel
@@ -195,7 +195,8 @@ def _state(tr: _Trainer, cfg: EmbedderConfig, epoch: int, history: list, best: d
 
 def _try_resume(tr: _Trainer, cfg: EmbedderConfig, last_path: Path) -> tuple[int, list, dict | None]:
     state = load_checkpoint(last_path)
-    if state["config"] != cfg.to_dict() or state["classes"] != tr.classes:
+    saved = {key: value for key, value in state["config"].items() if key not in RUN_ONLY_KEYS}
+    if saved != cfg.result_dict() or state["classes"] != tr.classes:
         log.warning("%s was trained with another config or class list; starting the fold afresh", last_path)
         return 0, [], None
     tr.model.load_state_dict(state["model"])
