@@ -80,7 +80,8 @@ class EmbedderConfig(Config):
         head_lr_mult: learning-rate multiplier of neck + ArcFace head over the backbone.
         device: where training, extraction and a reloaded checkpoint run: `auto` (this process's CUDA device,
             else the CPU), `cpu`, `cuda` or `cuda:N`; the model is moved to it with the data.
-        amp: `auto` (bf16 where supported, fp16 + GradScaler on CUDA without bf16), `bf16`, `fp16`, `off`;
+        amp: `auto` (bf16 where native, fp16 + GradScaler on GPUs without native bf16: V100, T4), `bf16`, `fp16`,
+            `off`;
             fp16 is never used on CPU.
         min_lr: cosine floor; `warmup_epochs` linear warm-up from `lr * warmup_factor`.
         thresholds: `new_individual` thresholds swept during validation.

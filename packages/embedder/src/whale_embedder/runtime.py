@@ -38,7 +38,10 @@ def resolve_device(setting: str | torch.device | None) -> torch.device:
     if isinstance(setting, torch.device):
         return setting
     if setting is None or setting == "auto":
-        return default_device()
+        device = default_device()
+        if device.type == "cpu":
+            log.warning("embedder.device: auto found no CUDA device; running on the CPU (set cuda to require one)")
+        return device
     try:
         device = torch.device(setting)
     except RuntimeError:
@@ -77,7 +80,7 @@ def autocast_dtype(
 ) -> torch.dtype | None:
     """The autocast dtype for an `amp` setting (`auto|bf16|fp16|off`) on `device`, or None for fp32.
 
-    `auto`: CUDA → bf16 where supported, else fp16; CPU → for training, fp32 below
+    `auto`: CUDA → bf16 where the GPU has it natively, else fp16 (`cuda_autocast_dtype`); CPU → for training, fp32 below
     `CPU_BF16_TRAIN_MIN_PX` (fastest at small sizes and bit-reproducible) and bf16 from there on where the
     CPU has bf16 kernels; bf16 for inference where the CPU has bf16 kernels. fp16 on CPU is always
     replaced (by bf16 where supported, else fp32).
@@ -85,15 +88,38 @@ def autocast_dtype(
     if amp == "off":
         return None
     if device.type == "cuda":
-        if amp == "auto":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if amp == "bf16" else torch.float16
+        return cuda_autocast_dtype(amp, cuda_has_native_bf16(device))
     if amp == "auto" and training:
         large = image_size_px is not None and image_size_px >= CPU_BF16_TRAIN_MIN_PX
         return torch.bfloat16 if large and cpu_has_native_bf16() else None
     if amp == "fp16":
         log.warning("amp: fp16 is not used on CPU (slow there); using %s", "bf16" if cpu_has_native_bf16() else "fp32")
     return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """True where the GPU computes bf16 in hardware (compute capability 8.0 on: A100, H100, RTX 30xx, L4, ...).
+
+    `torch.cuda.is_bf16_supported()` also says True on V100 and T4, where bf16 is emulated, far slower than fp16.
+    """
+    with torch.cuda.device(device):
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def cuda_autocast_dtype(amp: str, native_bf16: bool) -> torch.dtype:
+    """The CUDA autocast dtype of an `amp` setting other than `off`, given the GPU's bf16 capability.
+
+    `auto`: bf16 where native, else fp16 (with a GradScaler: `train_fold` enables one for fp16). An explicit
+    `bf16` or `fp16` is kept as asked.
+    """
+    if amp == "auto":
+        return torch.bfloat16 if native_bf16 else torch.float16
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """How a log line names an autocast dtype: `bf16 autocast`, `fp16 autocast`, or `fp32`."""
+    return {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(dtype, "fp32")
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

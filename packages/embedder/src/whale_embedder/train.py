@@ -38,6 +38,7 @@ from whale_embedder.runtime import (
     autocast_dtype,
     configure_backends,
     loader_options,
+    precision_name,
     resolve_device,
     rng_states,
     seed_everything,
@@ -240,6 +241,12 @@ def train_fold(
     out_dir = Path(out_dir)
     best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
     tr = _build(cfg, train_df, device)
+    if dist_utils.is_main_process():
+        dtype = autocast_dtype(cfg.amp, device, training=True, image_size_px=cfg.image_size)
+        log.info("training %s at %d px on %s (%d rank(s)): %s%s, batch %d × %d accumulated%s", cfg.backbone,
+                 cfg.image_size, device, dist_utils.world_size(), precision_name(dtype),
+                 ", channels_last" if cfg.channels_last else "", cfg.batch_size, cfg.grad_accum,
+                 ", GradScaler" if tr.scaler.is_enabled() else "")  # fmt: skip
     start_epoch, history, best = 0, [], None
     if resume and last_path.is_file():
         start_epoch, history, best = _try_resume(tr, cfg, last_path)
