@@ -293,8 +293,9 @@ def train_model(
         )
     with tracked as parent:
         if main:
-            atomic_write_json(paths.model_dir / "mlflow_parent_run.json",
-                              {"run_id": parent.info.run_id, "params_digest": digest})  # fmt: skip
+            atomic_write_json(
+                paths.model_dir / "mlflow_parent_run.json", {"run_id": parent.info.run_id, "params_digest": digest}
+            )
             mlflow.set_tags(tags)
         results = {}
         for plan in plans:  # every rank: the same folds, steps and collectives, in the same order

@@ -43,8 +43,9 @@ def stage_layout(root: Path) -> None:
     with a fullbody and a backfin crop."""
     table = make_crops(root / "made", n_individuals=10, photos_each=6, seed=3, size=48)
     table["photo"] = table["image"].str.extract(r"_(\d+)\.jpg$")[0].astype(int)
-    table["split"] = np.where((table["label"] == "ind09") | (table["photo"] >= 4) & (table.index % 2 == 0),
-                              "test", "train")  # fmt: skip
+    table["split"] = np.where(
+        (table["label"] == "ind09") | (table["photo"] >= 4) & (table.index % 2 == 0), "test", "train"
+    )
     for row in table.itertuples():
         for region in ("fullbody", "backfin"):
             dest = root / "crops" / region / row.split / row.image

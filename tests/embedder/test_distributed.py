@@ -171,8 +171,13 @@ def test_two_ranks_train_folds_and_extra_regions_without_deadlock(tmp_path, tiny
     # collectives in the same order, or one rank waits in a broadcast while the other gathers — a hang
     stage_layout(tmp_path)
     common = {**tiny_params, "batch_size": 8, "epochs": 2, "amp": "off"}
-    embedder = {"models": ["tiny"], "folds": [0, 1], "common": common, "zoo": {"tiny": {}},
-                "extra_regions": ["backfin"]}  # fmt: skip
+    embedder = {
+        "models": ["tiny"],
+        "folds": [0, 1],
+        "common": common,
+        "zoo": {"tiny": {}},
+        "extra_regions": ["backfin"],
+    }
     (tmp_path / "embedder.json").write_text(json.dumps(embedder))
 
     run_two_ranks(tmp_path, FOLDS_SCRIPT, timeout_s=180)

@@ -103,8 +103,14 @@ def test_an_interrupted_fold_resumes_with_other_workers_and_eval_batch(crops, ti
     # how it runs changed, not what it learns: epoch 0 is kept and only epoch 1 is trained
     trained = []
     rerun = cfg.replace(num_workers=1, eval_batch_size=8, device="cpu")
-    resumed = train_fold(rerun, train_df, val_df, out_dir=tmp_path, progress=False,
-                         on_epoch_end=lambda metrics, epoch: trained.append(epoch))  # fmt: skip
+    resumed = train_fold(
+        rerun,
+        train_df,
+        val_df,
+        out_dir=tmp_path,
+        progress=False,
+        on_epoch_end=lambda metrics, epoch: trained.append(epoch),
+    )
     assert trained == [1] and [h["epoch"] for h in resumed.history] == [0, 1]
 
 

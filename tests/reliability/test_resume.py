@@ -142,8 +142,14 @@ def test_a_finished_fold_is_kept_when_only_how_it_runs_changes(tmp_path, monkeyp
     # learns: changing them after a finished fold must not delete and retrain it; changing the lr must
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     stage_layout(tmp_path)
-    paths = TrainingPaths(tmp_path / "prepared", tmp_path / "crops", tmp_path / "models", tmp_path / "embeddings",
-                          tmp_path / "metrics.json", tmp_path / "curves.csv")  # fmt: skip
+    paths = TrainingPaths(
+        tmp_path / "prepared",
+        tmp_path / "crops",
+        tmp_path / "models",
+        tmp_path / "embeddings",
+        tmp_path / "metrics.json",
+        tmp_path / "curves.csv",
+    )
     common = {**TINY, "batch_size": 8, "epochs": 1}
 
     def train(**changes) -> dict:

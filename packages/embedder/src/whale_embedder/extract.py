@@ -87,8 +87,15 @@ def extract_embeddings(
     batches = _image_batches(loader, image_cache, (region, tuple(shard[f"path_{region}"].astype(str))), cfg)
     dtype = autocast_dtype(cfg.amp, device, training=False)
     if dist_utils.is_main_process():
-        log.info("embedding %d %s crops on %s (%d rank(s)): %s%s", len(table), region, device,
-                 dist_utils.world_size(), precision_name(dtype), ", flip TTA" if flip_tta else "")  # fmt: skip
+        log.info(
+            "embedding %d %s crops on %s (%d rank(s)): %s%s",
+            len(table),
+            region,
+            device,
+            dist_utils.world_size(),
+            precision_name(dtype),
+            ", flip TTA" if flip_tta else "",
+        )
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     was_training = model.training
     model.to(device)  # the model goes where the images go (a checkpoint is read onto the CPU)

@@ -169,7 +169,11 @@ def set_cuda_rng_states(saved: list[torch.Tensor]) -> None:
     """
     visible = torch.cuda.device_count()
     if len(saved) != visible:
-        log.info("checkpoint holds %d CUDA RNG states, %d devices visible: restoring %d", len(saved), visible,
-                 min(len(saved), visible))  # fmt: skip
+        log.info(
+            "checkpoint holds %d CUDA RNG states, %d devices visible: restoring %d",
+            len(saved),
+            visible,
+            min(len(saved), visible),
+        )
     for index, state in enumerate(saved[:visible]):
         torch.cuda.set_rng_state(state, index)
