@@ -45,11 +45,20 @@ def _leaves(mapping: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return pairs
 
 
-def profile_overrides(name: str, profiles_dir: Path = PROFILES_DIR) -> list[str]:
-    """The `++key=value` overrides of `profiles/<name>.yaml`, one per leaf, in the file's order.
+def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """`overlay` over `base`: mappings merge key by key, lists and scalars replace (what `-S ++key=value` does)."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        both = isinstance(merged.get(key), dict) and isinstance(value, dict)
+        merged[key] = merge(merged[key], value) if both else value
+    return merged
+
+
+def profile_overlay(name: str, profiles_dir: Path = PROFILES_DIR, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The params `profiles/<name>.yaml` sets; `extends: <profile>` at its top starts from that profile's.
 
     Raises:
-        InputError: no such profile, or it is not a mapping.
+        InputError: no such profile, not a mapping, or a chain of `extends` that comes back to itself.
     """
     path = profiles_dir / f"{name}.yaml"
     if not path.is_file():
@@ -58,7 +67,21 @@ def profile_overrides(name: str, profiles_dir: Path = PROFILES_DIR) -> list[str]
     overlay = read_yaml(path) or {}
     if not isinstance(overlay, dict):
         raise InputError(f"{path}: a profile is a mapping of params.yaml sections, not {type(overlay).__name__}")
-    return [f"++{key}={hydra_value(value)}" for key, value in _leaves(overlay)]
+    base = overlay.pop("extends", None)
+    if base is None:
+        return overlay
+    if base in (*_seen, name):
+        raise InputError(f"{path}: extends: {base!r} comes back to itself ({' -> '.join((*_seen, name, base))})")
+    return merge(profile_overlay(str(base), profiles_dir, (*_seen, name)), overlay)
+
+
+def profile_overrides(name: str, profiles_dir: Path = PROFILES_DIR) -> list[str]:
+    """The `++key=value` overrides of `profiles/<name>.yaml` (its `extends` chain resolved), one per leaf.
+
+    Raises:
+        InputError: as `profile_overlay`.
+    """
+    return [f"++{key}={hydra_value(value)}" for key, value in _leaves(profile_overlay(name, profiles_dir))]
 
 
 def exp_run_command(name: str, dvc_args: list[str], profiles_dir: Path = PROFILES_DIR) -> list[str]:

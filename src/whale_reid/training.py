@@ -3,8 +3,10 @@
 A finished fold (same params and data digest) is skipped; an interrupted one resumes from its last
 checkpoint and continues its MLflow run (ids in `mlflow_run.json` beside the checkpoints); a fold or
 model whose digest changed starts afresh with new runs. Runs unchanged under torchrun: every rank trains
-and extracts (DDP, sharded extraction), only rank 0 talks to MLflow and writes files — it also decides
-whether a fold is done and removes stale checkpoints before the other ranks look for one to resume from.
+and extracts (DDP, sharded extraction), only rank 0 talks to MLflow and writes files. Rank 0 also decides what
+is left to do (`plan_folds`: which folds to train, which extra regions to embed) and broadcasts it, so every rank
+takes the same steps — each a collective — in the same order; it removes stale checkpoints before the other ranks
+look for one to resume from.
 """
 
 from __future__ import annotations
@@ -13,31 +15,29 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
-import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from whale_core import atomic_write_json, file_sha256
+from whale_core import InputError, atomic_write_json
 from whale_embedder import EmbedderConfig, extract_embeddings, model_from_checkpoint, save_embeddings, train_fold
 from whale_embedder import distributed as dist_utils
 from whale_reid.crops import check_crops, check_fold_inputs, crop_table
 from whale_reid.params import EmbedderParams
-from whale_reid.region_fusion import extract_extra_regions
+from whale_reid.region_fusion import extract_extra_regions, stale_extra_regions
 from whale_reid.tracking import (
     TrackingConfig,
     configure_tracking,
-    log_curves,
     params_digest,
     standard_tags,
 )
 from whale_reid.training_records import (
-    CURVE_KEYS,
-    finite,
+    log_datasets,
+    log_epoch,
+    log_fold_result,
     log_parent_summary,
-    validated_curves,
     write_model_records,
     write_oof,
 )
@@ -87,7 +87,8 @@ class FoldJob:
         fold: the fold held out for validation.
         train: the train crop table (every fold; `fold` says which rows validate).
         test: the test crop table (embedded by the fold's best checkpoint).
-        digest: params + data digest; a fold finished or started with another digest is redone.
+        digest: digest of the params that decide the weights (`EmbedderConfig.result_dict`: not workers, device,
+            eval batch or validation cadence) and the data; a fold finished or started with another one is redone.
         paths: the model's folders.
         tags: MLflow tags of the fold run (empty on helper ranks, which do not log).
         source: the table the photos come from (named in the MLflow datasets).
@@ -125,15 +126,48 @@ def recorded_run(path: Path, digest: str) -> str | None:
 
 
 def fold_is_done(job: FoldJob) -> bool:
-    """Rank 0's verdict, shared with every rank: the fold finished with this digest and its embeddings exist."""
+    """Rank 0's view: the fold finished with this digest and its embeddings exist (`plan_folds` shares it)."""
     done = job.fold_dir / "fold.json"
-    finished = (
-        dist_utils.is_main_process()
-        and done.is_file()
+    return (
+        done.is_file()
         and json.loads(done.read_text())["params_digest"] == job.digest
         and (job.emb_dir / "test.npz").is_file()
     )
-    return bool(dist_utils.broadcast_object(finished))
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """What is left to do for one fold, decided by rank 0 and the same on every rank.
+
+    Every step of a fold that is done at all is a collective under torchrun (DDP training, sharded extraction),
+    so each rank must take the same steps in the same order: a rank that trained fold 1 while another embedded
+    fold 0's extra regions would wait forever in a different collective.
+
+    Attributes:
+        fold: the fold.
+        train: train (or resume) it; False when it finished with this digest.
+        extra_regions: regions its best checkpoint embeds afterwards (`region_fusion.extract_extra_regions`).
+    """
+
+    fold: int
+    train: bool
+    extra_regions: tuple[str, ...]
+
+
+def plan_folds(jobs: list[FoldJob], extra_regions: Sequence[str]) -> list[FoldPlan]:
+    """Rank 0 looks at the files once and every rank receives its plan (a collective).
+
+    A fold to train gets all its extra regions (its new `best.pt` outdates them); a finished one only those
+    whose embeddings are missing or older than its `best.pt`.
+    """
+    plans = None
+    if dist_utils.is_main_process():
+        plans = []
+        for job in jobs:
+            train = not fold_is_done(job)
+            regions = [r for r in extra_regions if r != job.cfg.extract_region]
+            plans.append(FoldPlan(job.fold, train, tuple(regions if train else stale_extra_regions(job, regions))))
+    return dist_utils.broadcast_object(plans)
 
 
 def _resumable_run(job: FoldJob) -> str | None:
@@ -148,12 +182,16 @@ def _resumable_run(job: FoldJob) -> str | None:
     return run_id
 
 
-def run_fold(job: FoldJob) -> dict | None:
-    """Train, embed and log one fold; its summary on rank 0, None on the other ranks (which write nothing)."""
+def run_fold(job: FoldJob, train: bool = True) -> dict | None:
+    """Train, embed and log one fold; its summary on rank 0, None on the other ranks (which write nothing).
+
+    Args:
+        train: rank 0's verdict shared by every rank (`FoldPlan.train`); False reads the finished fold's summary.
+    """
     import mlflow
 
     done, main = job.fold_dir / "fold.json", dist_utils.is_main_process()
-    if fold_is_done(job):
+    if not train:
         log.info("fold %d of %s is up to date; skipped", job.fold, job.name)
         return json.loads(done.read_text()) if main else None
     run_id = _resumable_run(job)
@@ -171,7 +209,7 @@ def run_fold(job: FoldJob) -> dict | None:
             mlflow.log_params({"fold": job.fold, **flat})
             log_datasets(job)
         result = train_fold(job.cfg, job.train[~job.is_val], job.train[job.is_val], out_dir=job.fold_dir,
-                            on_epoch_end=_log_epoch if main else None)  # fmt: skip
+                            on_epoch_end=log_epoch if main else None)  # fmt: skip
         model, _ = model_from_checkpoint(result.best_path, device=job.cfg.device)  # where training ran
         train_emb, test_emb = (
             extract_embeddings(model, job.train, job.cfg),
@@ -181,54 +219,23 @@ def run_fold(job: FoldJob) -> dict | None:
             return None
         save_embeddings(job.emb_dir / "train.npz", job.train["image"], train_emb)
         save_embeddings(job.emb_dir / "test.npz", job.test["image"], test_emb)
-        summary = _log_fold_result(job, result, run.info.run_id)
+        summary = log_fold_result(job, result, run.info.run_id)
     atomic_write_json(done, summary)
     return summary
 
 
-def _log_epoch(metrics: dict, epoch: int) -> None:
-    import mlflow
-
-    finite = {key: v for key, v in metrics.items() if not math.isnan(v)}
-    mlflow.log_metrics({key.replace("val_threshold", "threshold"): v for key, v in finite.items()}, step=epoch)
-
-
-def _log_fold_result(job: FoldJob, result, run_id: str) -> dict:
-    """The fold run's score, curves and checkpoint digest in MLflow; the fold summary `fold.json` keeps."""
-    import mlflow
-
-    mlflow.log_metric("cv_map5", result.metrics["val_map5"])
-    curves = validated_curves(result.history)
-    log_curves(curves, "epoch", list(CURVE_KEYS[1:]), f"curves/fold{job.fold}",
-               f"{job.name} fold {job.fold}: validated epochs")  # fmt: skip
-    checkpoint = {"path": str(result.best_path), "sha256": file_sha256(result.best_path),
-                  "best_epoch": result.best_epoch}  # fmt: skip
-    mlflow.log_dict(checkpoint, "checkpoint.json")
-    mlflow.set_tag("checkpoint_sha256", checkpoint["sha256"])
-    return {
-        "cv_map5": result.metrics["val_map5"],
-        "val_map5_known": finite(result.metrics["val_map5_known"]),
-        "val_map5_new": finite(result.metrics["val_map5_new"]),
-        "threshold": result.metrics["val_threshold"],
-        "best_epoch": result.best_epoch,
-        "run_id": run_id,
-        "params_digest": job.digest,
-        "checkpoint_sha256": checkpoint["sha256"],
-        "curves": curves.to_dict(orient="records"),
-    }
-
-
-def log_datasets(job: FoldJob) -> None:
-    """The fold's training and validation photos as MLflow datasets (digests of the tables, no pixels)."""
-    import mlflow
-
-    columns = [c for c in ("image", "label", "species", "fold") if c in job.train.columns]
-    for part, context in ((job.train[~job.is_val], "training"), (job.train[job.is_val], "validation")):
-        with warnings.catch_warnings():  # a local path matches two equivalent source kinds; MLflow picks one
-            warnings.simplefilter("ignore", UserWarning)
-            dataset = mlflow.data.from_pandas(part[columns].reset_index(drop=True), source=job.source,
-                                              targets="label", name=f"fold{job.fold}-{context}")  # fmt: skip
-        mlflow.log_input(dataset, context=context)
+def _configure_tracking_everywhere(tracking: TrackingConfig) -> None:
+    """Rank 0 points MLflow at its store; an unreachable server stops every rank with rank 0's message (a helper
+    rank never waits in a collective that rank 0, stopped, will not join)."""
+    error = None
+    if dist_utils.is_main_process():
+        try:
+            configure_tracking(tracking)
+        except InputError as err:
+            error = str(err)
+    error = dist_utils.broadcast_object(error)
+    if error is not None:
+        raise InputError(error)
 
 
 def train_model(
@@ -256,7 +263,7 @@ def train_model(
     import mlflow
 
     cfg, folds = embedder.model_config(name), list(embedder.folds)
-    digest = params_digest(cfg.to_dict(), name, paths.data_digest())
+    digest = params_digest(cfg.result_dict(), name, paths.data_digest())  # workers, device, ... keep finished folds
     regions = tuple(dict.fromkeys((*cfg.regions_used(), *embedder.extra_regions)))
     tables = [crop_table(split, regions, prepared_dir=paths.prepared, crops_dir=paths.crops)
               for split in ("train", "test")]  # fmt: skip
@@ -273,24 +280,29 @@ def train_model(
     def job(k: int, tags: dict[str, str]) -> FoldJob:
         return FoldJob(cfg, name, k, *tables, digest, paths, tags, str(paths.prepared / "train.csv"))
 
-    if not dist_utils.is_main_process():  # a helper rank: trains and extracts with rank 0, writes nothing
-        for k in folds:
-            run_fold(job(k, {}))
-            extract_extra_regions(job(k, {}), embedder.extra_regions)
-        return None
-    configure_tracking(tracking)
-    tags = standard_tags("train_embedder", digest, model=name)
-    parent_file = paths.model_dir / "mlflow_parent_run.json"
-    parent_id = recorded_run(parent_file, digest)
-    nested = mlflow.active_run() is not None  # under a pseudo-label round's run
-    with mlflow.start_run(
-        run_id=parent_id, run_name=None if parent_id else run_name or f"embedder/{name}", nested=nested
-    ) as parent:
-        atomic_write_json(parent_file, {"run_id": parent.info.run_id, "params_digest": digest})
-        mlflow.set_tags(tags)
-        results = {k: run_fold(job(k, tags)) for k in folds}
-        for k in folds:
-            extract_extra_regions(job(k, tags), embedder.extra_regions)
+    main = dist_utils.is_main_process()
+    _configure_tracking_everywhere(tracking)
+    plans = plan_folds([job(k, {}) for k in folds], embedder.extra_regions)
+    tags = standard_tags("train_embedder", digest, model=name) if main else {}
+    parent_id, tracked = None, contextlib.nullcontext()
+    if main:
+        parent_id = recorded_run(paths.model_dir / "mlflow_parent_run.json", digest)
+        nested = mlflow.active_run() is not None  # under a pseudo-label round's run
+        tracked = mlflow.start_run(
+            run_id=parent_id, run_name=None if parent_id else run_name or f"embedder/{name}", nested=nested
+        )
+    with tracked as parent:
+        if main:
+            atomic_write_json(
+                paths.model_dir / "mlflow_parent_run.json", {"run_id": parent.info.run_id, "params_digest": digest}
+            )
+            mlflow.set_tags(tags)
+        results = {}
+        for plan in plans:  # every rank: the same folds, steps and collectives, in the same order
+            results[plan.fold] = run_fold(job(plan.fold, tags), train=plan.train)
+            extract_extra_regions(job(plan.fold, tags), plan.extra_regions)
+        if not main:  # a helper rank: trained and extracted with rank 0, writes nothing
+            return None
         summary = log_parent_summary(cfg, results, new_run=parent_id is None)
     write_oof(paths.embeddings, folds, tables[0])
     write_model_records(paths, name, results, summary, parent.info.run_id, digest)

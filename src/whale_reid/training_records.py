@@ -1,17 +1,23 @@
-"""What one model's folds leave behind: curves of validated epochs, the MLflow parent summary, the OOF
-embeddings, the run record `select` reads and the DVC metrics and plots files."""
+"""What one model's folds leave behind: each fold run's epochs, datasets, score and checkpoint digest, curves of
+validated epochs, the MLflow parent summary, the OOF embeddings, the run record `select` reads and the DVC metrics
+and plots files."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from whale_core import atomic_write_csv, atomic_write_json
+from whale_core import atomic_write_csv, atomic_write_json, file_sha256
 from whale_embedder import EmbedderConfig, save_embeddings
 from whale_reid.tracking import log_curves
+
+if TYPE_CHECKING:
+    from whale_reid.training import FoldJob
 
 CURVE_KEYS = ("epoch", "val_map5", "train_loss", "lr")
 #: what the parent run shows of the config (the fold runs carry all of it): one row compares models
@@ -36,6 +42,52 @@ def validated_curves(history: list[dict]) -> pd.DataFrame:
 def measured(fold_summary: dict) -> list[dict]:
     """A fold summary's curve points with a `val_map5` (a summary written before this rule kept every epoch)."""
     return [c for c in fold_summary["curves"] if finite(c.get("val_map5")) is not None]
+
+
+def log_epoch(metrics: dict, epoch: int) -> None:
+    """One epoch's finite metrics in the active (fold) run, at step `epoch`."""
+    import mlflow
+
+    finite = {key: v for key, v in metrics.items() if not math.isnan(v)}
+    mlflow.log_metrics({key.replace("val_threshold", "threshold"): v for key, v in finite.items()}, step=epoch)
+
+
+def log_fold_result(job: FoldJob, result, run_id: str) -> dict:
+    """The fold run's score, curves and checkpoint digest in MLflow; the fold summary `fold.json` keeps."""
+    import mlflow
+
+    mlflow.log_metric("cv_map5", result.metrics["val_map5"])
+    curves = validated_curves(result.history)
+    log_curves(curves, "epoch", list(CURVE_KEYS[1:]), f"curves/fold{job.fold}",
+               f"{job.name} fold {job.fold}: validated epochs")  # fmt: skip
+    checkpoint = {"path": str(result.best_path), "sha256": file_sha256(result.best_path),
+                  "best_epoch": result.best_epoch}  # fmt: skip
+    mlflow.log_dict(checkpoint, "checkpoint.json")
+    mlflow.set_tag("checkpoint_sha256", checkpoint["sha256"])
+    return {
+        "cv_map5": result.metrics["val_map5"],
+        "val_map5_known": finite(result.metrics["val_map5_known"]),
+        "val_map5_new": finite(result.metrics["val_map5_new"]),
+        "threshold": result.metrics["val_threshold"],
+        "best_epoch": result.best_epoch,
+        "run_id": run_id,
+        "params_digest": job.digest,
+        "checkpoint_sha256": checkpoint["sha256"],
+        "curves": curves.to_dict(orient="records"),
+    }
+
+
+def log_datasets(job: FoldJob) -> None:
+    """The fold's training and validation photos as MLflow datasets (digests of the tables, no pixels)."""
+    import mlflow
+
+    columns = [c for c in ("image", "label", "species", "fold") if c in job.train.columns]
+    for part, context in ((job.train[~job.is_val], "training"), (job.train[job.is_val], "validation")):
+        with warnings.catch_warnings():  # a local path matches two equivalent source kinds; MLflow picks one
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(part[columns].reset_index(drop=True), source=job.source,
+                                              targets="label", name=f"fold{job.fold}-{context}")  # fmt: skip
+        mlflow.log_input(dataset, context=context)
 
 
 def log_parent_summary(cfg: EmbedderConfig, results: dict[int, dict], new_run: bool) -> dict[str, float]:

@@ -37,6 +37,28 @@ def make_crops(root: Path, n_individuals: int, photos_each: int, seed: int = 0, 
     return pd.DataFrame(rows)
 
 
+def stage_layout(root: Path) -> None:
+    """The prepared tables and crop folders `whale_reid.training.train_model` reads under `root`: 9 individuals'
+    photos in 3 folds (a few of them held out as test photos) and a 10th individual seen only in test, each photo
+    with a fullbody and a backfin crop."""
+    table = make_crops(root / "made", n_individuals=10, photos_each=6, seed=3, size=48)
+    table["photo"] = table["image"].str.extract(r"_(\d+)\.jpg$")[0].astype(int)
+    table["split"] = np.where(
+        (table["label"] == "ind09") | (table["photo"] >= 4) & (table.index % 2 == 0), "test", "train"
+    )
+    for row in table.itertuples():
+        for region in ("fullbody", "backfin"):
+            dest = root / "crops" / region / row.split / row.image
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            Path(getattr(row, f"path_{region}")).rename(dest)
+    train = table[table["split"] == "train"].reset_index(drop=True)
+    (root / "prepared").mkdir()
+    train.assign(individual_id=train["label"], fold=[str(i % 3) for i in range(len(train))])[
+        ["image", "individual_id", "species", "fold"]
+    ].to_csv(root / "prepared" / "train.csv", index=False)
+    table[table["split"] == "test"][["image"]].to_csv(root / "prepared" / "test.csv", index=False)
+
+
 TINY = {
     "backbone": "test_efficientnet.r160_in1k",
     "image_size": 48,

@@ -8,6 +8,7 @@ on every CUDA machine at the end of fold 0.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -107,3 +108,41 @@ def test_an_unknown_backbone_is_named_before_timm_is_asked(backbone):
     cfg = EmbedderConfig.from_dict({"backbone": backbone, "pretrained": False, "image_size": 32})
     with pytest.raises(InputError, match=rf"^embedder\.backbone: unknown timm model '{backbone}'$"):
         create_backbone(cfg)
+
+
+@pytest.mark.parametrize(
+    ("amp", "native_bf16", "expected"),
+    [
+        ("auto", True, torch.bfloat16),  # A100, H100: bf16 in hardware
+        ("auto", False, torch.float16),  # V100, T4: bf16 only emulated; fp16 with a GradScaler instead
+        ("bf16", False, torch.bfloat16),  # asked for: kept
+        ("fp16", True, torch.float16),
+    ],
+)
+def test_cuda_precision_follows_native_bf16(amp, native_bf16, expected):
+    from whale_embedder.runtime import cuda_autocast_dtype
+
+    assert cuda_autocast_dtype(amp, native_bf16) is expected
+
+
+def test_extraction_and_training_say_device_and_precision(crops, tiny_cfg, tmp_path, caplog):
+    from whale_embedder import train_fold
+
+    cfg = tiny_cfg.replace(amp="off", epochs=1, device="cpu", flip_tta=True)
+    with caplog.at_level(logging.INFO, logger="whale_embedder"):
+        extract_embeddings(EmbeddingModel(cfg, n_classes=3), crops.head(5), cfg, progress=False)
+        train_fold(cfg, crops, None, out_dir=tmp_path, progress=False)
+    lines = [r.getMessage() for r in caplog.records]
+    assert "embedding 5 fullbody crops on cpu (1 rank(s)): fp32, flip TTA" in lines
+    training = f"training {cfg.backbone} at 48 px on cpu (1 rank(s)): fp32, channels_last, batch 16 × 1 accumulated"
+    assert training in lines
+
+
+def test_the_kaggle_profile_requires_a_gpu():
+    from whale_reid.params import EmbedderParams, read_yaml
+
+    embedder = EmbedderParams.from_dict(read_yaml(REPO_ROOT / "profiles" / "kaggle.yaml")["embedder"])
+    assert {embedder.model_config(name).device for name in embedder.models} == {"cuda"}
+    if not torch.cuda.is_available():  # one line, before any model is built, rather than weeks on the CPU
+        with pytest.raises(InputError, match="embedder.device: 'cuda' asked for, but torch sees no CUDA device"):
+            resolve_device("cuda")

@@ -16,9 +16,11 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from tests.embedder.conftest import stage_layout
 from whale_embedder import EmbedderConfig, evaluate_model, extract_embeddings, model_from_checkpoint
 
 pytestmark = pytest.mark.train  # trains a model: not part of `make test-fast`
@@ -70,9 +72,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_two_ranks(root: Path) -> None:
-    (root / "ddp_script.py").write_text(SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONPATH": str(REPO_ROOT)}
+def run_two_ranks(root: Path, script: str = SCRIPT, timeout_s: float = 300) -> None:
+    """`script` on 2 gloo ranks; a run past `timeout_s` (a deadlock: ranks waiting in different collectives)
+    is killed with all its processes and fails the test instead of hanging it."""
+    (root / "ddp_script.py").write_text(script)
+    # the repo root first, whatever the caller's path adds after it (the packages' sources, when not installed)
+    python_path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONPATH": python_path}
     cmd = [
         sys.executable,
         "-m",
@@ -83,8 +89,18 @@ def run_two_ranks(root: Path) -> None:
         str(root / "ddp_script.py"),
         str(root),
     ]
-    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-4000:]
+    log = root / "ddp_output.txt"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            # SIGTERM: the launcher stops its workers (each in a session of its own), then exits
+            proc.terminate()
+            proc.wait(timeout=60)
+            pytest.fail(f"the ranks did not finish within {timeout_s} s (deadlock?):\n{log.read_text()[-4000:]}")
+    output = log.read_text()
+    assert proc.returncode == 0, output[-4000:]
 
 
 def test_two_ranks_train_and_extract_like_one_process(tmp_path, crop_maker, tiny_params):
@@ -125,3 +141,63 @@ def test_two_ranks_train_and_extract_like_one_process(tmp_path, crop_maker, tiny
     single = extract_embeddings(model, table, cfg, progress=False)
     for rank in (0, 1):
         np.testing.assert_allclose(np.load(tmp_path / f"emb{rank}.npy"), single, atol=1e-5)
+
+
+FOLDS_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+
+    from whale_embedder import distributed as dist_utils
+    from whale_reid.params import EmbedderParams
+    from whale_reid.tracking import TrackingConfig
+    from whale_reid.training import TrainingPaths, train_model
+
+    root = Path(sys.argv[1])
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root}/mlflow.db"
+    assert dist_utils.init_from_env()
+    paths = TrainingPaths(root / "prepared", root / "crops", root / "models", root / "embeddings",
+                          root / "metrics.json", root / "curves.csv")
+    embedder = EmbedderParams.from_dict(json.loads((root / "embedder.json").read_text()))
+    summary = train_model(embedder, TrackingConfig(), "tiny", paths)
+    (root / f"summary{dist_utils.rank()}.json").write_text(json.dumps(summary))
+    dist_utils.shutdown()
+    """
+)
+
+
+def test_two_ranks_train_folds_and_extra_regions_without_deadlock(tmp_path, tiny_params):
+    # two folds, each followed by the backfin extraction (a collective): every rank must issue the same
+    # collectives in the same order, or one rank waits in a broadcast while the other gathers — a hang
+    stage_layout(tmp_path)
+    common = {**tiny_params, "batch_size": 8, "epochs": 2, "amp": "off"}
+    embedder = {
+        "models": ["tiny"],
+        "folds": [0, 1],
+        "common": common,
+        "zoo": {"tiny": {}},
+        "extra_regions": ["backfin"],
+    }
+    (tmp_path / "embedder.json").write_text(json.dumps(embedder))
+
+    run_two_ranks(tmp_path, FOLDS_SCRIPT, timeout_s=180)
+
+    summary = json.loads((tmp_path / "summary0.json").read_text())
+    assert set(summary) == {"cv_map5", "cv_map5_std", "cv_map5_fold0", "cv_map5_fold1"}
+    assert json.loads((tmp_path / "summary1.json").read_text()) is None  # the helper rank records nothing
+    cfg = EmbedderConfig.from_dict(common)
+    train = pd.read_csv(tmp_path / "prepared" / "train.csv", dtype=str)
+    for k in (0, 1):
+        model, _ = model_from_checkpoint(tmp_path / "models" / f"fold{k}" / "best.pt")
+        for split, frame in (("train", train), ("test", pd.read_csv(tmp_path / "prepared" / "test.csv", dtype=str))):
+            paths = [str(tmp_path / "crops" / "backfin" / split / image) for image in frame["image"]]
+            single = extract_embeddings(model, paths, cfg.replace(extract_region="backfin"), progress=False)
+            saved = np.load(tmp_path / "embeddings" / f"fold{k}" / f"{split}_backfin.npz")
+            assert list(saved["image"]) == list(frame["image"])
+            np.testing.assert_allclose(saved["emb"], single, atol=1e-5)  # the shards gathered in input order
+    finished = {p: p.stat().st_mtime_ns for p in (tmp_path / "models").rglob("*.pt")}
+
+    run_two_ranks(tmp_path, FOLDS_SCRIPT, timeout_s=180)  # all done: every rank skips the same folds
+
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "models").rglob("*.pt")} == finished
+    assert json.loads((tmp_path / "summary0.json").read_text()) == summary

@@ -91,6 +91,29 @@ def test_changed_config_starts_afresh(crops, tiny_cfg, tmp_path):
     assert load_checkpoint(result.last_path)["config"]["lr"] == 1e-3
 
 
+def test_an_interrupted_fold_resumes_with_other_workers_and_eval_batch(crops, tiny_cfg, tmp_path):
+    train_df, val_df = split(crops)
+    cfg = tiny_cfg.replace(epochs=2)
+
+    def die_after_first_epoch(metrics, epoch):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_fold(cfg, train_df, val_df, out_dir=tmp_path, on_epoch_end=die_after_first_epoch, progress=False)
+    # how it runs changed, not what it learns: epoch 0 is kept and only epoch 1 is trained
+    trained = []
+    rerun = cfg.replace(num_workers=1, eval_batch_size=8, device="cpu")
+    resumed = train_fold(
+        rerun,
+        train_df,
+        val_df,
+        out_dir=tmp_path,
+        progress=False,
+        on_epoch_end=lambda metrics, epoch: trained.append(epoch),
+    )
+    assert trained == [1] and [h["epoch"] for h in resumed.history] == [0, 1]
+
+
 def test_unknown_config_key_names_key_and_section():
     from whale_core import InputError
 

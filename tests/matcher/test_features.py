@@ -127,3 +127,28 @@ def test_concat_and_renamed_keep_every_photos_keypoints(tmp_path):
     for i, (source, j) in enumerate([(a, 0), (a, 1), (b, 0)]):
         for got, want in zip(joined.keypoints(i), source.keypoints(j)):
             np.testing.assert_array_equal(got, want)
+
+
+def test_compact_files_halve_descriptors_and_give_the_same_evidence(feats, tmp_path):
+    from whale_matcher import MatcherConfig, verify_pairs
+
+    save_features(tmp_path / "full.npz", feats)
+    save_features(tmp_path / "compact.npz", feats, compact=True)
+    back = load_features(tmp_path / "compact.npz")
+    with np.load(tmp_path / "compact.npz") as raw:
+        assert raw["desc"].dtype == np.float16 and raw["mirrored_desc"].dtype == np.float16
+    for a, b in ((feats, back), (feats.mirrored, back.mirrored)):
+        assert b.desc.dtype == np.float32
+        np.testing.assert_allclose(b.desc, a.desc, rtol=2**-11, atol=2**-25)  # float16 rounding, nothing more
+        np.testing.assert_array_equal(b.xy, a.xy)
+    saved = (tmp_path / "full.npz").stat().st_size - (tmp_path / "compact.npz").stat().st_size
+    assert saved >= (feats.desc.nbytes + feats.mirrored.desc.nbytes) / 2 * 0.99
+    # every pair of the crops (warped copies, mirrored copy, unrelated textures): the same inliers (the evidence the
+    # answers rest on); a ratio-test match at the 0.8 boundary may flip, only in pairs of unrelated textures
+    pairs = np.array([(i, j) for i in range(len(feats)) for j in range(len(feats)) if i != j])
+    want = verify_pairs(feats, feats, pairs, MatcherConfig(), progress=False)
+    got = verify_pairs(back, back, pairs, MatcherConfig(), progress=False)
+    np.testing.assert_array_equal(got.inliers, want.inliers)
+    moved = np.flatnonzero(got.matches != want.matches)
+    assert np.abs(got.matches - want.matches).max() <= 1 and len(moved) <= 0.03 * len(pairs)
+    assert (want.inliers[moved] < MatcherConfig().min_matches).all()

@@ -23,12 +23,16 @@ def overlay(base: dict, profile: dict) -> dict:
     return merged
 
 
-@pytest.mark.parametrize("name", ["tiny", "kaggle"])
-def test_dvc_applies_a_profile_as_the_overlay_of_params_yaml(tmp_path, name):
+@pytest.mark.parametrize("chain", [["tiny"], ["kaggle"], ["kaggle", "kaggle-24gb"]])
+def test_dvc_applies_a_profile_as_the_overlay_of_params_yaml(tmp_path, chain):
     params = tmp_path / "params.yaml"
     shutil.copy(REPO_ROOT / "params.yaml", params)
-    apply_overrides(params, profile_overrides(name))  # the code `dvc exp run -S` runs
-    expected = overlay(read_yaml(REPO_ROOT / "params.yaml"), read_yaml(REPO_ROOT / "profiles" / f"{name}.yaml"))
+    apply_overrides(params, profile_overrides(chain[-1]))  # the code `dvc exp run -S` runs
+    expected = read_yaml(REPO_ROOT / "params.yaml")
+    for name in chain:  # a profile that `extends` another lies over it
+        profile = read_yaml(REPO_ROOT / "profiles" / f"{name}.yaml")
+        assert profile.pop("extends", None) == (chain[chain.index(name) - 1] if chain.index(name) else None)
+        expected = overlay(expected, profile)
     assert load_params(params) == expected  # and the result passes the strict params check
 
 
@@ -45,7 +49,8 @@ def test_values_keep_their_type_through_the_override_grammar(tmp_path):
 def test_an_unknown_profile_is_one_line_naming_the_known_ones():
     proc = run_in(REPO_ROOT, sys.executable, "-m", "pipelines.profile", "kagle")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: unknown profile 'kagle' (known: demo-lateral, fins, kaggle, tiny)"
+    known = ", ".join(sorted(path.stem for path in (REPO_ROOT / "profiles").glob("*.yaml")))  # kaggle, tiny, ...
+    assert proc.stderr.strip() == f"error: unknown profile 'kagle' (known: {known})"
 
 
 @pytest.mark.pipeline  # a repository copy and one `dvc exp run --temp` of the demo stage

@@ -4,12 +4,14 @@ The reference is the uninterrupted tiny pipeline (`tiny_pipeline`): its last fol
 copy, the stage is started, killed with SIGKILL once that fold has checkpointed its first epoch (it is
 then mid-way through the second), and `dvc repro` finishes it. Training is deterministic on CPU (seeded
 data order and augmentation, RNG states in the checkpoint), so the final weights must equal the reference
-bit for bit.
+bit for bit. In-process: a finished fold survives a change of how it runs (workers, device, ...), and CUDA
+generator states saved where more GPUs were visible restore where fewer are.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import time
@@ -20,8 +22,13 @@ import pytest
 import torch
 import yaml
 
+from tests.embedder.conftest import TINY, stage_layout
 from tests.pipelines.conftest import stage_command
 from tests.reliability.conftest import edit_params, run_module, stage_env
+from whale_embedder.runtime import rng_states, set_rng_states
+from whale_reid.params import EmbedderParams
+from whale_reid.tracking import TrackingConfig
+from whale_reid.training import TrainingPaths, train_model
 
 MODEL = "demo"
 
@@ -128,3 +135,65 @@ def test_tune_continues_its_study_without_repeating_trials(pipeline_copy):
     assert [number for number, _, _ in second] == list(range(6))
     assert second[:3] == first
     assert json.loads((pipeline_copy / "outputs/postprocess.json").read_text())["n_trials"] == 6
+
+
+def test_a_finished_fold_is_kept_when_only_how_it_runs_changes(tmp_path, monkeypatch, caplog):
+    # loader workers, the extraction batch, the validation cadence and the device do not change what a fold
+    # learns: changing them after a finished fold must not delete and retrain it; changing the lr must
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    stage_layout(tmp_path)
+    paths = TrainingPaths(
+        tmp_path / "prepared",
+        tmp_path / "crops",
+        tmp_path / "models",
+        tmp_path / "embeddings",
+        tmp_path / "metrics.json",
+        tmp_path / "curves.csv",
+    )
+    common = {**TINY, "batch_size": 8, "epochs": 1}
+
+    def train(**changes) -> dict:
+        embedder = {"models": ["tiny"], "folds": [0], "common": {**common, **changes}, "zoo": {"tiny": {}}}
+        return train_model(EmbedderParams.from_dict(embedder), TrackingConfig(), "tiny", paths)
+
+    first = train()
+    best = tmp_path / "models" / "fold0" / "best.pt"
+    trained = best.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="whale_reid.training"):
+        kept = train(num_workers=1, eval_batch_size=16, val_every_epochs=2, device="cpu")
+    assert "fold 0 of tiny is up to date; skipped" in caplog.text
+    assert kept == first and best.stat().st_mtime_ns == trained
+
+    train(lr=2e-2)
+    assert best.stat().st_mtime_ns != trained  # what it learns changed: trained afresh
+
+
+class _OneVisibleGpu:
+    """The CUDA driver's side of restoring generator states where one GPU is visible: an ordinal past the visible
+    devices fails as `torch.cuda.default_generators[i]` does there; the states set are recorded."""
+
+    def __init__(self) -> None:
+        self.restored: dict[int, torch.Tensor] = {}
+
+    def set_rng_state(self, state: torch.Tensor, device: int | str = "cuda") -> None:
+        index = 0 if isinstance(device, str) else int(device)
+        if index >= 1:
+            raise IndexError("tuple index out of range")
+        self.restored[index] = state
+
+
+def test_cuda_rng_states_of_more_gpus_restore_where_fewer_are_visible(monkeypatch):
+    # no GPU here: the boundary with the driver is replaced — availability, the device count, and the per-device
+    # setter (torch's `set_rng_state_all` calls it as `torch.cuda.random.set_rng_state`); everything above runs
+    states = rng_states()
+    saved = [torch.full((16,), 7, dtype=torch.uint8), torch.full((16,), 9, dtype=torch.uint8)]  # 2 GPUs' states
+    driver = _OneVisibleGpu()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", driver.set_rng_state)
+    monkeypatch.setattr(torch.cuda.random, "set_rng_state", driver.set_rng_state)
+
+    set_rng_states({**states, "cuda": saved})
+
+    assert list(driver.restored) == [0] and torch.equal(driver.restored[0], saved[0])
+    assert torch.equal(torch.get_rng_state(), states["torch"])  # the CPU generator restored as before

@@ -59,6 +59,12 @@ class AugmentConfig(Config):
     dropout_size_frac: float = 0.1
 
 
+#: Settings of how a fold runs, not of what it learns: a finished or interrupted fold is kept when only they change.
+#: `val_every_epochs` only chooses which epochs are scored (a kept fold keeps the best of those it validated).
+#: `grad_checkpointing` recomputes the same activations (dropout's random state replayed), so it is one of them.
+RUN_ONLY_KEYS = ("device", "num_workers", "eval_batch_size", "val_every_epochs", "grad_checkpointing")
+
+
 @dataclasses.dataclass(frozen=True)
 class EmbedderConfig(Config):
     """One embedding model and its training recipe (one entry of params `embedder.zoo`).
@@ -73,9 +79,16 @@ class EmbedderConfig(Config):
             with `region_probs`, the 1st-place "bbox mixing").
         extract_region: crop embedded for retrieval (`fullbody` or `backfin`).
         head_lr_mult: learning-rate multiplier of neck + ArcFace head over the backbone.
+        batch_size: photos per forward (per rank under torchrun): what GPU memory must hold.
+        grad_accum: micro-batches per optimizer step: the effective batch is batch_size × grad_accum (× ranks), the
+            loss of each micro-batch is divided by it and the LR schedule counts optimizer steps. BatchNorm still
+            sees micro-batches of batch_size.
+        grad_checkpointing: timm's `set_grad_checkpointing` on the backbone: its blocks' activations are recomputed
+            in the backward instead of kept (less memory, ~30 % more compute, the same gradients).
         device: where training, extraction and a reloaded checkpoint run: `auto` (this process's CUDA device,
             else the CPU), `cpu`, `cuda` or `cuda:N`; the model is moved to it with the data.
-        amp: `auto` (bf16 where supported, fp16 + GradScaler on CUDA without bf16), `bf16`, `fp16`, `off`;
+        amp: `auto` (bf16 where native, fp16 + GradScaler on GPUs without native bf16: V100, T4), `bf16`, `fp16`,
+            `off`;
             fp16 is never used on CPU.
         min_lr: cosine floor; `warmup_epochs` linear warm-up from `lr * warmup_factor`.
         thresholds: `new_individual` thresholds swept during validation.
@@ -103,6 +116,7 @@ class EmbedderConfig(Config):
     epochs: int = 10
     batch_size: int = 32
     grad_accum: int = 1
+    grad_checkpointing: bool = False
     optimizer: Literal["adamw", "adam"] = "adamw"
     lr: float = 1e-3
     head_lr_mult: float = 10.0
@@ -135,6 +149,10 @@ class EmbedderConfig(Config):
                 raise ConfigError(f"{where}.region_probs: probabilities must sum to a positive number")
         if self.arcface.subcenters < 1:
             raise ConfigError(f"{where}.arcface.subcenters: must be >= 1")
+
+    def result_dict(self) -> dict:
+        """The config without `RUN_ONLY_KEYS`: what decides a fold's weights, compared before resuming or skipping."""
+        return {key: value for key, value in self.to_dict().items() if key not in RUN_ONLY_KEYS}
 
     def regions_used(self) -> tuple[str, ...]:
         """The crop regions this config reads (their `path_<region>` columns must exist)."""

@@ -6,6 +6,7 @@ and the shards are gathered back to every rank in input order, so each rank retu
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 
@@ -20,7 +21,9 @@ from whale_core import atomic_path
 from whale_embedder import distributed as dist_utils
 from whale_embedder.config import EmbedderConfig
 from whale_embedder.data import CropDataset
-from whale_embedder.runtime import autocast, autocast_dtype, loader_options, resolve_device
+from whale_embedder.runtime import autocast, autocast_dtype, loader_options, precision_name, resolve_device
+
+log = logging.getLogger(__name__)
 
 #: An `image_cache` keeps a call's decoded images only up to this size (the demo's folds: ~0.1 GB a table).
 IMAGE_CACHE_MAX_BYTES = 1 << 30
@@ -83,6 +86,16 @@ def extract_embeddings(
     )
     batches = _image_batches(loader, image_cache, (region, tuple(shard[f"path_{region}"].astype(str))), cfg)
     dtype = autocast_dtype(cfg.amp, device, training=False)
+    if dist_utils.is_main_process():
+        log.info(
+            "embedding %d %s crops on %s (%d rank(s)): %s%s",
+            len(table),
+            region,
+            device,
+            dist_utils.world_size(),
+            precision_name(dtype),
+            ", flip TTA" if flip_tta else "",
+        )
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     was_training = model.training
     model.to(device)  # the model goes where the images go (a checkpoint is read onto the CPU)

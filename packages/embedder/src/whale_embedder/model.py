@@ -90,6 +90,10 @@ class EmbeddingModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.backbone = create_backbone(cfg)
+        if cfg.grad_checkpointing:
+            if not hasattr(self.backbone, "set_grad_checkpointing"):
+                raise InputError(f"embedder.grad_checkpointing: timm's {cfg.backbone!r} cannot recompute activations")
+            self.backbone.set_grad_checkpointing(True)
         self.pool = GeM(p=cfg.gem_p, learnable=cfg.gem_learnable)
         n_features = self._pooled_width()
         self.neck = nn.Sequential(nn.Linear(n_features, cfg.embedding_dim), nn.BatchNorm1d(cfg.embedding_dim))

@@ -38,7 +38,10 @@ def resolve_device(setting: str | torch.device | None) -> torch.device:
     if isinstance(setting, torch.device):
         return setting
     if setting is None or setting == "auto":
-        return default_device()
+        device = default_device()
+        if device.type == "cpu":
+            log.warning("embedder.device: auto found no CUDA device; running on the CPU (set cuda to require one)")
+        return device
     try:
         device = torch.device(setting)
     except RuntimeError:
@@ -77,7 +80,7 @@ def autocast_dtype(
 ) -> torch.dtype | None:
     """The autocast dtype for an `amp` setting (`auto|bf16|fp16|off`) on `device`, or None for fp32.
 
-    `auto`: CUDA → bf16 where supported, else fp16; CPU → for training, fp32 below
+    `auto`: CUDA → bf16 where the GPU has it natively, else fp16 (`cuda_autocast_dtype`); CPU → for training, fp32 below
     `CPU_BF16_TRAIN_MIN_PX` (fastest at small sizes and bit-reproducible) and bf16 from there on where the
     CPU has bf16 kernels; bf16 for inference where the CPU has bf16 kernels. fp16 on CPU is always
     replaced (by bf16 where supported, else fp32).
@@ -85,15 +88,38 @@ def autocast_dtype(
     if amp == "off":
         return None
     if device.type == "cuda":
-        if amp == "auto":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if amp == "bf16" else torch.float16
+        return cuda_autocast_dtype(amp, cuda_has_native_bf16(device))
     if amp == "auto" and training:
         large = image_size_px is not None and image_size_px >= CPU_BF16_TRAIN_MIN_PX
         return torch.bfloat16 if large and cpu_has_native_bf16() else None
     if amp == "fp16":
         log.warning("amp: fp16 is not used on CPU (slow there); using %s", "bf16" if cpu_has_native_bf16() else "fp32")
     return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """True where the GPU computes bf16 in hardware (compute capability 8.0 on: A100, H100, RTX 30xx, L4, ...).
+
+    `torch.cuda.is_bf16_supported()` also says True on V100 and T4, where bf16 is emulated, far slower than fp16.
+    """
+    with torch.cuda.device(device):
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def cuda_autocast_dtype(amp: str, native_bf16: bool) -> torch.dtype:
+    """The CUDA autocast dtype of an `amp` setting other than `off`, given the GPU's bf16 capability.
+
+    `auto`: bf16 where native, else fp16 (with a GradScaler: `train_fold` enables one for fp16). An explicit
+    `bf16` or `fp16` is kept as asked.
+    """
+    if amp == "auto":
+        return torch.bfloat16 if native_bf16 else torch.float16
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """How a log line names an autocast dtype: `bf16 autocast`, `fp16 autocast`, or `fp32`."""
+    return {torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}.get(dtype, "fp32")
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -130,4 +156,24 @@ def set_rng_states(states: dict) -> None:
     np.random.set_state(("MT19937", key, states["numpy"]["pos"], 0, 0.0))
     random.setstate((3, tuple(states["python"]), None))
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        set_cuda_rng_states(states["cuda"])
+
+
+def set_cuda_rng_states(saved: list[torch.Tensor]) -> None:
+    """Restore saved CUDA generator states onto the devices visible now: device i gets state i, as far as both go.
+
+    Every process saves the states of all the devices it sees (`torch.cuda.get_rng_state_all`), so a checkpoint
+    written on an 8-GPU machine holds 8; resumed where fewer are visible (`CUDA_VISIBLE_DEVICES`, another
+    machine) the extra ones are left out instead of failing on a device ordinal that does not exist, and
+    devices beyond the saved ones keep their seeded states.
+    """
+    visible = torch.cuda.device_count()
+    if len(saved) != visible:
+        log.info(
+            "checkpoint holds %d CUDA RNG states, %d devices visible: restoring %d",
+            len(saved),
+            visible,
+            min(len(saved), visible),
+        )
+    for index, state in enumerate(saved[:visible]):
+        torch.cuda.set_rng_state(state, index)

@@ -1,4 +1,5 @@
-"""The pieces of a training step that DDP and the data loader need: the loss module and the epoch sampler.
+"""The pieces of a training step that DDP and the data loader need: the loss module, gradient accumulation and
+the epoch sampler.
 
 `TrainStep` is the module DDP wraps (once per fold): backbone, neck and both heads run inside its forward,
 so every parameter's gradient is reduced across ranks. `EpochSampler` pairs each row with its epoch, so one
@@ -6,6 +7,9 @@ loader (with persistent workers on CUDA) serves the whole fold while each epoch 
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -69,3 +73,40 @@ class EpochSampler(Sampler):
             rows = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
             rows = rows.tolist()
         return iter([(self.epoch, row) for row in rows])
+
+
+def accumulated_steps(
+    step: torch.nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    grad_accum: int,
+    precision: Callable[[], contextlib.AbstractContextManager],
+    on_update: Callable[[int], None],
+) -> Iterator[tuple[float, int]]:
+    """Forward and backward every micro-batch, an optimizer step every `grad_accum` of them; yields (loss, photos).
+
+    Each micro-batch's mean loss is divided by `grad_accum`, so with micro-batches of one size an update applies
+    the gradient of the mean loss over all their photos: what one batch of `grad_accum` × `batch_size` gives
+    (BatchNorm's batch statistics aside: they are taken per micro-batch). Micro-batches that do not make up a
+    whole update at the end are not used (give `grad_accum` × updates of them). Under DDP the accumulating
+    micro-batches skip the gradient all-reduce (`no_sync`) until the update's.
+
+    Args:
+        precision: a fresh autocast context per forward (`runtime.autocast(device, dtype)`).
+        on_update: called with the update's index in this call (from 0) after each optimizer step.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    for i, (images, labels, species) in enumerate(batches):
+        updates = (i + 1) % grad_accum == 0
+        syncing = contextlib.nullcontext() if updates or not hasattr(step, "no_sync") else step.no_sync()
+        with syncing:
+            with precision():
+                loss = step(images, labels, species)
+            scaler.scale(loss / grad_accum).backward()
+        if updates:
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            on_update(i // grad_accum)
+        yield float(loss.detach()), len(images)

@@ -8,10 +8,10 @@ augmentation by (seed, epoch, row), and model/optimizer/scheduler/RNG states are
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import functools
+import itertools
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from whale_core import InputError
 from whale_embedder import distributed as dist_utils
 from whale_embedder.checkpoint import load_checkpoint, save_checkpoint
-from whale_embedder.config import EmbedderConfig
+from whale_embedder.config import RUN_ONLY_KEYS, EmbedderConfig
 from whale_embedder.data import CropDataset
 from whale_embedder.evaluate import evaluate_model
 from whale_embedder.model import EmbeddingModel
@@ -38,12 +38,13 @@ from whale_embedder.runtime import (
     autocast_dtype,
     configure_backends,
     loader_options,
+    precision_name,
     resolve_device,
     rng_states,
     seed_everything,
     set_rng_states,
 )
-from whale_embedder.step import EpochSampler, TrainStep
+from whale_embedder.step import EpochSampler, TrainStep, accumulated_steps
 
 log = logging.getLogger(__name__)
 EpochCallback = Callable[[dict[str, float], int], None]
@@ -108,10 +109,11 @@ def _build(cfg: EmbedderConfig, train_df: pd.DataFrame, device: torch.device) ->
     opt_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_class(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     batches = len(dataset) // (cfg.batch_size * dist_utils.world_size())
-    if batches < 1:
+    if batches < cfg.grad_accum:
         ranks = f" on each of {dist_utils.world_size()} ranks" if dist_utils.is_distributed() else ""
-        raise InputError(f"train table: {len(dataset)} photos are fewer than one batch of {cfg.batch_size}{ranks}")
-    updates_per_epoch = math.ceil(batches / cfg.grad_accum)
+        batch = f"{cfg.batch_size} × grad_accum {cfg.grad_accum}" if cfg.grad_accum > 1 else str(cfg.batch_size)
+        raise InputError(f"train table: {len(dataset)} photos are fewer than one batch of {batch}{ranks}")
+    updates_per_epoch = batches // cfg.grad_accum  # whole updates only: each averages grad_accum micro-batches
     scheduler = CosineLRScheduler(
         optimizer,
         t_initial=cfg.epochs * updates_per_epoch,
@@ -138,27 +140,25 @@ def _train_epoch(tr: _Trainer, cfg: EmbedderConfig, epoch: int, device: torch.de
     tr.step.train()
     dtype = autocast_dtype(cfg.amp, device, training=True, image_size_px=cfg.image_size)
     tr.sampler.set_epoch(epoch)
-    loader = tr.loader
-    total_loss, seen, start = 0.0, 0, time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch}", disable=not (progress and dist_utils.is_main_process()), leave=False)
-    tr.optimizer.zero_grad(set_to_none=True)
-    for i, batch in enumerate(bar):
+    total_loss, seen, start, speed = 0.0, 0, time.perf_counter(), 0.0
+    used = tr.updates_per_epoch * cfg.grad_accum  # micro-batches of whole updates
+    shown = progress and dist_utils.is_main_process()
+    bar = tqdm(itertools.islice(tr.loader, used), desc=f"epoch {epoch}", total=used, leave=False, disable=not shown)
+
+    def on_device(batch):
         images, labels, species = (t.to(device, non_blocking=True) for t in batch)
-        if cfg.channels_last:
-            images = images.to(memory_format=torch.channels_last)
-        updates = (i + 1) % cfg.grad_accum == 0 or i + 1 == len(loader)
-        syncing = contextlib.nullcontext() if updates or not hasattr(tr.step, "no_sync") else tr.step.no_sync()
-        with syncing:  # under DDP, accumulation steps skip the gradient all-reduce until the update
-            with autocast(device, dtype):
-                loss = tr.step(images, labels, species)
-            tr.scaler.scale(loss / cfg.grad_accum).backward()
-        if updates:
-            tr.scaler.step(tr.optimizer)
-            tr.scaler.update()
-            tr.optimizer.zero_grad(set_to_none=True)
-            tr.scheduler.step_update(epoch * tr.updates_per_epoch + (i // cfg.grad_accum) + 1)
-        total_loss += float(loss.detach()) * len(images)
-        seen += len(images)
+        return images.to(memory_format=torch.channels_last) if cfg.channels_last else images, labels, species
+
+    def scheduled(update: int) -> None:  # the schedule counts optimizer steps
+        tr.scheduler.step_update(epoch * tr.updates_per_epoch + update + 1)
+
+    precision = functools.partial(autocast, device, dtype)  # a fresh autocast context per forward
+    steps = accumulated_steps(
+        tr.step, map(on_device, bar), tr.optimizer, tr.scaler, cfg.grad_accum, precision, scheduled
+    )
+    for loss, n_images in steps:
+        total_loss += loss * n_images
+        seen += n_images
         speed = seen / max(time.perf_counter() - start, 1e-9)
         lr = tr.optimizer.param_groups[0]["lr"]
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", lr=f"{lr:.2e}", img_s=f"{speed:.0f}")
@@ -195,7 +195,8 @@ def _state(tr: _Trainer, cfg: EmbedderConfig, epoch: int, history: list, best: d
 
 def _try_resume(tr: _Trainer, cfg: EmbedderConfig, last_path: Path) -> tuple[int, list, dict | None]:
     state = load_checkpoint(last_path)
-    if state["config"] != cfg.to_dict() or state["classes"] != tr.classes:
+    saved = {key: value for key, value in state["config"].items() if key not in RUN_ONLY_KEYS}
+    if saved != cfg.result_dict() or state["classes"] != tr.classes:
         log.warning("%s was trained with another config or class list; starting the fold afresh", last_path)
         return 0, [], None
     tr.model.load_state_dict(state["model"])
@@ -239,6 +240,20 @@ def train_fold(
     out_dir = Path(out_dir)
     best_path, last_path = out_dir / "best.pt", out_dir / "last.pt"
     tr = _build(cfg, train_df, device)
+    if dist_utils.is_main_process():
+        dtype = autocast_dtype(cfg.amp, device, training=True, image_size_px=cfg.image_size)
+        log.info(
+            "training %s at %d px on %s (%d rank(s)): %s%s, batch %d × %d accumulated%s",
+            cfg.backbone,
+            cfg.image_size,
+            device,
+            dist_utils.world_size(),
+            precision_name(dtype),
+            ", channels_last" if cfg.channels_last else "",
+            cfg.batch_size,
+            cfg.grad_accum,
+            ", GradScaler" if tr.scaler.is_enabled() else "",
+        )
     start_epoch, history, best = 0, [], None
     if resume and last_path.is_file():
         start_epoch, history, best = _try_resume(tr, cfg, last_path)

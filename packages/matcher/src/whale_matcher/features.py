@@ -252,12 +252,24 @@ def extract_features(
     return dataclasses.replace(plain, mirrored=mirrored)
 
 
-def save_features(path: Path, feats: Features) -> None:
-    """Write `feats` (and its mirrored part) to one uncompressed `.npz`, atomically; loadable without pickle."""
+def save_features(path: Path, feats: Features, *, compact: bool = False) -> None:
+    """Write `feats` (and its mirrored part) to one uncompressed `.npz`, atomically; loadable without pickle.
+
+    Args:
+        compact: float descriptors stored as float16 (half the bytes of the largest array; read back as float32).
+            RootSIFT components lie in [0, 1], where float16 keeps 11 significant bits: the matching scores move
+            by ~1e-3 at most (benchmarks/features.py measures the answers against float32). Binary
+            descriptors are stored as they are.
+    """
+
+    def stored(desc: np.ndarray) -> np.ndarray:
+        return desc.astype(np.float16) if compact and desc.dtype == np.float32 else desc
+
     arrays = {"format_version": np.array(FORMAT_VERSION), "image": feats.image.astype(str)}
-    arrays.update({name: getattr(feats, name) for name in _ARRAYS})
+    arrays.update({name: getattr(feats, name) for name in _ARRAYS} | {"desc": stored(feats.desc)})
     if feats.mirrored is not None:
         arrays.update({f"mirrored_{name}": getattr(feats.mirrored, name) for name in _ARRAYS})
+        arrays["mirrored_desc"] = stored(feats.mirrored.desc)
     if feats.has_outlines:
         arrays.update({name: getattr(feats, name) for name in _OUTLINE_ARRAYS})
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
@@ -280,6 +292,9 @@ def load_features(path: Path) -> Features:
         if version != FORMAT_VERSION:
             raise ValueError(f"format version {version}, this code reads {FORMAT_VERSION}")
         image = arrays.pop("image")
+        for name in ("desc", "mirrored_desc"):  # compact files keep float descriptors as float16
+            if name in arrays and arrays[name].dtype == np.float16:
+                arrays[name] = arrays[name].astype(np.float32)
         mirrored = None
         if "mirrored_offsets" in arrays:
             mirrored = Features(image, **{name: arrays.pop(f"mirrored_{name}") for name in _ARRAYS})

@@ -63,7 +63,7 @@ def torch_bf16_status(use_gpu: bool) -> tuple[bool, bool]:
     except ImportError:
         return False, False
     if use_gpu and torch.cuda.is_available():
-        return True, bool(torch.cuda.is_bf16_supported())
+        return True, bool(torch.cuda.is_bf16_supported(including_emulation=False))  # V100/T4 only emulate it
     return True, cpu_has_native_bf16()
 
 
