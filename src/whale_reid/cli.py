@@ -16,18 +16,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from whale_core import InputError, atomic_path, atomic_write_csv, configure_offline_env, inside, read_table
+from whale_core import (
+    InputError,
+    atomic_path,
+    atomic_write_csv,
+    configure_offline_env,
+    inside,
+    os_error_line,
+    read_table,
+)
 from whale_detector import CropConfig
 from whale_matcher import save_features
 from whale_reid.catalogue import add_commands as add_catalogue_commands
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
+from whale_reid.ensemble import read_selection
 from whale_reid.head_scores import load_head
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
 from whale_reid.metadata import CATALOGUE_METADATA, RESTRICTIONS, Survey, gallery_metadata, read_sidecar
@@ -78,7 +86,7 @@ def load_artefacts(repo: Path) -> Artefacts:
     """
     params = read_params(repo)
     crop = CropConfig.from_dict(params.get("crop"))
-    selection = json.loads(_need(repo / "outputs" / "selection.json").read_text(encoding="utf-8"))
+    selection = read_selection(_need(repo / "outputs" / "selection.json"))
     _need(repo / BASE_GALLERY / "gallery.npz")
     gallery, gallery_dir = current_gallery(repo)
     chosen = [(str(m["model"]), int(m["fold"])) for m in selection["members"]]
@@ -326,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         status = args.run(args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
+        status = 2
+    except OSError as err:  # a full disk, a read-only folder, a folder given for a file: the machine's state
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
         status = 2
     except Exception:  # not the user's mistake: its own status, so scripts can tell it from 1 and 2
         log.exception("unexpected error (a bug; please report it with this traceback)")

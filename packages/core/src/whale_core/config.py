@@ -7,6 +7,7 @@ key fails loudly with the key and the section in the message instead of being si
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -52,10 +53,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if where.rsplit(".", 1)[-1].endswith("seed") and not 0 <= value < 2**32:
+            raise ConfigError(f"{where}: {value} is out of range for a seed (a whole number in [0, 2**32))")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # `.nan`/`.inf` in YAML: every comparison with NaN is False, so no later
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")  # range check would catch it
         return float(value)
     if tp is str:
         if not isinstance(value, str):

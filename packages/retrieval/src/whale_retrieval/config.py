@@ -80,6 +80,8 @@ class TuneConfig(Config):
 
     def __post_init__(self) -> None:
         where = self.SECTION + ".search"  # where params.yaml holds it (the tune stage's `search`)
+        if self.n_trials < 1:
+            raise ConfigError(f"{where}.n_trials: {self.n_trials} must be at least 1")
         if not self.threshold_step > 0:
             raise ConfigError(f"{where}.threshold_step: {self.threshold_step} must be > 0 (the threshold grid's step)")
         if self.threshold_min > self.threshold_max:
