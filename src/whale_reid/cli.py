@@ -208,7 +208,7 @@ def read_survey(args: argparse.Namespace, photos: list[Path], artefacts: Artefac
 
 def cmd_identify(args: argparse.Namespace) -> int:
     repo, out = Path(args.repo), Path(args.out)
-    photos = find_photos(args.photos)
+    photos = find_photos(args.photos, out=out)  # the output folder, even inside the survey's, is never input
     if not photos:
         raise InputError(f"no photos found in {', '.join(args.photos)}")
     restrictions(args)
