@@ -2,7 +2,7 @@
 
     whale-reid identify PHOTOS_OR_FOLDERS... [--out DIR] [--repo DIR] [--page-size N]
                         [--metadata FILE [--restrict location,side] [--date-window DAYS]]
-    whale-reid enroll DECISIONS.csv [--identify-dir DIR] [--repo DIR] [--reviewer NAME]
+    whale-reid enroll DECISIONS.csv [--identify-dir DIR] [--repo DIR] [--reviewer NAME] [--redecide]
     whale-reid catalogue {log,revert VERSION,merge KEEP ABSORBED,export OUT.csv} [--repo DIR]
     whale-reid boxes convert SRC --format {xyxy,detic,bremer,yolo,coco} --out boxes.csv [--images DIR...]
 
@@ -27,8 +27,10 @@ from whale_core import (
     atomic_path,
     atomic_write_csv,
     configure_offline_env,
+    file_sha256,
     inside,
     os_error_line,
+    read_json,
     read_table,
 )
 from whale_detector import CropConfig
@@ -36,6 +38,7 @@ from whale_matcher import save_features
 from whale_reid.catalogue import add_commands as add_catalogue_commands
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
 from whale_reid.ensemble import read_selection
+from whale_reid.gallery_files import load_version_features
 from whale_reid.head_scores import load_head
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
 from whale_reid.metadata import CATALOGUE_METADATA, RESTRICTIONS, Survey, gallery_metadata, read_sidecar
@@ -43,7 +46,7 @@ from whale_reid.params import DataParams, load_params
 from whale_reid.review import GalleryPhotos, build_views
 from whale_reid.review_files import DEFAULT_PAGE_SIZE, REVIEW_DIR, ImageFolder, write_review
 from whale_reid.run_folder import RunFolder
-from whale_reid.verification import gallery_features_path, load_gallery_features, query_features_path
+from whale_reid.verification import gallery_features_path, query_features_path
 
 log = logging.getLogger("whale_reid.cli")
 CRASH = 3  #: exit status of an unexpected error (1: no photo could be read, 2: bad usage or input)
@@ -62,8 +65,15 @@ def read_params(repo: Path) -> dict:
 
 
 def member_checkpoint(repo: Path, member: dict) -> Path:
-    """A selected member's checkpoint `models/embedder/<model>/fold<k>/best.pt` (refused when missing)."""
-    return _need(repo / "models" / "embedder" / str(member["model"]) / f"fold{int(member['fold'])}" / "best.pt")
+    """A selected member's checkpoint `models/embedder/<model>/fold<k>/best.pt`, refused when missing or when
+    it is not the file its fold summary `fold.json` recorded (another fold's weights copied over it)."""
+    path = _need(repo / "models" / "embedder" / str(member["model"]) / f"fold{int(member['fold'])}" / "best.pt")
+    summary = read_json(path.parent / "fold.json") if (path.parent / "fold.json").is_file() else {}
+    recorded = summary.get("checkpoint_sha256") if isinstance(summary, dict) else None
+    if recorded and file_sha256(path) != recorded:
+        raise InputError(f"{path}: not the checkpoint {path.parent / 'fold.json'} recorded (its sha256 differs): "
+                         "restore it, or re-run train_embedder")  # fmt: skip
+    return path
 
 
 def load_members(repo: Path, members: list[dict]) -> list[Member]:
@@ -111,7 +121,7 @@ def load_artefacts(repo: Path) -> Artefacts:
     regions = artefacts.match_config.regions
     for region in regions:
         _need(gallery_features_path(repo / BASE_GALLERY, region))
-    features = load_gallery_features(gallery_dir, repo / BASE_GALLERY, regions)
+    features = load_version_features(gallery, gallery_dir, repo / BASE_GALLERY, regions)
     return dataclasses.replace(artefacts, gallery_features=features)
 
 
@@ -229,9 +239,10 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    result = enroll(Path(args.repo), Path(args.decisions), Path(args.identify_dir), args.reviewer)
+    result = enroll(Path(args.repo), Path(args.decisions), Path(args.identify_dir), args.reviewer, args.redecide)
     where = f"gallery version {result.version}" if result.version else "the gallery unchanged"
-    print(f"{len(result.added)} photos enrolled, {len(result.skipped)} already there → {where}")
+    redecided = f"{len(result.redecided)} re-decided, " if len(result.redecided) else ""
+    print(f"{len(result.added)} photos enrolled, {redecided}{len(result.skipped)} already there → {where}")
     return 0
 
 
@@ -310,6 +321,9 @@ def parser() -> argparse.ArgumentParser:
     enr.add_argument("--identify-dir", default="identify", help="the identify run's --out folder")
     enr.add_argument("--repo", default=".", help="the pipeline's repository (default: the current folder)")
     enr.add_argument("--reviewer", help="who decided, for the catalogue's log (default: the OS user)")
+    enr.add_argument("--redecide", action="store_true",
+                     help="move photos already in the gallery to the individual decided now (logged); without it a "
+                          "conflicting decision is refused")  # fmt: skip
     enr.set_defaults(run=cmd_enroll)
     add_catalogue_commands(commands)
     boxes = commands.add_parser("boxes", help="box files").add_subparsers(dest="action", required=True)
