@@ -18,9 +18,9 @@ import yaml
 from pipelines._common import run_stage
 from tests.pipelines.conftest import make_kaggle_layout
 from tests.reliability.catalogue import make_repo
-from whale_core import ConfigError, InputError, atomic_write_text, os_error_line
+from whale_core import ConfigError, InputError, atomic_write_text, file_sha256, os_error_line
 from whale_detector import CropConfig
-from whale_reid.cli import main
+from whale_reid.cli import main, member_checkpoint
 from whale_reid.enroll import BASE_GALLERY
 from whale_reid.ensemble import load_embeddings, read_selection
 from whale_reid.folds import PrepareConfig
@@ -161,3 +161,24 @@ def test_answer_rules_out_of_range_are_refused(settings: dict, message: str) -> 
     with pytest.raises(InputError, match="^outputs/postprocess.json: ") as caught:
         AnswerRule.from_dict(settings, source="outputs/postprocess.json")
     assert message in str(caught.value)
+
+
+def test_a_checkpoint_replaced_by_another_folds_is_refused(tmp_path: Path) -> None:
+    fold0, fold1 = tmp_path / "models/embedder/demo/fold0", tmp_path / "models/embedder/demo/fold1"
+    for n, fold in enumerate((fold0, fold1)):
+        fold.mkdir(parents=True)
+        (fold / "best.pt").write_bytes(b"weights of fold %d" % n)
+        (fold / "fold.json").write_text(json.dumps({"checkpoint_sha256": file_sha256(fold / "best.pt")}))
+    assert member_checkpoint(tmp_path, {"model": "demo", "fold": 0}) == fold0 / "best.pt"
+    (fold0 / "best.pt").write_bytes((fold1 / "best.pt").read_bytes())
+    with pytest.raises(InputError, match=r"fold0/best.pt: not the checkpoint .*fold0/fold.json recorded"):
+        member_checkpoint(tmp_path, {"model": "demo", "fold": 0})
+
+
+def test_exporting_over_the_log_is_one_line_and_keeps_it(tmp_path: Path, capsys) -> None:
+    repo = make_repo(tmp_path / "repo")
+    log = repo / "models/catalogue/log.csv"
+    log.parent.mkdir(parents=True)
+    log.write_text("time,reviewer,action\n")
+    status, err = _run_cli(["catalogue", "export", str(log), "--repo", str(repo)], capsys)
+    assert status == 2 and err.startswith(f"error: {log}: inside") and log.read_text() == "time,reviewer,action\n"
