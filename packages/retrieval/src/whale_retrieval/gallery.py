@@ -123,6 +123,8 @@ class GalleryIndex:
         try:
             record = json.loads(settings_path.read_text(encoding="utf-8"))
             settings = record["settings"]
+            if not isinstance(settings, dict):
+                raise InputError(f"{settings_path}: 'settings' is a {type(settings).__name__}, not a mapping")
             json.dumps(settings, allow_nan=False)  # a NaN or Infinity written into it by hand
             recorded = record.get("arrays_sha256")  # galleries saved before it was recorded have none
             if recorded is not None and file_sha256(arrays_path) != recorded:
