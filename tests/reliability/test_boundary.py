@@ -20,11 +20,12 @@ from tests.pipelines.conftest import make_kaggle_layout
 from tests.reliability.catalogue import make_repo
 from whale_core import ConfigError, InputError, atomic_write_text, file_sha256, os_error_line
 from whale_detector import CropConfig
+from whale_embedder import EmbedderConfig
 from whale_reid.cli import main, member_checkpoint
 from whale_reid.enroll import BASE_GALLERY
 from whale_reid.ensemble import load_embeddings, read_selection
 from whale_reid.folds import PrepareConfig
-from whale_retrieval import AnswerRule, GalleryIndex, TuneConfig
+from whale_retrieval import AnswerRule, GalleryIndex, KnnConfig, TuneConfig
 
 
 def _run_cli(argv: list[str], capsys) -> tuple[int, str]:
@@ -41,9 +42,14 @@ def _run_cli(argv: list[str], capsys) -> tuple[int, str]:
         (lambda: TuneConfig.from_dict({"n_trials": 0}), "tune.search.n_trials: 0 must be at least 1"),
         (lambda: PrepareConfig.from_dict({"seed": -1}), "prepare.seed: -1 is out of range for a seed"),
         (lambda: TuneConfig.from_dict({"species_offset_max": -math.inf}), "tune.species_offset_max: expected a finite"),
+        (lambda: EmbedderConfig.from_dict({"lr": -1}), "embedder.lr: -1.0 must be > 0"),
+        (lambda: EmbedderConfig.from_dict({"augment": {"hflip_p": 1.5}}), "augment.hflip_p: 1.5 must be in [0, 1]"),
+        (lambda: KnnConfig.from_dict({"ivf_nprobe": 0}), "knn.ivf_nprobe: 0 must be >= 1"),
+        (lambda: CropConfig.from_dict({"iou_nms": -0.1}), "crop.iou_nms: -0.1 must be in [0, 1]"),
     ],
 )
 def test_config_values_out_of_range_are_refused_naming_the_key(make, message) -> None:
+    """A generic NaN/inf and seed check in `whale_core.Config`, and each class's RANGES."""
     with pytest.raises(ConfigError) as caught:
         make()
     assert message in str(caught.value) and "\n" not in str(caught.value)
