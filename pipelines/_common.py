@@ -1,9 +1,9 @@
 """What every stage script shares: its path arguments, params loading, the error boundary, logging.
 
 A stage script is `main()` doing I/O around one `whale_reid` call; `run_stage(main)` turns an
-`InputError` (bad data, bad params) into one clear line on stderr and exit status 2; an unexpected
-error prints its traceback and exits 3. The paths a stage reads and writes are its command-line
-arguments, given by its `cmd:` in dvc.yaml — the one place they are named.
+`InputError` (bad data, bad params) or an `OSError` (a full disk, a read-only folder) into one clear line
+on stderr and exit status 2; an unexpected error prints its traceback and exits 3. The paths a stage reads
+and writes are its command-line arguments, given by its `cmd:` in dvc.yaml — the one place they are named.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from whale_core import InputError, configure_offline_env
+from whale_core import InputError, configure_offline_env, os_error_line
 from whale_reid.params import load_params as load_params  # re-exported for the stage scripts
 
 log = logging.getLogger("whale_reid")
@@ -54,6 +54,9 @@ def run_stage(main: Callable[[], Any]) -> Callable[[], None]:
             main()
         except InputError as err:
             print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as err:  # a full disk, a read-only folder, a lost permission: not a bug, one line
+            print(f"error: {os_error_line(err)}", file=sys.stderr)
             sys.exit(2)
         except Exception:  # a bug, not bad input: the traceback, and a status of its own
             log.exception("unexpected error in stage %s (a bug; please report it with this traceback)", main.__module__)

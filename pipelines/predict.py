@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_csv, atomic_write_json
 from whale_reid.predicting import PredictConfig, PredictPaths, log_ensemble_run, predict_test
 from whale_reid.tracking import TrackingConfig, configure_tracking
-from whale_reid.verification import MatchConfig, save_gallery_features
+from whale_reid.verification import FEATURES_SHA256, MatchConfig, save_gallery_features
 
 log = logging.getLogger("pipelines.predict")
 
@@ -24,9 +25,11 @@ def main() -> None:
     configure_tracking(TrackingConfig.from_dict(params.get("tracking")))  # an outage fails before the work
     paths = PredictPaths(args.selection, args.postprocess, args.prepared, args.embeddings, args.features, args.raw_dir)
     prediction = predict_test(cfg, match, paths)
-    prediction.gallery.save(args.gallery)
-    if prediction.rule.calibrator:
-        save_gallery_features(args.gallery, match.regions, args.features)
+    gallery = prediction.gallery
+    if prediction.rule.calibrator:  # the features first: gallery.json, written last, records their digests
+        digests = save_gallery_features(args.gallery, match.regions, args.features)
+        gallery = dataclasses.replace(gallery, settings={**gallery.settings, FEATURES_SHA256: digests})
+    gallery.save(args.gallery)
     atomic_write_csv(args.submission, prediction.submission)
     atomic_write_csv(args.answers, prediction.confidence)
     atomic_write_json(args.metrics, prediction.final)

@@ -7,25 +7,28 @@ export is one row per photo of the current catalogue, in a plain CSV other tools
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, atomic_write_csv, atomic_write_text, inside, read_table, safe_name
+from whale_core import InputError, atomic_write_csv, inside, read_table, safe_name
 from whale_reid.audit import append_log, now, read_log, reviewer_name
+from whale_reid.decisions import ENROLLED_COLUMNS
 from whale_reid.enroll import (
+    BASE_GALLERY,
     BASE_VERSION,
     CATALOGUE,
-    ENROLLED_COLUMNS,
     catalogue_lock,
     current_gallery,
     current_version,
-    version_features,
-    write_version,
+    version_regions,
 )
+from whale_reid.gallery_files import shared_features, switch_current, write_version
 from whale_reid.metadata import COLUMNS, read_catalogue_metadata
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  #: escape sequences, NUL, C1 controls: shown escaped by `log`
 EXPORT_COLUMNS = [
     "photo", "image_id", "individual_id", "species", *COLUMNS, "decision_source", "reviewer", "decided_at"
 ]  # fmt: skip
@@ -43,9 +46,9 @@ def revert(repo: Path, version: str, reviewer: str | None = None) -> str:
         raise InputError(f"{catalogue / 'versions'}: no version {name!r} (see `whale-reid catalogue log`)")
     with catalogue_lock(repo):
         previous = current_version(repo)
-        atomic_write_text(catalogue / "CURRENT", name + "\n")
         append_log(catalogue, [{"time": now(), "reviewer": reviewer_name(reviewer), "action": "revert",
                                 "previous": previous, "version": name}])  # fmt: skip
+        switch_current(catalogue, name)  # after its log row, like every decision
     return previous
 
 
@@ -68,7 +71,8 @@ def merge(repo: Path, keep: str, absorbed: str, reviewer: str | None = None) -> 
         history = gallery_dir / "enrolled.csv"
         enrolled = read_table(history) if history.is_file() else pd.DataFrame(columns=ENROLLED_COLUMNS)
         enrolled.loc[enrolled["individual_id"] == absorbed, "individual_id"] = keep
-        version = write_version(repo, merged, enrolled, version_features(repo, gallery, gallery_dir))
+        features = shared_features(gallery, gallery_dir, repo / BASE_GALLERY, version_regions(gallery))
+        version = write_version(repo / CATALOGUE, merged, enrolled, features)  # keypoints unchanged: linked
         photo_of = dict(zip(enrolled["image_id"], enrolled["photo"]))
         stamp, who = now(), reviewer_name(reviewer)
         append_log(repo / CATALOGUE, [
@@ -76,7 +80,27 @@ def merge(repo: Path, keep: str, absorbed: str, reviewer: str | None = None) -> 
              "individual_id": keep, "previous": absorbed, "version": version}
             for i in gallery.image_ids[moved].tolist()
         ])  # fmt: skip
+        switch_current(repo / CATALOGUE, version)  # last: the version and its log rows are written
     return version, int(moved.sum())
+
+
+def check_export_target(repo: Path, out: Path) -> None:
+    """Refuse an export path inside the catalogue or the trained gallery (the log, CURRENT, a version's file):
+    the append-only log must never be replaced by an export.
+
+    Raises:
+        InputError: naming the path and the folder it would overwrite into.
+    """
+    real = out.resolve()
+    for folder in (repo / CATALOGUE, repo / BASE_GALLERY):
+        root = folder.resolve()
+        if real == root or root in real.parents:
+            raise InputError(f"{out}: inside {folder}, whose files the export must not replace; write it elsewhere")
+
+
+def printable_log(log: pd.DataFrame) -> pd.DataFrame:
+    """The log with control characters shown escaped (`\\x1b`), so no cell can drive the reader's terminal."""
+    return log.apply(lambda column: column.map(lambda cell: CONTROL.sub(lambda m: repr(m.group())[1:-1], cell)))
 
 
 def export(repo: Path, out: Path) -> int:
@@ -85,6 +109,7 @@ def export(repo: Path, out: Path) -> int:
     `decision_source` is `trained gallery` for the pipeline's own photos, else the log's last decision about
     the photo that gave it its current id (`match`, `new` or `merge`), with its reviewer and time.
     """
+    check_export_target(repo, out)
     gallery, gallery_dir = current_gallery(repo)
     history = gallery_dir / "enrolled.csv"
     enrolled = read_table(history).set_index("image_id") if history.is_file() else pd.DataFrame()
@@ -111,7 +136,7 @@ def _cmd(args) -> int:
     repo = Path(args.repo)
     if args.action == "log":
         log = read_log(repo / CATALOGUE)
-        print(log.tail(args.last).to_string(index=False) if len(log) else "no decisions logged yet")
+        print(printable_log(log.tail(args.last)).to_string(index=False) if len(log) else "no decisions logged yet")
     elif args.action == "revert":
         previous = revert(repo, args.version, args.reviewer)
         print(f"CURRENT: {previous} → {args.version.strip()} (logged)")

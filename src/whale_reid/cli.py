@@ -2,7 +2,7 @@
 
     whale-reid identify PHOTOS_OR_FOLDERS... [--out DIR] [--repo DIR] [--page-size N]
                         [--metadata FILE [--restrict location,side] [--date-window DAYS]]
-    whale-reid enroll DECISIONS.csv [--identify-dir DIR] [--repo DIR] [--reviewer NAME]
+    whale-reid enroll DECISIONS.csv [--identify-dir DIR] [--repo DIR] [--reviewer NAME] [--redecide]
     whale-reid catalogue {log,revert VERSION,merge KEEP ABSORBED,export OUT.csv} [--repo DIR]
     whale-reid boxes convert SRC... --format {xyxy,detic,bremer,yolo,coco} --out boxes.csv [--images DIR...]
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import math
 import sys
@@ -25,11 +24,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, atomic_path, atomic_write_csv, configure_offline_env, inside, read_table
+from whale_core import (
+    InputError,
+    atomic_path,
+    atomic_write_csv,
+    configure_offline_env,
+    file_sha256,
+    inside,
+    os_error_line,
+    read_json,
+    read_table,
+)
 from whale_detector import CropConfig
 from whale_matcher import save_features
 from whale_reid.catalogue import add_commands as add_catalogue_commands
 from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
+from whale_reid.ensemble import read_selection
+from whale_reid.gallery_files import load_version_features
 from whale_reid.head_scores import load_head
 from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
 from whale_reid.metadata import CATALOGUE_METADATA, RESTRICTIONS, Survey, gallery_metadata, read_sidecar
@@ -37,7 +48,7 @@ from whale_reid.params import DataParams, load_params
 from whale_reid.review import GalleryPhotos, build_views
 from whale_reid.review_files import DEFAULT_PAGE_SIZE, REVIEW_DIR, ImageFolder, write_review
 from whale_reid.run_folder import RunFolder
-from whale_reid.verification import gallery_features_path, load_gallery_features, query_features_path
+from whale_reid.verification import gallery_features_path, query_features_path
 
 log = logging.getLogger("whale_reid.cli")
 CRASH = 3  #: exit status of an unexpected error (1: no photo could be read, 2: bad usage or input)
@@ -56,8 +67,15 @@ def read_params(repo: Path) -> dict:
 
 
 def member_checkpoint(repo: Path, member: dict) -> Path:
-    """A selected member's checkpoint `models/embedder/<model>/fold<k>/best.pt` (refused when missing)."""
-    return _need(repo / "models" / "embedder" / str(member["model"]) / f"fold{int(member['fold'])}" / "best.pt")
+    """A selected member's checkpoint `models/embedder/<model>/fold<k>/best.pt`, refused when missing or when
+    it is not the file its fold summary `fold.json` recorded (another fold's weights copied over it)."""
+    path = _need(repo / "models" / "embedder" / str(member["model"]) / f"fold{int(member['fold'])}" / "best.pt")
+    summary = read_json(path.parent / "fold.json") if (path.parent / "fold.json").is_file() else {}
+    recorded = summary.get("checkpoint_sha256") if isinstance(summary, dict) else None
+    if recorded and file_sha256(path) != recorded:
+        raise InputError(f"{path}: not the checkpoint {path.parent / 'fold.json'} recorded (its sha256 differs): "
+                         "restore it, or re-run train_embedder")  # fmt: skip
+    return path
 
 
 def load_members(repo: Path, members: list[dict]) -> list[Member]:
@@ -80,7 +98,7 @@ def load_artefacts(repo: Path) -> Artefacts:
     """
     params = read_params(repo)
     crop = CropConfig.from_dict(params.get("crop"))
-    selection = json.loads(_need(repo / "outputs" / "selection.json").read_text(encoding="utf-8"))
+    selection = read_selection(_need(repo / "outputs" / "selection.json"))
     _need(repo / BASE_GALLERY / "gallery.npz")
     gallery, gallery_dir = current_gallery(repo)
     chosen = [(str(m["model"]), int(m["fold"])) for m in selection["members"]]
@@ -105,7 +123,7 @@ def load_artefacts(repo: Path) -> Artefacts:
     regions = artefacts.match_config.regions
     for region in regions:
         _need(gallery_features_path(repo / BASE_GALLERY, region))
-    features = load_gallery_features(gallery_dir, repo / BASE_GALLERY, regions)
+    features = load_version_features(gallery, gallery_dir, repo / BASE_GALLERY, regions)
     return dataclasses.replace(artefacts, gallery_features=features)
 
 
@@ -202,7 +220,7 @@ def read_survey(args: argparse.Namespace, photos: list[Path], artefacts: Artefac
 
 def cmd_identify(args: argparse.Namespace) -> int:
     repo, out = Path(args.repo), Path(args.out)
-    photos = find_photos(args.photos)
+    photos = find_photos(args.photos, out=out)  # the output folder, even inside the survey's, is never input
     if not photos:
         raise InputError(f"no photos found in {', '.join(args.photos)}")
     restrictions(args)
@@ -223,9 +241,10 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    result = enroll(Path(args.repo), Path(args.decisions), Path(args.identify_dir), args.reviewer)
+    result = enroll(Path(args.repo), Path(args.decisions), Path(args.identify_dir), args.reviewer, args.redecide)
     where = f"gallery version {result.version}" if result.version else "the gallery unchanged"
-    print(f"{len(result.added)} photos enrolled, {len(result.skipped)} already there → {where}")
+    redecided = f"{len(result.redecided)} re-decided, " if len(result.redecided) else ""
+    print(f"{len(result.added)} photos enrolled, {redecided}{len(result.skipped)} already there → {where}")
     return 0
 
 
@@ -319,6 +338,9 @@ def parser() -> argparse.ArgumentParser:
     enr.add_argument("--identify-dir", default="identify", help="the identify run's --out folder")
     enr.add_argument("--repo", default=".", help="the pipeline's repository (default: the current folder)")
     enr.add_argument("--reviewer", help="who decided, for the catalogue's log (default: the OS user)")
+    enr.add_argument("--redecide", action="store_true",
+                     help="move photos already in the gallery to the individual decided now (logged); without it a "
+                          "conflicting decision is refused")  # fmt: skip
     enr.set_defaults(run=cmd_enroll)
     add_catalogue_commands(commands)
     boxes = commands.add_parser("boxes", help="box files").add_subparsers(dest="action", required=True)
@@ -347,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         status = args.run(args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
+        status = 2
+    except OSError as err:  # a full disk, a read-only folder, a folder given for a file: the machine's state
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
         status = 2
     except Exception:  # not the user's mistake: its own status, so scripts can tell it from 1 and 2
         log.exception("unexpected error (a bug; please report it with this traceback)")

@@ -5,16 +5,19 @@ it — `dvc repro`/`dvc checkout` would restore or rebuild it and silently drop 
 Enrolled galleries therefore live beside it, in `models/catalogue/`:
 
     models/catalogue/versions/v0001/   gallery.npz + gallery.json (the whole index) + enrolled.csv
-                                       (+ features_<region>.npz: every photo's keypoints, when verified)
+                                       (+ enrolled_features_<region>.npz: the enrolled photos' keypoints,
+                                       when verified; the trained photos' stay in models/gallery)
     models/catalogue/crops/<image_id>.jpg   the enrolled photos' crops (shown on review pages)
     models/catalogue/CURRENT           the version in use ("v0001"; "base" = models/gallery), replaced atomically
     models/catalogue/log.csv           every decision, appended (`whale_reid.audit`)
     models/catalogue/metadata.csv      encounter, date, location, side by image id (`whale_reid.metadata`)
 
-A version is written completely under a temporary name and renamed into place before CURRENT switches
-to it, so a killed enroll leaves the previous version in use. Each version records the fingerprint of
-the `models/gallery` it extends; when the pipeline retrains (new embedding space), identify notices the
-mismatch and falls back to `models/gallery` with a warning rather than mixing incompatible embeddings.
+A version is written completely under a temporary name and renamed into place; the catalogue's metadata and
+the log rows follow, and only then does CURRENT switch to it (`whale_reid.gallery_files`), so a killed or
+failed enroll leaves the previous version in use and a rerun enrolls the same photos. Each version records
+the fingerprint of the `models/gallery` it extends; when the pipeline retrains (new embedding space),
+identify notices the mismatch and falls back to `models/gallery` with a warning rather than mixing
+incompatible embeddings.
 """
 
 from __future__ import annotations
@@ -23,9 +26,6 @@ import contextlib
 import dataclasses
 import hashlib
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,18 +35,22 @@ import pandas as pd
 from whale_core import (
     InputError,
     atomic_write_bytes,
-    atomic_write_csv,
-    atomic_write_text,
     inside,
     read_table,
     safe_name,
 )
-from whale_matcher import save_features
-from whale_reid.audit import append_log, now, reviewer_name
-from whale_reid.decisions import read_decisions
-from whale_reid.metadata import CATALOGUE_METADATA, COLUMNS, add_catalogue_metadata, read_metadata_csv
+from whale_reid.audit import append_log, now, read_log, reviewer_name
+from whale_reid.decisions import ENROLLED_COLUMNS, plan_rows, read_decisions
+from whale_reid.gallery_files import enrolled_part, grown_features, shared_features, switch_current, write_version
+from whale_reid.metadata import (
+    CATALOGUE_METADATA,
+    COLUMNS,
+    add_catalogue_metadata,
+    read_catalogue_metadata,
+    read_metadata_csv,
+)
 from whale_reid.run_folder import MANIFEST, file_lock, reading_run
-from whale_reid.verification import MatchConfig, enrolled_features, gallery_features_path, load_gallery_features
+from whale_reid.verification import MatchConfig
 from whale_retrieval import AnswerRule, GalleryIndex
 
 log = logging.getLogger(__name__)
@@ -55,7 +59,6 @@ BASE_GALLERY = Path("models/gallery")
 CATALOGUE = Path("models/catalogue")
 BASE_VERSION = "base"  #: CURRENT's name for the trained gallery (after `whale-reid catalogue revert base`)
 QUERY_EMBEDDINGS = "query_embeddings.npz"
-ENROLLED_COLUMNS = ["image_id", "individual_id", "species", "photo", "decision"]
 
 
 def gallery_fingerprint(gallery_dir: Path) -> str:
@@ -108,12 +111,11 @@ def catalogue_lock(repo: Path) -> Iterator[None]:
         yield
 
 
-def version_features(repo: Path, gallery: GalleryIndex, gallery_dir: Path) -> dict | None:
-    """The local features of every photo of a gallery version, when its answers are verified (else None)."""
+def version_regions(gallery: GalleryIndex) -> tuple[str, ...]:
+    """The regions whose local features a gallery version keeps: those verified answers use (none otherwise)."""
     if AnswerRule.from_dict(gallery.settings).calibrator is None:
-        return None
-    regions = MatchConfig.from_dict(gallery.settings.get("match"), section="gallery.match").regions
-    return load_gallery_features(gallery_dir, repo / BASE_GALLERY, regions)
+        return ()
+    return MatchConfig.from_dict(gallery.settings.get("match"), section="gallery.match").regions
 
 
 def load_query_embeddings(identify_dir: Path, base_fingerprint: str, run_id: str) -> pd.DataFrame:
@@ -158,70 +160,33 @@ class EnrollResult:
 
     Attributes:
         added: the rows added (ENROLLED_COLUMNS).
-        skipped: photos whose image is already in the gallery (a repeated run skips everything).
-        version: the new gallery version now CURRENT, or None when nothing was added.
+        skipped: photos whose image is already in the gallery with this decision (a repeated run skips all).
+        version: the new gallery version now CURRENT, or None when nothing changed.
+        redecided: photos already in the gallery given another individual (`--redecide`): ENROLLED_COLUMNS
+            plus `previous`, the id they had.
     """
 
     added: pd.DataFrame
     skipped: list[str]
     version: str | None
+    redecided: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=ENROLLED_COLUMNS))
 
 
-def plan_rows(decisions: pd.DataFrame, queries: pd.DataFrame, gallery: GalleryIndex, source: str) -> pd.DataFrame:
-    """The decisions joined to their query rows, minus photos already in the gallery, each checked.
-
-    Raises:
-        InputError: a photo not in the identify run, a match to an unknown id, or a new id that exists.
-    """
-    by_photo = queries.drop_duplicates("photo").set_index("photo")
-    known_ids, known_images = set(gallery.labels.tolist()), set(gallery.image_ids.tolist())
-    rows = []
-    for record in decisions.itertuples(index=False):
-        where = f"{source}: line {record.line} (photo {record.photo!r})"
-        if record.photo not in by_photo.index:
-            raise InputError(f"{where}: not among the identify run's photos")
-        query = by_photo.loc[record.photo]
-        if query["image_id"] in known_images:
-            continue
-        if record.decision == "match" and record.individual_id not in known_ids:
-            raise InputError(f"{where}: individual {record.individual_id!r} is not in the gallery (use decision=new)")
-        if record.decision == "new" and record.individual_id in known_ids:
-            raise InputError(f"{where}: individual {record.individual_id!r} is already in the gallery (decision=match)")
-        rows.append({**query.to_dict(), "photo": record.photo, "individual_id": record.individual_id,
-                     "decision": record.decision})  # fmt: skip
-    return pd.DataFrame(rows, columns=[*ENROLLED_COLUMNS, "crop", "emb"])
-
-
-def write_version(repo: Path, gallery: GalleryIndex, enrolled: pd.DataFrame, features: dict | None = None) -> str:
-    """Save `gallery` (and its local features, when verified) as the next version — complete before it is
-    renamed into place — then switch CURRENT."""
-    versions = repo / CATALOGUE / "versions"
-    versions.mkdir(parents=True, exist_ok=True)
-    number = 1 + max((int(p.name[1:]) for p in versions.glob("v[0-9]*") if p.name[1:].isdigit()), default=0)
-    name = f"v{number:04d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=versions))
-    try:
-        gallery.save(tmp)
-        atomic_write_csv(tmp / "enrolled.csv", enrolled[ENROLLED_COLUMNS])
-        for region, region_features in (features or {}).items():
-            save_features(gallery_features_path(tmp, region), region_features)
-        os.rename(tmp, inside(versions, name))  # fails if a concurrent enroll took the name: nothing is overwritten
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    atomic_write_text(repo / CATALOGUE / "CURRENT", name + "\n")
-    return name
-
-
-def enroll(repo: Path, decisions_csv: Path, identify_dir: Path, reviewer: str | None = None) -> EnrollResult:
+def enroll(
+    repo: Path, decisions_csv: Path, identify_dir: Path, reviewer: str | None = None, redecide: bool = False
+) -> EnrollResult:
     """Add the confirmed photos of `decisions_csv` (embedded by the identify run in `identify_dir`).
 
     Matches join their chosen individual, new individuals get the given id; photos already in the gallery
-    are skipped, so running the same file again changes nothing. Each photo added is a row of the decision
-    log (by `reviewer`, default the OS user); the run's metadata of those photos goes into the catalogue's.
+    are skipped, so running the same file again changes nothing; a photo the gallery holds under another
+    id is refused, or, with `redecide`, moved to the decided id. One transaction: the new version, the
+    run's metadata of the photos (into the catalogue's) and the log rows (by `reviewer`, default the OS
+    user) are all written before CURRENT moves to the version, so a failure leaves CURRENT, and a rerun's
+    plan, as they were.
 
     Raises:
-        InputError: a bad decisions row (naming the line), a missing or incompatible identify run.
+        InputError: a bad decisions row (naming the line), a missing or incompatible identify run, an
+            unreadable catalogue file (before anything is written).
     """
     decisions = read_decisions(decisions_csv)
     base_fingerprint = gallery_fingerprint(repo / BASE_GALLERY)
@@ -232,34 +197,47 @@ def enroll(repo: Path, decisions_csv: Path, identify_dir: Path, reviewer: str | 
         sidecar = identify_dir / CATALOGUE_METADATA
         metadata = read_metadata_csv(inside(identify_dir, CATALOGUE_METADATA), "photo") if sidecar.is_file() else None
         with catalogue_lock(repo):
-            result = _enroll(repo, decisions, decisions_csv, identify_dir, queries)
+            read_catalogue_metadata(repo / CATALOGUE)  # a bad row there fails now, before anything is written
+            read_log(repo / CATALOGUE)
+            result = _enroll(repo, decisions, decisions_csv, identify_dir, queries, redecide)
             if result.version is not None:
                 _record(repo, result, run_id, reviewer_name(reviewer), metadata)
+                switch_current(repo / CATALOGUE, result.version)
             return result
 
 
 def _record(repo: Path, result: EnrollResult, run_id: str, reviewer: str, metadata: pd.DataFrame | None) -> None:
     """The enrolled photos into the decision log and, with the run's metadata, into the catalogue's."""
     stamp = now()
+    changed = [*result.added.assign(previous="").itertuples(index=False), *result.redecided.itertuples(index=False)]
     append_log(repo / CATALOGUE, [
         {"time": stamp, "reviewer": reviewer, "action": r.decision, "photo": r.photo, "image_id": r.image_id,
-         "individual_id": r.individual_id, "previous": "", "identify_run": run_id, "version": result.version}
-        for r in result.added.itertuples(index=False)
+         "individual_id": r.individual_id, "previous": r.previous, "identify_run": run_id, "version": result.version}
+        for r in changed
     ])  # fmt: skip
     if metadata is not None:
         rows = result.added[["photo", "image_id"]].merge(metadata, on="photo", how="inner")
         add_catalogue_metadata(repo / CATALOGUE, rows[["image_id", *COLUMNS]])
 
 
+def _history(gallery_dir: Path, plan: pd.DataFrame, redecided: pd.DataFrame) -> pd.DataFrame:
+    """The version's `enrolled.csv`: the previous one, re-decided photos under their new id, the new rows."""
+    previous = gallery_dir / "enrolled.csv"
+    history = read_table(previous) if previous.is_file() else pd.DataFrame(columns=ENROLLED_COLUMNS)
+    history = history[~history["image_id"].isin(redecided["image_id"])]
+    return pd.concat([history, redecided[ENROLLED_COLUMNS], plan[ENROLLED_COLUMNS]], ignore_index=True)
+
+
 def _enroll(
-    repo: Path, decisions: pd.DataFrame, decisions_csv: Path, identify_dir: Path, queries: pd.DataFrame
-) -> EnrollResult:
-    """`enroll` once the identify run is checked and the catalogue is locked."""
+    repo: Path, decisions: pd.DataFrame, decisions_csv: Path, identify_dir: Path, queries: pd.DataFrame,
+    redecide: bool,
+) -> EnrollResult:  # fmt: skip
+    """`enroll` once the identify run is checked and the catalogue is locked: writes the version, not CURRENT."""
     gallery, gallery_dir = current_gallery(repo)
     base_fingerprint = gallery_fingerprint(repo / BASE_GALLERY)
-    plan = plan_rows(decisions, queries, gallery, str(decisions_csv))
-    skipped = sorted(set(decisions["photo"]) - set(plan["photo"]))
-    if plan.empty:
+    plan, redecided = plan_rows(decisions, queries, gallery, str(decisions_csv), redecide)
+    skipped = sorted(set(decisions["photo"]) - set(plan["photo"]) - set(redecided["photo"]))
+    if plan.empty and redecided.empty:
         log.info("nothing to add: all %d photos are already in %s", len(skipped), gallery_dir)
         return EnrollResult(plan[ENROLLED_COLUMNS], skipped, None)
     crops_dir, keys = repo / CATALOGUE / "crops", []
@@ -268,14 +246,19 @@ def _enroll(
         keys.append(source.stem)  # the photo's key in the identify run (its features are stored under it)
         target = inside(crops_dir, safe_name(f"{image_id}.jpg", "image id"), "enrolled crop")
         atomic_write_bytes(target, source.read_bytes())
-    grown = gallery.add(np.stack(plan["emb"].to_list()), plan["image_id"], plan["individual_id"], plan["species"])
-    grown = dataclasses.replace(grown, settings={**gallery.settings, "base_fingerprint": base_fingerprint})
-    previous = gallery_dir / "enrolled.csv"
-    history = read_table(previous) if previous.is_file() else None
-    enrolled = pd.concat([history, plan[ENROLLED_COLUMNS]], ignore_index=True)
-    features = version_features(repo, gallery, gallery_dir)
-    if features is not None:  # verified answers: the photos' keypoints too
-        features = enrolled_features(features, identify_dir, keys, plan["image_id"].tolist())
-    version = write_version(repo, grown, enrolled, features)
-    log.info("enrolled %d photos (%d skipped): gallery %s has %d rows", len(plan), len(skipped), version, len(grown))
-    return EnrollResult(plan[ENROLLED_COLUMNS], skipped, version)
+    new_label = dict(zip(redecided["image_id"], redecided["individual_id"]))
+    labels = [new_label.get(i, label) for i, label in zip(gallery.image_ids.tolist(), gallery.labels.tolist())]
+    grown = GalleryIndex.build(gallery.embeddings, gallery.image_ids, labels, gallery.species,
+                               {**gallery.settings, "base_fingerprint": base_fingerprint})  # fmt: skip
+    if len(plan):
+        grown = grown.add(np.stack(plan["emb"].to_list()), plan["image_id"], plan["individual_id"], plan["species"])
+    regions, base_dir = version_regions(gallery), repo / BASE_GALLERY
+    if len(plan):  # verified answers: the new photos' keypoints join the version's enrolled ones
+        features = {r: grown_features(enrolled_part(gallery, gallery_dir, base_dir, r), identify_dir, r, keys,
+                                      plan["image_id"].tolist()) for r in regions}  # fmt: skip
+    else:
+        features = shared_features(gallery, gallery_dir, base_dir, regions)
+    version = write_version(repo / CATALOGUE, grown, _history(gallery_dir, plan, redecided), features)
+    log.info("enrolled %d photos, re-decided %d (%d skipped): gallery %s has %d rows", len(plan), len(redecided),
+             len(skipped), version, len(grown))  # fmt: skip
+    return EnrollResult(plan[ENROLLED_COLUMNS], skipped, version, redecided)

@@ -11,6 +11,7 @@ tuned on (the reference tuned on a fold most of its ensemble had trained on).
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError
+from whale_core import InputError, read_json
 from whale_retrieval import KnnConfig, concat_embeddings
 from whale_retrieval.postprocess import RetrievalSplit, StackedNeighbours, stack_splits
 
@@ -29,10 +30,15 @@ def load_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(image ids, float32 embeddings) from an `.npz` written by train_embedder (no pickles)."""
     if not path.is_file():
         raise InputError(f"{path}: embeddings file not found (run the train_embedder stage)")
-    with np.load(path, allow_pickle=False) as data:
-        if "image" not in data or "emb" not in data:
-            raise InputError(f"{path}: expected arrays 'image' and 'emb', found {sorted(data.files)}")
-        ids, emb = data["image"].astype(str), data["emb"].astype(np.float32)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "image" not in data or "emb" not in data:
+                raise InputError(f"{path}: expected arrays 'image' and 'emb', found {sorted(data.files)}")
+            ids, emb = data["image"].astype(str), data["emb"].astype(np.float32)
+    except (ValueError, EOFError, zipfile.BadZipFile) as err:  # InputError is a ValueError: passed on as it is
+        if isinstance(err, InputError):
+            raise
+        raise InputError(f"{path}: corrupt or truncated embeddings file ({err}); re-run train_embedder") from None
     if len(ids) != len(emb):
         raise InputError(f"{path}: {len(ids)} image ids but {len(emb)} embeddings")
     bad_rows = np.flatnonzero(~np.isfinite(emb).all(axis=tuple(range(1, emb.ndim))))
@@ -43,6 +49,23 @@ def load_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray]:
             "the file is corrupt; re-run the train_embedder stage"
         )
     return ids, emb
+
+
+def read_selection(path: Path) -> dict:
+    """`outputs/selection.json` checked: a mapping whose `members` is a list of {model, fold, ...} records.
+
+    Raises:
+        InputError: missing, not JSON, or not the select stage's shape, naming the file and what is wrong.
+    """
+    selection = read_json(path, "written by the select stage")
+    members = selection.get("members") if isinstance(selection, dict) else None
+    if not isinstance(members, list):
+        raise InputError(f"{path}: no 'members' list (not the select stage's file); re-run the select stage")
+    for n, member in enumerate(members):
+        fold = member.get("fold") if isinstance(member, dict) else None
+        if not isinstance(member, dict) or not isinstance(member.get("model"), str) or not isinstance(fold, int):
+            raise InputError(f"{path}: members[{n}] is not a {{model, fold}} record; re-run the select stage")
+    return selection
 
 
 def member_paths(members: pd.DataFrame, split: str, root: Path = EMBEDDINGS_DIR) -> list[Path]:

@@ -25,7 +25,7 @@ from whale_core import InputError, load_rgb
 from whale_detector import CropConfig, crop_regions, detect_boxes, given_boxes
 from whale_reid.head_scores import Head, head_scores
 from whale_reid.metadata import Survey
-from whale_reid.photos import content_id, find_photos, is_image_file, photo_key  # noqa: F401 (identify's API)
+from whale_reid.photos import content_id, find_photos, is_image_file, photo_key, photo_text, printable  # noqa: F401
 from whale_reid.restricted import restricted_answers
 from whale_reid.verification import MatchConfig, shortlist_evidence
 from whale_retrieval import AnswerRule, Answers, GalleryIndex, KnnConfig, concat_embeddings, knn_search, query_species
@@ -123,6 +123,15 @@ class IdentifyResult:
     features: dict[str, Any] | None = None
 
 
+def path_column(paths: Sequence[Path]) -> pd.Series:
+    """Paths as a column of the tables identify passes on, exactly as the filesystem names them.
+
+    An object column: pandas' default string column cannot hold a name whose bytes are not UTF-8 (Python
+    keeps them as surrogates, which Arrow refuses), and that photo would abort the whole survey.
+    """
+    return pd.Series([str(p) for p in paths], dtype=object)
+
+
 def check_photos(photos: Sequence[Path]) -> tuple[list[Path], list[dict]]:
     """Split photos into readable ones and error rows (each fully decoded once with `load_rgb`)."""
     readable, errors = [], []
@@ -131,8 +140,8 @@ def check_photos(photos: Sequence[Path]) -> tuple[list[Path], list[dict]]:
             load_rgb(path)
             readable.append(path)
         except InputError as err:
-            log.warning("skipped: %s", err)
-            errors.append({"photo": str(path), "error": str(err)})
+            log.warning("skipped: %s", printable(str(err)))
+            errors.append({"photo": photo_text(path), "error": printable(str(err))})
     return readable, errors
 
 
@@ -144,7 +153,7 @@ def find_boxes(artefacts: Artefacts, images: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["image", "region", "x1", "y1", "x2", "y2", "conf"])
     if cfg.box_source == "detector":
         return detect_boxes(artefacts.detector_weights, images["path"].tolist(), cfg, names=images["image"].tolist())
-    by_name = images.assign(image=[Path(p).name for p in images["path"]])  # the CSV names photos by file name
+    by_name = images.assign(image=[printable(Path(p).name) for p in images["path"]])  # the CSV names photos so
     boxes = given_boxes(artefacts.given_boxes, by_name, cfg, source=str(cfg.boxes_csv))
     key_of = dict(zip(by_name["image"], images["image"]))  # two photos with one file name: the last gets the box
     return boxes.assign(image=boxes["image"].map(key_of))
@@ -260,7 +269,7 @@ def identify(
     """
     readable, errors = check_photos(photos)
     keys = [photo_key(i, p) for i, p in enumerate(readable)]
-    images = pd.DataFrame({"image": keys, "split": QUERY_SPLIT, "path": [str(p) for p in readable]})
+    images = pd.DataFrame({"image": keys, "split": QUERY_SPLIT, "path": path_column(readable)})
     boxes, query_emb = embed_photos(artefacts, images, out_dir / "crops")
     filters = survey.restrictions(readable) if survey is not None else [("", None)] * len(readable)
     groups = survey.encounters(readable) if survey is not None else [""] * len(readable)
@@ -270,7 +279,7 @@ def identify(
     region = artefacts.members[0].config.extract_region
     rows: list[dict] = [{"photo": e["photo"], "rank": 0, "error": e["error"]} for e in errors]
     labels = artefacts.gallery.labels
-    for i, path in enumerate(readable):
+    for i, name in enumerate(photo_text(p) for p in readable):
         score = {str(c): float(s) for c, s in zip(answers.ranked.ids[i], answers.ranked.scores[i]) if c != ""}
         best_sim = {}
         for sim, j in zip(sims[i], idx[i]):
@@ -278,17 +287,17 @@ def identify(
                 best_sim.setdefault(str(labels[j]), float(sim))
         box = region_box(boxes, keys[i], region)
         rows += [
-            {"photo": str(path), "rank": rank, "individual_id": answer, "similarity": best_sim.get(answer, np.nan),
+            {"photo": name, "rank": rank, "individual_id": answer, "similarity": best_sim.get(answer, np.nan),
              "probability": score.get(answer, np.nan) if calibrated else np.nan,
              "species": species[i], **box, "encounter": groups[i], "filters": filters[i][0], "error": ""}
             for rank, answer in enumerate(answers.ids[i], start=1)
         ]  # fmt: skip
-    order = {str(p): n for n, p in enumerate(photos)}
+    order = {photo_text(p): n for n, p in enumerate(photos)}
     matches = pd.DataFrame(rows, columns=MATCH_COLUMNS)
     matches = matches.assign(_order=matches["photo"].map(order)).sort_values(["_order", "rank"], kind="stable")
     photo_table = pd.DataFrame(
-        {"photo": [str(p) for p in readable], "key": keys, "image_id": [content_id(p) for p in readable],
-         "species": species, "path": [str(p) for p in readable], "encounter": groups}
+        {"photo": [photo_text(p) for p in readable], "key": keys, "image_id": [content_id(p) for p in readable],
+         "species": species, "path": path_column(readable), "encounter": groups}
     )  # fmt: skip
     log.info("identified %d photos (%d unreadable)", len(readable), len(errors))
     return IdentifyResult(

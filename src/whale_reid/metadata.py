@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from whale_core import InputError, atomic_write_csv, read_table
+from whale_reid.photos import photo_text, printable
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def read_metadata_csv(path: Path, key: str) -> pd.DataFrame:
 
 
 def read_sidecar(path: Path, photos: Sequence[Path]) -> pd.DataFrame:
-    """The sidecar's rows for identify's `photos`: a table indexed by the photo (as given), COLUMNS as strings.
+    """The sidecar's rows for identify's `photos`: a table indexed by the photo (`photo_text`), COLUMNS as strings.
 
     Photos without a row get empty values; rows naming no given photo are ignored (with a count in the log).
 
@@ -77,21 +78,21 @@ def read_sidecar(path: Path, photos: Sequence[Path]) -> pd.DataFrame:
         InputError: unreadable file, no `photo` column, a bad date or side, a photo listed twice (naming the line).
     """
     table = read_metadata_csv(path, "photo")
-    by_path = {p.resolve(): str(p) for p in photos}
+    by_path = {p.resolve(): photo_text(p) for p in photos}
     names: dict[str, list[str]] = {}
     for p in photos:
-        names.setdefault(p.name, []).append(str(p))
-    found, as_given = {}, {str(p) for p in photos}
+        names.setdefault(printable(p.name), []).append(photo_text(p))
+    found, as_given = {}, {photo_text(p): photo_text(p) for p in photos}
     for row in table.itertuples(index=False):
-        given = row.photo if row.photo in as_given else by_path.get((path.parent / row.photo).resolve())
+        given = as_given.get(row.photo) or by_path.get((path.parent / row.photo).resolve())
         if given is None and len(names.get(Path(row.photo).name, [])) == 1 and "/" not in row.photo:
             given = names[row.photo][0]
         if given is not None:
             found[given] = {c: getattr(row, c) for c in COLUMNS}
     if len(found) < len(table):
         log.info("%s: %d rows name photos not in this run (ignored)", path, len(table) - len(found))
-    out = pd.DataFrame([found.get(str(p), dict.fromkeys(COLUMNS, "")) for p in photos], columns=list(COLUMNS))
-    return out.assign(photo=[str(p) for p in photos]).set_index("photo")
+    out = pd.DataFrame([found.get(photo_text(p), dict.fromkeys(COLUMNS, "")) for p in photos], columns=list(COLUMNS))
+    return out.assign(photo=[photo_text(p) for p in photos]).set_index("photo")
 
 
 def read_catalogue_metadata(catalogue: Path) -> pd.DataFrame:
@@ -167,7 +168,7 @@ class Survey:
     date_window: int | None = None
 
     def _row(self, photo: Path) -> pd.Series:
-        key = str(photo)
+        key = photo_text(photo)
         return self.photos.loc[key] if key in self.photos.index else pd.Series(dict.fromkeys(COLUMNS, ""))
 
     def encounters(self, photos: Sequence[Path]) -> list[str]:

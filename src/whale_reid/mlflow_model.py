@@ -31,13 +31,13 @@ MODEL_CODE = Path(__file__).with_name("mlflow_model_code.py")  # models-from-cod
 
 def bundle_files(repo: Path) -> list[Path]:
     """The files identify reads from the pipeline run in `repo`, relative to it (the gallery enrolled later is not)."""
-    from whale_core import read_json
     from whale_detector import CropConfig
     from whale_reid.cli import read_params
+    from whale_reid.ensemble import read_selection
 
     params = read_params(repo)
     crop = CropConfig.from_dict(params.get("crop"))
-    selection = read_json(str(repo / "outputs" / "selection.json"), "written by the select stage")
+    selection = read_selection(repo / "outputs" / "selection.json")
     files = [Path("params.yaml"), Path("outputs/selection.json")]
     files += sorted(p.relative_to(repo) for p in (repo / "models" / "gallery").rglob("*") if p.is_file())
     files.append(Path("models/detector/best.pt") if crop.box_source == "detector" else Path(str(crop.boxes_csv)))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from whale_core import NEW_INDIVIDUAL, Config, read_json, read_table
-from whale_reid.ensemble import ensemble_embeddings
+from whale_reid.ensemble import ensemble_embeddings, read_selection
 from whale_reid.head_scores import head_scores, load_heads
 from whale_reid.region_fusion import fuse_query_regions
 from whale_reid.submission import make_submission
@@ -75,7 +75,7 @@ def test_scores(raw_dir: Path, submission: pd.DataFrame) -> dict[str, float]:
 
 def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) -> Prediction:
     """Build the gallery of the train photos and answer every test photo with the tuned rule."""
-    selection = read_json(paths.selection, "written by the select stage")
+    selection = read_selection(paths.selection)
     members = pd.DataFrame(selection["members"])
     post_json = read_json(paths.postprocess, "written by the tune stage")
     rule = AnswerRule.from_dict(post_json, str(paths.postprocess))

@@ -37,6 +37,7 @@ class PseudoConfig(Config):
     """
 
     SECTION = "pseudo"
+    RANGES = {"min_margin": ">= 0"}
     round_stages: tuple[int, ...] = ()
     min_score: float = 0.9
     min_margin: float = 0.1

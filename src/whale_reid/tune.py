@@ -14,8 +14,8 @@ from typing import Literal
 
 import pandas as pd
 
-from whale_core import Config, ConfigError, read_json, read_table
-from whale_reid.ensemble import stack_oof
+from whale_core import Config, ConfigError, read_table
+from whale_reid.ensemble import read_selection, stack_oof
 from whale_reid.head_scores import oof_head
 from whale_reid.region_fusion import RegionFusionConfig, fuse_oof_regions
 from whale_reid.tracking import log_curves, params_digest, standard_tags
@@ -114,7 +114,7 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
     import mlflow
 
     check_search(cfg, match)
-    members = pd.DataFrame(read_json(paths.selection, "written by the select stage")["members"])
+    members = pd.DataFrame(read_selection(paths.selection)["members"])
     train = read_table(paths.train).astype({"fold": int})
     k_max = cfg.search.k_neighbors_max
     stacked, queries = stack_oof(members, train, k_max, new_share=cfg.simulated_new_share, seed=cfg.search.seed,

@@ -13,6 +13,7 @@ Composed once here (the wildlife-tools way: extractor → similarity → calibra
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -102,12 +103,24 @@ def gallery_features_path(gallery_dir: Path, region: str) -> Path:
     return gallery_dir / f"features_{region}.npz"
 
 
-def save_gallery_features(gallery_dir: Path, regions: Sequence[str], features_dir: Path = FEATURES_DIR) -> None:
-    """Copy the train photos' features beside a saved gallery (what `whale-reid identify` verifies against)."""
+#: The gallery setting recording the sha256 of each region's `features_<region>.npz` beside it (checked on read).
+FEATURES_SHA256 = "features_sha256"
+
+
+def save_gallery_features(
+    gallery_dir: Path, regions: Sequence[str], features_dir: Path = FEATURES_DIR
+) -> dict[str, str]:
+    """Copy the train photos' features beside a gallery (what `whale-reid identify` verifies against).
+
+    Returns:
+        region → sha256 of the file written: record it in the gallery's settings (FEATURES_SHA256), saved after.
+    """
+    digests = {}
     for region in regions:
-        atomic_write_bytes(
-            gallery_features_path(gallery_dir, region), features_path(region, "train", features_dir).read_bytes()
-        )
+        data = features_path(region, "train", features_dir).read_bytes()
+        atomic_write_bytes(gallery_features_path(gallery_dir, region), data)
+        digests[region] = hashlib.sha256(data).hexdigest()
+    return digests
 
 
 def feature_rows(features: Features) -> dict[str, int]:
@@ -252,25 +265,3 @@ def evidence_picture(
 
 def query_features_path(identify_dir: Path, region: str) -> Path:
     return identify_dir / f"query_features_{region}.npz"
-
-
-def load_gallery_features(gallery_dir: Path, base_dir: Path, regions: Sequence[str]) -> dict[str, Features]:
-    """The features beside a gallery version (enrolled photos included), else those of the trained gallery."""
-    out = {}
-    for region in regions:
-        path = gallery_features_path(gallery_dir, region)
-        out[region] = load_features(path if path.is_file() else gallery_features_path(base_dir, region))
-    return out
-
-
-def enrolled_features(
-    gallery: Mapping[str, Features], identify_dir: Path, keys: Sequence[str], image_ids: Sequence[str]
-) -> dict[str, Features]:
-    """The gallery's features with the enrolled photos' appended (read from the identify run, renamed to
-    their gallery image ids), so an enrolled animal is verified like any other."""
-    out = {}
-    for region, current in gallery.items():
-        query = load_features(query_features_path(identify_dir, region))
-        rows = row_lookup(query, keys, f"{query_features_path(identify_dir, region)}")
-        out[region] = Features.concat([current, query.take(rows).renamed(image_ids)])
-    return out

@@ -1,21 +1,40 @@
 """Seeded fuzzing: a few hundred mutated CSV rows and image files through `prepare`, `crop`'s table and
-photo reading and `identify`'s photo discovery — each ends in success or one `InputError` (the one-line
-exit 2), never another exception (a traceback), and nothing is written outside the output folders."""
+photo reading and `identify`'s photo discovery; random odd file names through identify's discovery, crops
+and outputs; byte flips in the gallery, selection and embedding files; random decisions and broken
+catalogue files through `enroll` — each ends in success or one `InputError` (the one-line exit 2), never
+another exception (a traceback); nothing is written outside the output folders, and a refused enroll
+leaves CURRENT and the log as they were."""
 
 from __future__ import annotations
 
 import io
+import json
+import os
 import random
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from tests.pipelines.conftest import make_kaggle_layout, run_stage, write_params
-from whale_core import InputError, load_rgb
-from whale_reid.identify import check_photos, find_photos
+from tests.reliability.catalogue import make_repo, write_run
+from whale_core import InputError, atomic_write_csv, load_rgb, safe_name
+from whale_detector import CropConfig, crop_regions
+from whale_reid.enroll import current_version, enroll
+from whale_reid.ensemble import load_embeddings, read_selection
+from whale_reid.identify import (
+    QUERY_SPLIT,
+    check_photos,
+    content_id,
+    find_photos,
+    path_column,
+    photo_key,
+    photo_text,
+)
 from whale_reid.kaggle import read_test, read_train
+from whale_retrieval import GalleryIndex
 
 SEED = 20240615
 TOKENS = ["", " ", "NA", "null", "n/a", "None", "nan", "../x.jpg", "../../../etc/passwd", "/etc/hostname",
@@ -124,3 +143,109 @@ def test_mutated_photos_through_crop_and_identify_reading(layout: Path) -> None:
     assert survey / "fine.jpg" in readable and len(readable) + len(errors) == len(photos)
     assert all(e["error"].startswith(e["photo"]) for e in errors)
     assert _tree(layout.parent) == before
+
+
+NAME_PARTS = ["2024.06.01", " ", "#", "?", "%", "\\", "é", "🐋", ".", "..x", "a" * 120, "\x7f", "-", "=", "NA",
+              os.fsdecode(b"\xe9"), os.fsdecode(b"\xff\xfe"), "__proto__", "con", "x.jpg"]  # fmt: skip
+
+
+def test_random_file_names_are_identified_and_written(tmp_path: Path) -> None:
+    rng = random.Random(SEED + 2)
+    survey = tmp_path / "survey"
+    for i in range(60):
+        folder = survey / rng.choice(["", "a", "b", "a/c"])
+        stem = "".join(rng.choice(NAME_PARTS) for _ in range(rng.randint(1, 4)))
+        name = f"{stem}.{rng.choice(['jpg', 'JPG', 'png', 'jpeg'])}".encode("utf-8", "surrogateescape")[-250:]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (24, 16), (i, 90, 140)).save(folder / os.fsdecode(name), format="PNG")
+    out = survey / "a" / "identify"  # an earlier run's output inside the survey: never input
+    (out / "crops").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(out / "crops" / "00000-x.jpg")
+    photos = find_photos([survey], out=out)
+    readable, errors = check_photos(photos)
+    assert len(readable) == len(photos) == 60 and not errors
+    keys = [photo_key(i, p) for i, p in enumerate(readable)]
+    images = pd.DataFrame({"image": keys, "split": QUERY_SPLIT, "path": path_column(readable)})
+    no_boxes = pd.DataFrame(columns=["image", "region", "x1", "y1", "x2", "y2", "conf"])
+    crop_regions(images, no_boxes, tmp_path / "crops", CropConfig(workers=1))
+    assert all((tmp_path / "crops/fullbody/query" / f"{key}.jpg").is_file() for key in keys)
+    ids = [content_id(p) for p in readable]
+    assert all(safe_name(f"{i}.jpg") for i in ids)
+    atomic_write_csv(tmp_path / "matches.csv", pd.DataFrame({"photo": map(photo_text, readable), "image_id": ids}))
+
+
+def _flip(path: Path, rng: random.Random) -> None:
+    data = bytearray(path.read_bytes())
+    kind = rng.random()
+    if kind < 0.4:
+        data = data[: rng.randrange(len(data))]
+    else:
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+    path.write_bytes(bytes(data))
+
+
+def test_tampered_gallery_selection_and_embedding_files_are_named(tmp_path: Path) -> None:
+    rng = random.Random(SEED + 3)
+    outcomes = {"refused": 0, "intact": 0}
+    for case in range(60):
+        root = make_repo(tmp_path / f"r{case}")
+        target = rng.choice(["gallery.npz", "gallery.json", "selection.json", "train.npz"])
+        if target == "selection.json":
+            path = root / target
+            path.write_text(json.dumps({"members": [{"model": "demo", "fold": 0, "cv_map5": 0.5}]}))
+            load = lambda p=path: read_selection(p)  # noqa: E731
+        elif target == "train.npz":
+            path = root / target
+            np.savez(path, image=np.asarray(["a.jpg", "b.jpg"]), emb=np.eye(2, 4, dtype=np.float32))
+            load = lambda p=path: load_embeddings(p)  # noqa: E731
+        else:
+            path = root / "models/gallery" / target
+            load = lambda r=root: GalleryIndex.load(r / "models/gallery")  # noqa: E731
+        _flip(path, rng)
+        try:
+            load()
+            outcomes["intact"] += 1  # a flip inside JSON whitespace or a string can leave a valid file
+        except InputError as err:
+            assert "\n" not in str(err) and str(path.parent) in str(err), err
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 40, outcomes
+
+
+def test_random_decisions_and_catalogue_faults_leave_current_as_it_was_or_move_it_whole(tmp_path: Path) -> None:
+    rng = random.Random(SEED + 4)
+    repo = make_repo(tmp_path / "repo")
+    write_run(tmp_path / "identify", repo, [f"q{i}.jpg" for i in range(4)],
+              [f"crops/fullbody/query/{i:05d}-p{i}.jpg" for i in range(4)])  # fmt: skip
+    ids = ["id0", "ID0", "id1", "new7", "New7", "=x", "+1", "a\x1bb", "n\x00", "new_individual", "", "x y", "é"]
+    faults = [None, None, "metadata.csv", "log.csv"]
+    outcomes = {"enrolled": 0, "refused": 0}
+    for case in range(40):
+        rows = [
+            f"survey/p{rng.choice([0, 1, 2, 3, 0, 1, 2, 3, 4])}.jpg,{rng.choice(['match', 'new'] * 4 + ['maybe'])},"
+            + (rng.choice(ids[:4]) if rng.random() < 0.7 else rng.choice(ids))
+            for _ in range(rng.randint(1, 2))
+        ]
+        decisions = tmp_path / f"d{case}.csv"
+        decisions.write_text("photo,decision,individual_id\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        fault = rng.choice(faults)
+        if fault:
+            (repo / "models/catalogue").mkdir(parents=True, exist_ok=True)
+            (repo / "models/catalogue" / fault).write_bytes(b'image_id,date\nx,2024-99-99\n\xff"\n')
+        before, log = current_version(repo), read_log_bytes(repo)
+        try:
+            result = enroll(repo, decisions, tmp_path / "identify", redecide=rng.random() < 0.5)
+            outcomes["enrolled"] += 1
+            assert result.version is None or current_version(repo) == result.version
+        except InputError as err:
+            assert "\n" not in str(err), err
+            assert current_version(repo) == before and read_log_bytes(repo) == log
+            outcomes["refused"] += 1
+        if fault:
+            (repo / "models/catalogue" / fault).unlink()
+    assert outcomes["enrolled"] >= 3 and outcomes["refused"] >= 10, outcomes
+
+
+def read_log_bytes(repo: Path) -> bytes:
+    path = repo / "models/catalogue/log.csv"
+    return path.read_bytes() if path.is_file() else b""

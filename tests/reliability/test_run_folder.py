@@ -125,9 +125,13 @@ def test_a_crash_exits_3_and_bad_input_2(repo: Path, tmp_path: Path) -> None:
     decisions = write_decisions(tmp_path / "d.csv", 1)
     cli = [str(Path(sys.executable).parent / "whale-reid"), "enroll", str(decisions), "--identify-dir", str(out),
            "--repo", str(repo)]  # fmt: skip
-    (repo / "models/gallery/gallery.json").write_text('{"format": 1, "settings": [1]}')  # hand-damaged
-    crash = subprocess.run(cli, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
-    assert crash.returncode == 3 and "unexpected error" in crash.stderr and "Traceback" in crash.stderr
+    (repo / "models/gallery/gallery.json").write_text('{"format": 1, "settings": [1]}')  # hand-damaged: input
+    damaged = subprocess.run(cli, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert damaged.returncode == 2 and "'settings' is a list, not a mapping" in damaged.stderr, damaged.stderr
+    bug = "import sys; from whale_reid import cli; cli.enroll = lambda *a: 1 / 0; cli.main(sys.argv[1:])"
+    crash = subprocess.run([sys.executable, "-c", bug, *cli[1:]], cwd=REPO_ROOT, capture_output=True, text=True,
+                           timeout=120, check=False)  # fmt: skip
+    assert crash.returncode == 3 and "unexpected error" in crash.stderr and "ZeroDivisionError" in crash.stderr
     (out / "run.json").unlink()
     bad = subprocess.run(cli, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "no run.json" in bad.stderr

@@ -23,7 +23,7 @@ ALLOWED = {
     ("packages/core/src/whale_core/io.py", "atomic_write_csv", "to_csv"): "to_csv() without a path returns text",
     ("pipelines/predict.py", "main", "save"): "GalleryIndex.save writes each of its two files with atomic_path",
     ("src/whale_reid/tracking.py", "log_table", "to_csv"): "to_csv() without a path returns text for mlflow.log_text",
-    ("src/whale_reid/enroll.py", "write_version", "save"): "GalleryIndex.save into a temp folder renamed when complete",
+    ("src/whale_reid/gallery_files.py", "write_version", "save"): "GalleryIndex.save into a temp folder, then renamed",
     ("src/whale_reid/demo/writer.py", "_encode_jpeg", "save"): "encodes into a BytesIO, then atomic_write_bytes",
     ("src/whale_reid/html.py", "jpeg_bytes", "save"): "encodes into a BytesIO (a data URI, or atomic_write_bytes)",
 }
@@ -131,6 +131,7 @@ UNTRUSTED_NAME_SCOPES = {
     "src/whale_reid/audit.py": None,
     "src/whale_reid/metadata.py": None,
     "src/whale_reid/decisions.py": None,
+    "src/whale_reid/gallery_files.py": None,
     "src/whale_reid/review.py": None,
     "src/whale_reid/review_files.py": None,
 }
@@ -144,8 +145,11 @@ JOIN_ALLOWED = {
     ),
     ("src/whale_reid/run_folder.py", "__init__", "Path(out)"): "the user's own --out argument",
     ("src/whale_reid/cli.py", "locate", "Path(image_id)"): "only its suffix changes; inside() checks the name below",
-    ("src/whale_reid/enroll.py", "write_version", "Path(tempfile.mkdtemp(prefix=f'.{name}.', dir=versions))"): (
+    ("src/whale_reid/gallery_files.py", "write_version", "Path(tempfile.mkdtemp(prefix=f'.{name}.', dir=versions))"): (
         "mkdtemp's own new folder inside versions/"
+    ),
+    ("src/whale_reid/gallery_files.py", "enrolled_features_path", "version_dir / f'enrolled_features_{region}.npz'"): (
+        "region is a MatchConfig region, a Literal['fullbody', 'backfin'] checked when the settings are read"
     ),
     ("src/whale_reid/catalogue.py", "_cmd", "Path(args.repo)"): "the user's own --repo argument",
     ("src/whale_reid/catalogue.py", "_cmd", "Path(args.out)"): "the user's own export file argument",

@@ -81,5 +81,5 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
     gallery, _ = make_gallery(np.random.default_rng(2))
     gallery.save(tmp_path)
     (tmp_path / "gallery.npz").write_bytes(b"not a zip")
-    with pytest.raises(InputError, match="unreadable gallery"):
+    with pytest.raises(InputError, match="gallery.npz: not the file saved with .*gallery.json"):
         GalleryIndex.load(tmp_path)

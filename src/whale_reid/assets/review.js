@@ -3,8 +3,12 @@
 (function () {
   const data = JSON.parse(document.getElementById("review-data").textContent);
   const storageKey = "whale-reid:decisions:" + data.run;
+  // A map without a prototype: a photo named "__proto__" (or "constructor") is a key like any other, not the
+  // object's prototype, so its decision is stored and exported.
   function load() {
-    try { return JSON.parse(localStorage.getItem(storageKey) || "{}") || {}; } catch (e) { return {}; }
+    const store = Object.create(null);
+    try { return Object.assign(store, JSON.parse(localStorage.getItem(storageKey) || "{}")); }
+    catch (e) { return store; }
   }
   let store = load();
   // One entry per section key (the photo, or "encounter:<id>"): c = the radio picked, n = the typed name,

@@ -6,7 +6,7 @@ Every package of the monorepo depends on this one and on nothing else of the pro
 
 from whale_core.config import Config, ConfigError
 from whale_core.env import OFFLINE_ENV, configure_offline_env
-from whale_core.errors import InputError
+from whale_core.errors import InputError, os_error_line
 from whale_core.images import ImageLoadError, image_size, load_rgb, resolve_image_path, verify_image
 from whale_core.io import (
     atomic_path,
@@ -39,6 +39,7 @@ __all__ = [
     "image_size",
     "inside",
     "load_rgb",
+    "os_error_line",
     "read_json",
     "read_table",
     "resolve_image_path",

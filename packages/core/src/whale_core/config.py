@@ -7,6 +7,8 @@ key fails loudly with the key and the section in the message instead of being si
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -19,6 +21,24 @@ T = TypeVar("T", bound="Config")
 
 class ConfigError(InputError):
     """A params section that does not match its config class."""
+
+
+_BOUND = re.compile(r"^(>=|>|<=|<)\s*(\S+)$")
+_INTERVAL = re.compile(r"^([\[(])\s*(\S+?)\s*,\s*(\S+?)\s*([\])])$")
+
+
+def in_range(value: float, rule: str) -> bool:
+    """Whether `value` satisfies a RANGES rule: `> 0`, `>= 1`, `<= 180`, or an interval `[0, 1]`, `(0, 1]`."""
+    bound = _BOUND.match(rule)
+    if bound:
+        op, limit = bound.group(1), float(bound.group(2))
+        return {">=": value >= limit, ">": value > limit, "<=": value <= limit, "<": value < limit}[op]
+    interval = _INTERVAL.match(rule)
+    if interval is None:
+        raise ValueError(f"not a range rule: {rule!r}")
+    opening, low, high, closing = interval.groups()
+    above = value >= float(low) if opening == "[" else value > float(low)
+    return above and (value <= float(high) if closing == "]" else value < float(high))
 
 
 def _is_optional(tp: Any) -> tuple[bool, Any]:
@@ -52,10 +72,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if where.rsplit(".", 1)[-1].endswith("seed") and not 0 <= value < 2**32:
+            raise ConfigError(f"{where}: {value} is out of range for a seed (a whole number in [0, 2**32))")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # `.nan`/`.inf` in YAML: every comparison with NaN is False, so no later
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")  # range check would catch it
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -89,10 +113,13 @@ class Config:
     """Base of every config dataclass: `from_dict` rejects unknown keys and wrong types.
 
     Subclasses are `@dataclasses.dataclass(frozen=True)` with defaults for every field and may set
-    `SECTION` (the params.yaml section name used in error messages).
+    `SECTION` (the params.yaml section name used in error messages) and `RANGES`: field → the values it may
+    take (`"> 0"`, `">= 1"`, `"[0, 1]"`, `"(0, 1]"`), checked by `from_dict` for every number given. Every
+    float field refuses NaN and inf, and every `*seed` field values outside [0, 2**32), with no rule needed.
     """
 
     SECTION: ClassVar[str] = ""
+    RANGES: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any] | None, section: str | None = None) -> T:
@@ -119,6 +146,11 @@ class Config:
             )
         hints = get_type_hints(cls)
         kwargs = {name: _coerce(value, hints[name], f"{section}.{name}") for name, value in data.items()}
+        for name, value in kwargs.items():
+            rule = cls.RANGES.get(name)
+            if rule is not None and value is not None and not in_range(value, rule):
+                words = f"in {rule}" if rule[0] in "[(" else rule
+                raise ConfigError(f"{section}.{name}: {value} must be {words}")
         try:
             return cls(**kwargs)
         except (TypeError, ValueError) as err:

@@ -63,6 +63,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+    except OSError as err:  # a full disk or a lost permission: name the file meant, not its temporary name
+        tmp.unlink(missing_ok=True)
+        if err.filename in (None, str(tmp)) and err.errno is not None:
+            raise OSError(err.errno, err.strerror, str(target)) from err
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -41,6 +41,23 @@ class DetectorConfig(Config):
     """
 
     SECTION = "detector"
+    RANGES = {
+        "lr0": "> 0",
+        "warmup_epochs": ">= 0",
+        "close_mosaic": ">= 0",
+        "patience": ">= 0",
+        "workers": ">= 0",
+        "mosaic": "[0, 1]",
+        "mixup": "[0, 1]",
+        "fliplr": "[0, 1]",
+        "flipud": "[0, 1]",
+        "hsv_h": "[0, 1]",
+        "hsv_s": "[0, 1]",
+        "hsv_v": "[0, 1]",
+        "scale": ">= 0",
+        "translate": "[0, 1]",
+        "degrees": "[-180, 180]",
+    }
     model: str = "yolo11n.yaml"
     imgsz: int = 192
     epochs: int = 20
@@ -106,6 +123,7 @@ class CropConfig(Config):
     """
 
     SECTION = "crop"
+    RANGES = {"iou_nms": "[0, 1]", "min_box_px": ">= 0"}
     box_source: Literal["detector", "boxes_csv", "none"] = "detector"
     boxes_csv: str | None = None
     detector_stages: tuple[str, ...] = ("yolo",)

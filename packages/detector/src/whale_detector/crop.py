@@ -80,7 +80,7 @@ def given_boxes(boxes: pd.DataFrame, images: pd.DataFrame, cfg: CropConfig, sour
     return out
 
 
-def _crop_one(photo: pd.Series, found: dict[str, pd.Series], out_dir: Path, cfg: CropConfig) -> list[dict]:
+def _crop_one(photo: dict, found: dict[str, pd.Series], out_dir: Path, cfg: CropConfig) -> list[dict]:
     """Crop both regions of one photo (decoded once); each falls back to the whole photo without a box."""
     img = load_rgb(photo["path"])
     width, height = img.size
@@ -132,7 +132,7 @@ def crop_regions(
     found: dict[str, dict[str, pd.Series]] = {}
     for _, row in ranked.iterrows():
         found.setdefault(str(row["image"]), {}).setdefault(str(row["region"]), row)
-    photos = [row for _, row in images.iterrows()]
+    photos = images.to_dict("records")  # not iterrows: its row Series cannot hold a path that is not UTF-8
     with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
         jobs = pool.map(lambda p: _crop_one(p, found.get(str(p["image"]), {}), out_dir, cfg), photos)
         rows = [r for rs in tqdm(jobs, total=len(photos), desc="crop", unit="photo", disable=None) for r in rs]

@@ -27,6 +27,15 @@ class ArcFaceConfig(Config):
     """
 
     SECTION = "embedder.arcface"
+    RANGES = {
+        "s": "> 0",
+        "m": ">= 0",
+        "ls_eps": "[0, 1)",
+        "subcenters": ">= 1",
+        "margin_a": ">= 0",
+        "margin_lambda": ">= 0",
+        "margin_b": ">= 0",
+    }
     s: float = 30.0
     m: float = 0.5
     easy_margin: bool = False
@@ -43,6 +52,22 @@ class AugmentConfig(Config):
     """Training augmentation (albumentations); probabilities are per image. Validation only resizes."""
 
     SECTION = "embedder.augment"
+    RANGES = {
+        "hflip_p": "[0, 1]",
+        "affine_p": "[0, 1]",
+        "color_p": "[0, 1]",
+        "blur_p": "[0, 1]",
+        "dropout_p": "[0, 1]",
+        "shift_frac": "[0, 1]",
+        "scale_frac": "[0, 1)",
+        "rotate_deg": "[0, 180]",
+        "brightness": ">= 0",
+        "contrast": ">= 0",
+        "saturation": ">= 0",
+        "hue": "[0, 0.5]",
+        "dropout_holes": ">= 0",
+        "dropout_size_frac": "[0, 1]",
+    }
     hflip_p: float = 0.0
     affine_p: float = 0.5
     shift_frac: float = 0.1
@@ -98,6 +123,20 @@ class EmbedderConfig(Config):
     """
 
     SECTION = "embedder"
+    RANGES = {
+        "embedding_dim": ">= 1",
+        "gem_p": "> 0",
+        "species_loss_weight": ">= 0",
+        "lr": "> 0",
+        "head_lr_mult": "> 0",
+        "weight_decay": ">= 0",
+        "warmup_epochs": ">= 0",
+        "warmup_factor": "(0, 1]",
+        "min_lr": ">= 0",
+        "num_workers": ">= 0",
+        "eval_batch_size": ">= 1",
+        "knn_k": ">= 1",
+    }
     backbone: str = "mobilenetv3_small_050"
     pretrained: bool = False
     weights_file: str | None = None

@@ -169,6 +169,11 @@ def pool_neighbours(scores: np.ndarray, idx: np.ndarray, groups: Sequence[str | 
     return pooled_scores, pooled_idx
 
 
+#: How far a saved threshold may lie beyond its scale's range: just above the top (1.01) is a legal way to say
+#: "every photo is new"; far outside (7.5) is a hand edit or another file's number.
+THRESHOLD_SLACK = 0.1
+
+
 @dataclasses.dataclass(frozen=True)
 class AnswerRule:
     """Tuned post-processing plus, optionally, the calibrated fusion of local evidence.
@@ -317,7 +322,9 @@ class AnswerRule:
         """Read `to_dict`'s keys from `postprocess.json` or the gallery settings (other keys are ignored there).
 
         Raises:
-            InputError: a missing threshold or k, or an unreadable calibrator, naming `source`.
+            InputError: a missing threshold or k, a threshold outside its scale's range ([0, 1] for P(same),
+                [-1, 1] for cosine similarity, each widened by THRESHOLD_SLACK), or an unreadable calibrator,
+                naming `source`.
         """
         try:
             post = PostProcessing.from_dict(
@@ -333,4 +340,14 @@ class AnswerRule:
         if "threshold" not in data or "k_neighbors" not in data:
             raise InputError(f"{source}: no threshold / k_neighbors saved (re-run the tune stage)")
         calibrator = PairCalibrator.from_dict(data["calibrator"]) if data.get("calibrator") else None
-        return cls(post, calibrator, int(data.get("shortlist", 0)))
+        low, high = (0.0, 1.0) if calibrator is not None else (-1.0, 1.0)
+        if not low - THRESHOLD_SLACK <= post.threshold <= high + THRESHOLD_SLACK:
+            scale = "probability" if calibrator is not None else "cosine similarity"
+            raise InputError(
+                f"{source}: threshold {post.threshold} is outside [{low:g}, {high:g}], the range of its scale "
+                f"({scale}); re-run the tune stage"
+            )
+        shortlist = data.get("shortlist", 0)
+        if isinstance(shortlist, bool) or not isinstance(shortlist, int) or shortlist < 0:
+            raise InputError(f"{source}: shortlist {shortlist!r} must be a whole number >= 0; re-run the tune stage")
+        return cls(post, calibrator, shortlist)

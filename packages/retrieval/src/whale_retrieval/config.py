@@ -37,6 +37,14 @@ class KnnConfig(Config):
     """
 
     SECTION = "knn"
+    RANGES = {
+        "memory_budget_mb": "> 0",
+        "ivf_nlist": ">= 1",
+        "ivf_nprobe": ">= 1",
+        "hnsw_m": ">= 2",
+        "hnsw_ef_search": ">= 1",
+        "bf16_extra_candidates": ">= 0",
+    }
 
     index: Literal["flat", "ivf", "hnsw"] = "flat"
     memory_budget_mb: int = 256
@@ -66,6 +74,7 @@ class TuneConfig(Config):
     """
 
     SECTION = "tune"
+    RANGES = {"species_offset_max": ">= 0", "blend_weight_max": "[0, 1]"}
 
     n_trials: int = 60
     seed: int = 42
@@ -80,6 +89,8 @@ class TuneConfig(Config):
 
     def __post_init__(self) -> None:
         where = self.SECTION + ".search"  # where params.yaml holds it (the tune stage's `search`)
+        if self.n_trials < 1:
+            raise ConfigError(f"{where}.n_trials: {self.n_trials} must be at least 1")
         if not self.threshold_step > 0:
             raise ConfigError(f"{where}.threshold_step: {self.threshold_step} must be > 0 (the threshold grid's step)")
         if self.threshold_min > self.threshold_max:

@@ -3,8 +3,9 @@
 Its settings hold what the predict stage answered with (the `AnswerRule`, the kNN and match configs), so
 `whale-reid identify` answers through the same rule: `AnswerRule.from_dict(gallery.settings)`.
 
-Saved as `gallery.npz` (arrays, read back with `allow_pickle=False`) and `gallery.json` (settings),
-both written atomically. `add` returns a new index, so new animals can be enrolled without retraining.
+Saved as `gallery.npz` (arrays, read back with `allow_pickle=False`) and `gallery.json` (settings and the
+arrays file's sha256, checked at load: a `gallery.npz` swapped or damaged since is refused), both written
+atomically. `add` returns a new index, so new animals can be enrolled without retraining.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from whale_core import InputError, atomic_path, atomic_write_json
+from whale_core import InputError, atomic_path, atomic_write_json, file_sha256
 from whale_retrieval.rows import check_embeddings
 
 ARRAYS_FILE = "gallery.npz"
@@ -98,9 +100,13 @@ class GalleryIndex:
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write `gallery.npz` and `gallery.json` into `directory` (created if missing), each atomically."""
         directory = Path(directory)
-        with atomic_path(directory / ARRAYS_FILE) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, embeddings=self.embeddings, image_ids=self.image_ids, labels=self.labels, species=self.species)
-        atomic_write_json(directory / SETTINGS_FILE, {"format": 1, "settings": self.settings})
+        with atomic_path(directory / ARRAYS_FILE) as tmp:
+            with open(tmp, "wb") as fh:
+                arrays = {"image_ids": self.image_ids, "labels": self.labels, "species": self.species}
+                np.savez(fh, embeddings=self.embeddings, **arrays)
+            digest = file_sha256(tmp)
+        record = {"format": 1, "settings": self.settings, "arrays_sha256": digest}
+        atomic_write_json(directory / SETTINGS_FILE, record)
         return directory
 
     @classmethod
@@ -115,9 +121,21 @@ class GalleryIndex:
             if not path.is_file():
                 raise InputError(f"{path}: gallery file not found")
         try:
+            record = json.loads(settings_path.read_text(encoding="utf-8"))
+            settings = record["settings"]
+            if not isinstance(settings, dict):
+                raise InputError(f"{settings_path}: 'settings' is a {type(settings).__name__}, not a mapping")
+            json.dumps(settings, allow_nan=False)  # a NaN or Infinity written into it by hand
+            recorded = record.get("arrays_sha256")  # galleries saved before it was recorded have none
+            if recorded is not None and file_sha256(arrays_path) != recorded:
+                raise InputError(
+                    f"{arrays_path}: not the file saved with {settings_path} (its sha256 differs from the one "
+                    "recorded there): restore it, or re-run the stage that wrote the gallery"
+                )
             with np.load(arrays_path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in ("embeddings", "image_ids", "labels", "species")}
-            settings = json.loads(settings_path.read_text(encoding="utf-8"))["settings"]
-        except (OSError, ValueError, KeyError) as err:
+        except InputError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile) as err:
             raise InputError(f"{directory}: unreadable gallery ({type(err).__name__}: {err})") from None
         return cls.build(arrays["embeddings"], arrays["image_ids"], arrays["labels"], arrays["species"], settings)
