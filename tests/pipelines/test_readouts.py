@@ -45,7 +45,10 @@ def test_demo_summary_names_the_scores_the_report_and_where_to_look(tmp_path):
     assert "test MAP@5   0.7123  (known 0.8000, new 0.5000)" in text and "CV MAP@5     0.6000 ± 0.0200" in text
     assert (tmp_path / "reports/index.html").resolve().as_uri() in text
     assert all(cmd in text for cmd in ("make mlflow", "dvc exp show", "dvc plots show"))
-    assert len(text.splitlines()) <= 12
+    identify, enroll = "identify data/demo/test_images --out survey-demo", "enroll decisions.csv --identify-dir"
+    assert f"whale-reid {identify}" in text and "survey-demo/review.html" in text and f"whale-reid {enroll}" in text
+    assert "CV: each fold's model scored on the photos it did not train on" in text and "OOF: " in text
+    assert len(text.splitlines()) <= 20
 
 
 def test_version_and_identify_help_say_what_to_expect():

@@ -140,7 +140,9 @@ def _train_epoch(tr: _Trainer, cfg: EmbedderConfig, epoch: int, device: torch.de
     tr.sampler.set_epoch(epoch)
     loader = tr.loader
     total_loss, seen, start = 0.0, 0, time.perf_counter()
-    bar = tqdm(loader, desc=f"epoch {epoch}", disable=not (progress and dist_utils.is_main_process()), leave=False)
+    # disable=None: no bar when stderr is not a terminal (a log file gets the epoch lines, not a frame per batch)
+    shown = progress and dist_utils.is_main_process()
+    bar = tqdm(loader, desc=f"epoch {epoch}", disable=None if shown else True, leave=False)
     tr.optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(bar):
         images, labels, species = (t.to(device, non_blocking=True) for t in batch)
