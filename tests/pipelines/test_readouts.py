@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 
 from pipelines.summary import summary_lines
+from whale_reid.mlflow_model import model_description
 from whale_reid.report import _curve_svg, _fold_curves_svg, _ticks
 
 
@@ -59,3 +60,11 @@ def test_version_and_identify_help_say_what_to_expect():
     assert helped.returncode == 0
     for part in ("example:", "whale-reid identify survey/", "matches.csv", "review.html", "exit status: 0 done"):
         assert part in helped.stdout
+
+
+def test_the_registered_model_description_names_inputs_outputs_and_the_scores():
+    members = pd.DataFrame({"model": ["demo", "demo"], "fold": [0, 2], "cv_map5": [0.34125, 0.3012]})
+    text = model_description(members, {"oof_map5": 0.41234, "test_map5": 0.756}, 0.4, "probability")
+    assert "`photo`" in text and "`individual_id`" in text and "`new_individual`" in text
+    assert "demo/fold0 0.3412, demo/fold2 0.3012" in text and "OOF MAP@5** 0.4123" in text
+    assert "P(same) is below the threshold 0.40" in text and "test MAP@5** 0.7560" in text

@@ -110,6 +110,8 @@ def test_the_registered_ensemble_answers_two_photos_as_predict_did(tiny_pipeline
     name = _params(tiny_pipeline)["predict"]["registered_model"]
     versions = _client(tiny_pipeline).search_model_versions(f"name = '{name}'")
     assert len(versions) == 1
+    described = _client(tiny_pipeline).get_registered_model(name).description
+    assert all(part in described for part in ("**Input**", "**Output**", "CV MAP@5", "OOF MAP@5"))
     photos = sorted((tiny_pipeline / "data/demo/test_images").iterdir())[:2]
     pd.DataFrame({"photo": [str(p) for p in photos]}).to_csv(tmp_path / "photos.csv", index=False)
     out = tmp_path / "answers.json"
