@@ -11,7 +11,7 @@ import pandas as pd
 
 from pipelines.summary import summary_lines
 from whale_reid.mlflow_model import model_description
-from whale_reid.report import _curve_svg, _fold_curves_svg, _ticks
+from whale_reid.report import _curve_svg, _fold_curves_svg, _short, _ticks
 
 
 def _tick_labels(svg: str) -> list[float]:
@@ -68,3 +68,9 @@ def test_the_registered_model_description_names_inputs_outputs_and_the_scores():
     assert "`photo`" in text and "`individual_id`" in text and "`new_individual`" in text
     assert "demo/fold0 0.3412, demo/fold2 0.3012" in text and "OOF MAP@5** 0.4123" in text
     assert "P(same) is below the threshold 0.40" in text and "test MAP@5** 0.7560" in text
+
+
+def test_report_cells_show_no_raw_none_or_empty_mapping():
+    assert _short(None) == "—" and _short({}) == "—" and _short([]) == "—"
+    assert _short({"dolphin": 0.05, "beluga": -0.1}) == "dolphin 0.05, beluga -0.1"
+    assert _short({"a": None, "b": [0.123456, 2]}) == "a —, b 0.1235, 2" and _short(0.123456) == "0.1235"
