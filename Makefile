@@ -60,7 +60,7 @@ baseline:
 MLFLOW_PORT ?= 5000
 mlflow:
 	@id=$$(python -c 'import mlflow, yaml; name = (yaml.safe_load(open("params.yaml")).get("tracking") or {}).get("experiment") or "whale-reid"; mlflow.set_tracking_uri("sqlite:///mlflow.db"); e = mlflow.get_experiment_by_name(name); print(e.experiment_id if e else 0)'); \
-	  echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)/#/experiments/$$id/runs?workflowType=machine_learning"
+	  echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)/#/experiments/$$id/runs?workflowType=machine_learning&viewStateShareKey=scores"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 # `dvc exp show` lists every param (~90), code/data dependency (~40) and metric: these are the columns that
