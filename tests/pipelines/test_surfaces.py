@@ -70,6 +70,7 @@ def test_dvc_plots_page_draws_a_line_per_fold_offline(tiny_pipeline, tmp_path):
     for k in folds:
         assert any(f"fold: {k};" in label for label in drawn), f"no curve drawn for fold {k}: {lines}"
     assert any("threshold:" in label for label in drawn), "the threshold curve is not drawn"
+    assert 'aria-roledescription="rule mark"' in dom  # the tuned threshold, marked on its curve
 
 
 def test_mlflow_store_has_the_fold_summary_artifacts_and_outputs(tiny_pipeline):
