@@ -59,7 +59,8 @@ def write_bundle(repo: Path, dest: Path) -> Path:
 
 def answers_table(matches: pd.DataFrame) -> pd.DataFrame:
     """identify's `matches.csv` rows, narrowed to what a caller of the model needs (rank 0 = an unreadable photo)."""
-    return matches.reindex(columns=OUTPUT_COLUMNS).reset_index(drop=True)
+    table = matches.reindex(columns=OUTPUT_COLUMNS).reset_index(drop=True)
+    return table.astype({"rank": "int64"})  # every row has a rank (0 = an error row): the signature's long
 
 
 def photo_inputs(model_input: Any) -> list[str]:
