@@ -60,12 +60,14 @@ baseline:
 MLFLOW_PORT ?= 5000
 mlflow:
 	@id=$$(python -c 'import mlflow, yaml; name = (yaml.safe_load(open("params.yaml")).get("tracking") or {}).get("experiment") or "whale-reid"; mlflow.set_tracking_uri("sqlite:///mlflow.db"); e = mlflow.get_experiment_by_name(name); print(e.experiment_id if e else 0)'); \
-	  echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)/#/experiments/$$id/runs?workflowType=machine_learning"
+	  echo "MLflow UI: http://127.0.0.1:$(MLFLOW_PORT)/#/experiments/$$id/runs?workflowType=machine_learning&viewStateShareKey=scores"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 # `dvc exp show` lists every param (~90), code/data dependency (~40) and metric: these are the columns that
-# matter, numbers first (the patterns must match whole names). EXP_FORMAT=--csv for a table to paste.
-EXP_KEEP := ^Experiment$$|^Created$$|.*(test|oof|cv)_map5.*|^map50$$|^threshold$$|^embedder\.common\.(backbone|image_size|epochs|lr)$$|^embedder\.folds$$|^detector\.(imgsz|epochs)$$|^match\.enabled$$|^tune\.simulated_new_share$$|^select\.(rule|top_n)$$
+# matter, each score once, ~140 characters wide (the patterns must match whole names; a name two metrics files
+# share is shown as path:name, so the tuned oof_map5 is left out beside the final one). EXP_FORMAT=--csv for a
+# table to paste; `dvc params diff` for the knobs an experiment changed.
+EXP_KEEP := ^Experiment$$|^Created$$|^test_map5$$|^(metrics/final\.json:)?oof_map5$$|^cv_map5$$|^cv_map5_std$$|^map50$$|^threshold$$|^embedder\.common\.backbone$$
 EXP_FORMAT ?=
 exp:
 	dvc exp show $(EXP_FORMAT) --drop '.*' --keep '$(EXP_KEEP)'

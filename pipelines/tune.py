@@ -1,8 +1,9 @@
 """Stage `tune`: Optuna search of the post-processing knobs on out-of-fold retrieval of the selected ensemble.
 
 Reads the selection, the prepared train table, the fold embeddings and the train features; writes the
-answer rule (postprocess.json), the threshold curve, the OOF predictions and the metrics file; logs the
-trials, the best one and the curve to MLflow (`whale_reid.tune`).
+answer rule (postprocess.json), the threshold curve (the tuned threshold's row has chosen = 1, which
+`dvc plots` marks), the OOF predictions and the metrics file; logs the trials, the best one and the curve to
+MLflow (`whale_reid.tune`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def main() -> None:
     log.info("OOF MAP@5 %.4f (grid %.4f) at threshold %.3f", summary["oof_map5"], summary["grid_best_map5"],
              summary["threshold"])  # fmt: skip
     atomic_write_csv(args.oof, tuned.oof)
-    atomic_write_csv(args.curve, tuned.grid)
+    nearest = (tuned.grid["threshold"] - summary["threshold"]).abs().to_numpy().argmin()  # the tuned one's row
+    atomic_write_csv(args.curve, tuned.grid.assign(chosen=(tuned.grid.index == tuned.grid.index[nearest]).astype(int)))
     import mlflow
 
     mlflow.MlflowClient().log_artifact(tuned.run_id, str(atomic_write_json(args.postprocess, summary)))

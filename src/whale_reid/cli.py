@@ -292,10 +292,11 @@ example:
 
 outputs (in --out, written aside and switched into place whole):
   matches.csv          five rows per photo: rank, individual_id (or new_individual), similarity,
-                       probability (when the answers are verified), species, the box used; an
-                       unreadable photo gets one row with its error
+                       probability (when the answers are verified), species, the box used, and the
+                       photo's one call: recommendation (the best candidate, or new_individual below
+                       the threshold), p_same, threshold; an unreadable photo gets one row with its error
   review.html          the index of the review pages (review/page-NNNN.html, pictures in review/img/):
-                       each photo beside its five candidates; decide, export decisions.csv
+                       each photo's recommendation above its candidates; decide, export decisions.csv
   query_embeddings.npz what `whale-reid enroll decisions.csv` needs to add confirmed photos
 
 exit status: 0 done, 1 no photo could be read, 2 bad usage, input or missing pipeline outputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -9,6 +10,15 @@ from pathlib import Path
 from whale_core import InputError, atomic_path, read_table
 from whale_detector import DetectorConfig, DetectorResult, train_detector
 from whale_reid.tracking import params_digest, standard_tags
+
+log = logging.getLogger(__name__)
+
+
+def epoch_line(metrics: dict[str, float], epoch: int, epochs: int, seconds: float) -> str:
+    """One readable line per detector epoch (ultralytics' own bars are off when not on a terminal)."""
+    losses = " ".join(f"{k.removeprefix('train_')} {v:.3f}" for k, v in metrics.items() if k.startswith("train_"))
+    scores = " ".join(f"{k.removeprefix('val_')} {v:.3f}" for k, v in metrics.items() if k.startswith("val_map"))
+    return f"detector epoch {epoch}/{epochs}: {losses}{' · ' + scores if scores else ''} ({seconds:.0f} s)"
 
 
 def train_logged_detector(cfg: DetectorConfig, boxes_csv: Path, images_dir: Path, work_dir: Path,
@@ -33,8 +43,12 @@ def train_logged_detector(cfg: DetectorConfig, boxes_csv: Path, images_dir: Path
     with mlflow.start_run(run_name="detector", tags=standard_tags("train_detector", params_digest(cfg.to_dict()))):
         mlflow.log_params(cfg.to_dict())
         started = time.monotonic()
-        result = train_detector(cfg, boxes, images_dir, work_dir,
-                                on_epoch_end=lambda metrics, step: mlflow.log_metrics(metrics, step=step))  # fmt: skip
+
+        def on_epoch_end(metrics: dict[str, float], step: int) -> None:
+            mlflow.log_metrics(metrics, step=step)
+            log.info(epoch_line(metrics, step, cfg.epochs, time.monotonic() - started))
+
+        result = train_detector(cfg, boxes, images_dir, work_dir, on_epoch_end=on_epoch_end)
         metrics = {key: value for key, value in result.metrics().items() if value is not None}
         metrics["train_seconds"] = round(time.monotonic() - started, 1)
         mlflow.log_metrics(metrics)

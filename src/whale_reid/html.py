@@ -13,6 +13,7 @@ import io
 import json
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 from PIL import Image, ImageDraw
 
@@ -22,6 +23,15 @@ STYLE = (resources.files("whale_reid") / "assets" / "page.css").read_text(encodi
 def esc(value: Any) -> str:
     """HTML-escape any value (quotes too), so ids like `<script>` render as text."""
     return html.escape(str(value), quote=True)
+
+
+def url(path: str) -> str:
+    """A page-relative path (or a `file:` URI, already encoded) as a URL: percent-encoded exactly once.
+
+    A photo named `a#1 50%?.jpg` must reach the browser as `a%231%2050%25%3F.jpg`, or `#` starts a fragment
+    and `%` an escape. `file:` URIs come from `Path.as_uri`, which encodes them already.
+    """
+    return path if path.startswith(("file:", "data:")) else quote(path, safe="/")
 
 
 def json_for_script(obj: Any) -> str:

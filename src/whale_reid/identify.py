@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 
 MATCH_COLUMNS = [
     "photo", "rank", "individual_id", "similarity", "probability", "species", "region", "x1", "y1", "x2", "y2",
-    "encounter", "filters", "error",
+    "encounter", "filters", "error", "recommendation", "p_same", "threshold",
 ]  # fmt: skip
+INTEGER_COLUMNS = ["rank", "x1", "y1", "x2", "y2"]  # stay integers (empty on an error row), never 12.0
 QUERY_SPLIT = "query"
 CHUNK_PHOTOS = 256  # photos detected, cropped and embedded together (bounds memory on large surveys)
 
@@ -256,6 +257,18 @@ def answer_queries(
     return rule.apply(sims, idx, gallery.labels, gallery.species, evidence, head=head), sims, idx, query_features
 
 
+def recommendation(answers: Answers, row: int, calibrated: bool, threshold: float) -> dict:
+    """One photo's call on the answers' scale: `recommendation`, `p_same`, `threshold` (the same on its five rows).
+
+    The recommendation is the rule's first answer — the best candidate when its score reaches the threshold,
+    else `new_individual` — so it never contradicts the ranking; the other four answers are the Kaggle MAP@5
+    hedge, not a second opinion. `p_same` is the best candidate's P(same) (empty unless the rule is calibrated).
+    """
+    best = float(answers.ranked.scores[row][0]) if len(answers.ranked.scores[row]) else np.nan
+    p_same = best if calibrated and np.isfinite(best) else np.nan
+    return {"recommendation": answers.ids[row][0], "p_same": p_same, "threshold": threshold}
+
+
 def identify(
     artefacts: Artefacts, photos: Sequence[Path], out_dir: Path, survey: Survey | None = None
 ) -> IdentifyResult:
@@ -279,6 +292,7 @@ def identify(
     region = artefacts.members[0].config.extract_region
     rows: list[dict] = [{"photo": e["photo"], "rank": 0, "error": e["error"]} for e in errors]
     labels = artefacts.gallery.labels
+    thresholds = answers.thresholds if answers.thresholds is not None else np.full(len(readable), np.nan)
     for i, name in enumerate(photo_text(p) for p in readable):
         score = {str(c): float(s) for c, s in zip(answers.ranked.ids[i], answers.ranked.scores[i]) if c != ""}
         best_sim = {}
@@ -286,14 +300,15 @@ def identify(
             if j >= 0:
                 best_sim.setdefault(str(labels[j]), float(sim))
         box = region_box(boxes, keys[i], region)
+        call = recommendation(answers, i, calibrated, float(thresholds[i]))
         rows += [
             {"photo": name, "rank": rank, "individual_id": answer, "similarity": best_sim.get(answer, np.nan),
              "probability": score.get(answer, np.nan) if calibrated else np.nan,
-             "species": species[i], **box, "encounter": groups[i], "filters": filters[i][0], "error": ""}
+             "species": species[i], **box, "encounter": groups[i], "filters": filters[i][0], "error": "", **call}
             for rank, answer in enumerate(answers.ids[i], start=1)
         ]  # fmt: skip
     order = {photo_text(p): n for n, p in enumerate(photos)}
-    matches = pd.DataFrame(rows, columns=MATCH_COLUMNS)
+    matches = pd.DataFrame(rows, columns=MATCH_COLUMNS).astype(dict.fromkeys(INTEGER_COLUMNS, "Int64"))
     matches = matches.assign(_order=matches["photo"].map(order)).sort_values(["_order", "rank"], kind="stable")
     photo_table = pd.DataFrame(
         {"photo": [photo_text(p) for p in readable], "key": keys, "image_id": [content_id(p) for p in readable],

@@ -59,7 +59,8 @@ def write_bundle(repo: Path, dest: Path) -> Path:
 
 def answers_table(matches: pd.DataFrame) -> pd.DataFrame:
     """identify's `matches.csv` rows, narrowed to what a caller of the model needs (rank 0 = an unreadable photo)."""
-    return matches.reindex(columns=OUTPUT_COLUMNS).reset_index(drop=True)
+    table = matches.reindex(columns=OUTPUT_COLUMNS).reset_index(drop=True)
+    return table.astype({"rank": "int64"})  # every row has a rank (0 = an error row): the signature's long
 
 
 def photo_inputs(model_input: Any) -> list[str]:
@@ -89,6 +90,29 @@ class EnsembleModel(mlflow.pyfunc.PythonModel):
         with tempfile.TemporaryDirectory(prefix="whale-reid-model-") as tmp:
             result = identify(self.artefacts, photos, Path(tmp))
         return answers_table(result.matches)
+
+
+def model_description(members: pd.DataFrame, final: dict[str, float], threshold: float, scale: str) -> str:
+    """The registered model's description as MLflow shows it (Markdown): inputs, outputs, CV and OOF scores."""
+    cv = ", ".join(f"{m}/fold{f} {float(s):.4f}" for m, f, s in zip(members["model"], members["fold"],
+                                                                     members["cv_map5"]))  # fmt: skip
+    scores = [f"- **OOF MAP@5** {final['oof_map5']:.4f}: the ensemble's answers on photos held out of training, "
+              "which the threshold was tuned on"] if "oof_map5" in final else []  # fmt: skip
+    if "test_map5" in final:
+        scores.append(f"- **test MAP@5** {final['test_map5']:.4f} (the demo's hidden truth)")
+    return "\n".join([
+        "Photo-identification of whales and dolphins: the pipeline's ensemble behind `whale-reid identify`.",
+        "",
+        f"**Input**: a table with a column `{INPUT_COLUMN}`: photo paths or folders (searched recursively).",
+        "",
+        f"**Output**: five rows per photo, best first: {', '.join(f'`{c}`' for c in OUTPUT_COLUMNS)}; "
+        f"`individual_id` is `new_individual` where the best {'P(same)' if scale == 'probability' else scale} is "
+        f"below the threshold {threshold:.2f}; "
+        "rank 0 with `error` for an unreadable photo.",
+        "",
+        f"- **CV MAP@5** per member (each fold's model on the photos it did not train on): {cv}",
+        *scores,
+    ])  # fmt: skip
 
 
 def log_ensemble_model(repo: Path, registered_name: str | None, name: str = "ensemble") -> Any:

@@ -150,6 +150,10 @@ def log_ensemble_run(prediction: Prediction, artifacts: list[Path], registered_m
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="outputs")
         if registered_model:  # a pyfunc over whale_reid.identify: `mlflow models predict` on photo paths
-            from whale_reid.mlflow_model import log_ensemble_model
+            from whale_reid.mlflow_model import log_ensemble_model, model_description
 
-            log_ensemble_model(Path("."), registered_model)
+            logged = log_ensemble_model(Path("."), registered_model)
+            text = model_description(members, prediction.final, rule.post.threshold, rule.scale)
+            client = mlflow.MlflowClient()
+            client.update_registered_model(registered_model, description=text)
+            client.update_model_version(registered_model, logged.registered_model_version, description=text)

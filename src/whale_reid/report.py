@@ -25,7 +25,10 @@ class OofExample:
 
 
 def _short(value: Any) -> str:
-    """A table cell: floats to 4 significant digits, a saved calibrator as its kind and inputs."""
+    """A table cell: floats to 4 significant digits, a saved calibrator as its kind and inputs, nothing as "—"
+    (never a raw `None` or `{}`), other lists and mappings as their items."""
+    if value is None or (isinstance(value, (dict, list, tuple)) and not value):
+        return "—"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict) and value and all(isinstance(v, float) for v in value.values()):
@@ -33,6 +36,10 @@ def _short(value: Any) -> str:
     if isinstance(value, dict) and "kind" in value and "features" in value:
         weights = ", ".join(f"{f} {c:.3g}" for f, c in zip(value["features"], value.get("coef") or []))
         return f"{value['kind']} on {', '.join(value['features'])}" + (f" (weights {weights})" if weights else "")
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_short(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_short(v) for v in value)
     return str(value)
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 from whale_core import NEW_INDIVIDUAL, ImageLoadError, InputError, load_rgb, read_table
 from whale_reid.html import image_data_uri
 from whale_reid.report import OofExample, render_report
+from whale_reid.tracking import SCORES_VIEW_KEY
 from whale_reid.verification import MatchConfig, evidence_picture
 
 N_EXAMPLES = 12
@@ -93,7 +94,8 @@ def mlflow_links(tracking_uri: str, experiment_name: str) -> tuple[str | None, C
     if experiment is None:
         return None, lambda _run_id: None
     root = f"{base.rstrip('/')}/#/experiments/{experiment.experiment_id}"
-    return f"{root}/runs?workflowType=machine_learning", lambda run_id: f"{root}/runs/{run_id}" if run_id else None
+    runs = f"{root}/runs?workflowType=machine_learning&viewStateShareKey={SCORES_VIEW_KEY}"  # the scores as columns
+    return runs, lambda run_id: f"{root}/runs/{run_id}" if run_id else None
 
 
 def build_report(paths: ReportPaths, models: list[str], region: str, match: MatchConfig, tracking_uri: str,

@@ -71,6 +71,7 @@ def restricted_answers(
         fused_s, fused_i = pool_neighbours(fused_s, fused_i, groups)
     ids: list[list[str]] = [[] for _ in range(n)]
     ranked_ids, ranked_scores = np.full((n, 5), "", dtype=object), np.full((n, 5), -np.inf, dtype=np.float32)
+    thresholds = np.full(n, rule.post.threshold, dtype=np.float64)
     for rows, allowed in parts:
         pads = labels if allowed is None else labels[allowed]
         part_head = None if head is None else head.take(rows).only(pads)
@@ -78,4 +79,6 @@ def restricted_answers(
         for row, answer in zip(rows.tolist(), decided.ids):
             ids[row] = answer
         ranked_ids[rows], ranked_scores[rows] = decided.ranked.ids, decided.ranked.scores
-    return Answers(ids, RankedIndividuals(ranked_ids, ranked_scores), fused_s, fused_i), raw_s, raw_i
+        thresholds[rows] = decided.thresholds
+    answers = Answers(ids, RankedIndividuals(ranked_ids, ranked_scores), fused_s, fused_i, thresholds)
+    return answers, raw_s, raw_i

@@ -3,7 +3,8 @@
 For every query: the full photo with the detected boxes, the crop that was embedded, and the top-5
 individuals, each with up to PHOTOS_PER_CANDIDATE gallery photos, its score as a bar with the threshold line
 and — when the answers were verified — the verified keypoint matches drawn between the query crop and its best
-photo. Ranks are `matches.csv`'s; where the call is `new_individual`, a dashed card sits at that rank.
+photo. Above them sits the one call (`matches.csv`'s `recommendation`): the best candidate when its score reaches
+the threshold, else a new individual; the candidates below are the evidence, best first, `new_individual` left out.
 Photos of one encounter share a section and one decision. The pictures are files (`review_files.ImageFolder`);
 `review_files.write_review` writes the pages.
 """
@@ -98,6 +99,8 @@ class QueryView:
         key: the decision's key on the page (the photo, or `encounter:<id>`).
         new_rank: 0-based rank at which `new_individual` was inserted (None when not in the top 5).
         threshold: the query's threshold on the score's scale (the bar's line).
+        call, call_score: the recommendation (an individual id, or `new_individual`) and the best candidate's
+            score it rests on (P(same) when verified), compared with `threshold`.
         filters: the candidate restrictions applied (location, date window, side), as text.
         error: set for a photo that could not be read; the page shows the message instead.
     """
@@ -112,6 +115,13 @@ class QueryView:
     filters: str = ""
     encounter: str = ""
     error: str | None = None
+    call: str = ""
+    call_score: float = float("nan")
+
+    @property
+    def scale(self) -> str:
+        """What the scores are: "probability" (P(same)) or "similarity"."""
+        return self.candidates[0].scale if self.candidates else "similarity"
 
     @property
     def photos(self) -> list[str]:
@@ -211,6 +221,31 @@ def _candidate(
     )  # fmt: skip
 
 
+def _number(value: object) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def recommended(
+    matched, candidates: list[Candidate], rule: AnswerRule | None, neighbours: np.ndarray, gallery: GalleryIndex
+) -> tuple[float, str, float]:
+    """(threshold, call, best score) of one section: `matches.csv`'s recommendation columns where written, else
+    the same rule on the page's data (the first answer; the first candidate's score; the rule's threshold)."""
+    first = matched.iloc[0]
+    call = str(first.get("recommendation", "") or "")
+    if not call or call == "nan":
+        call = str(first["individual_id"])
+    threshold = _number(first.get("threshold"))
+    if not np.isfinite(threshold) and rule is not None:
+        threshold = float(np.mean(rule.post.thresholds(neighbours, gallery.species)))
+    score = _number(first.get("p_same"))
+    if not np.isfinite(score) and candidates:
+        score = candidates[0].score
+    return threshold, call, score
+
+
 def _groups(result: IdentifyResult) -> dict[str, list[int]]:
     """Readable photos' rows by section: one per encounter (its `encounter` column), else one per photo."""
     encounters = result.photos["encounter"] if "encounter" in result.photos else [""] * len(result.photos)
@@ -272,8 +307,7 @@ def build_views(
                        evidence)
             for label in candidate_ids(rows[0], result, answers, gallery)
         ]  # fmt: skip
-        threshold = np.nan if rule is None else float(np.mean(rule.post.thresholds(result.neighbours[rows[:1]],
-                                                                                   gallery.species)))  # fmt: skip
+        threshold, call, call_score = recommended(matched, candidates, rule, result.neighbours[rows[:1]], gallery)
         filters = str(matched["filters"].iloc[0]) if "filters" in matched else ""
         encounter = key.removeprefix("encounter:") if key.startswith("encounter:") else ""
         title = f"encounter {encounter} ({len(rows)} photos)" if encounter else str(photo)
@@ -282,7 +316,7 @@ def build_views(
                 photo=title, key=key, members=members, candidates=candidates,
                 new_rank=answers.index(NEW_INDIVIDUAL) if NEW_INDIVIDUAL in answers else None,
                 species=str(result.photos["species"].iloc[rows[0]]), threshold=threshold, filters=filters,
-                encounter=encounter,
+                encounter=encounter, call=call, call_score=call_score,
             )
         )  # fmt: skip
     return views

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from whale_core import atomic_write_bytes, atomic_write_text, inside, safe_name
-from whale_reid.html import esc, jpeg_bytes, json_for_script, page
+from whale_core import NEW_INDIVIDUAL, atomic_write_bytes, atomic_write_text, inside, safe_name
+from whale_reid.html import esc, jpeg_bytes, json_for_script, page, url
 
 if TYPE_CHECKING:
     from whale_reid.review import Candidate, QueryView
@@ -32,11 +32,25 @@ REVIEW_DIR = "review"
 IMAGES = "img"
 DEFAULT_PAGE_SIZE = 50
 TITLE = "whale-reid · review matches"
-NEW_CARD = (
-    "<figure class='newcard' data-choice='new'><div class='newbox'>new_individual<br>(below threshold)</div>"
-    "<figcaption>#{rank} the call: no candidate is similar enough</figcaption></figure>"
+#: Every key of the pages, as the help lists them. Only the keys that say so decide; looking never does.
+KEYS = (
+    ("←/→ or j/k", "previous / next photo (in compare: previous / next candidate)"),
+    ("a", "accept the recommendation (a new individual: type its name)"),
+    ("1–5", "decide: the candidate of that number is the individual"),
+    ("n", "decide: a new individual (type a name; Enter or Esc leaves the field)"),
+    ("z, Backspace", "undo this photo's decision"), ("u", "next undecided photo"),
+    ("c", "compare: the query beside a candidate, large"),
+    ("Shift+1–5", "compare with that candidate (decides nothing)"),
+    ("m", "compare: keypoint matches on / off"), ("p", "compare: the candidate's next photo"),
+    ("q", "compare: the encounter's next query photo"), ("wheel, drag, 0", "compare: zoom, pan, reset (both sides)"),
+    ("Esc", "close compare / help"), ("?", "this help"),
+)  # fmt: skip
+HINT = "a accept · 1–5 decide · n new · c compare · ? every key"
+HELP = (
+    "<div id='help' hidden><h2>Keys</h2><table>"
+    + "".join(f"<tr><th><kbd>{esc(k)}</kbd></th><td>{esc(v)}</td></tr>" for k, v in KEYS)
+    + "</table></div>"
 )
-HINT = "←/→ photo · 1–5 pick rank · n new · Esc/Enter leave the name · u next undecided · z undo · c compare"
 
 
 class ImageFolder:
@@ -68,47 +82,70 @@ def _bar(score: float, threshold: float, scale: str) -> str:
     return f"<div class='pbar' title='{esc(title)}'><b style='width:{width:.1f}%'></b>{line}</div>"
 
 
+def _score_text(score: float, scale: str) -> str:
+    value = f"{score:.3f}" if math.isfinite(score) else "n/a"
+    return f"P(same) {value}" if scale == "probability" else f"similarity {value}"
+
+
 def _card(index: int, cand: Candidate, threshold: float) -> str:
-    value = f"{cand.score:.3f}" if math.isfinite(cand.score) else "n/a"
-    score = f"P(same) {value}" if cand.scale == "probability" else f"similarity {value}"
-    evidence = f" · {cand.inliers} matches" if cand.inliers is not None else ""
-    rank = f"#{cand.rank}" if cand.rank is not None else "(6th)"
-    more = f" · +{len(cand.images) - 1} photos" if len(cand.images) > 1 else ""
+    """A candidate as evidence: its best photo (large), its score bar, number (the 1–5 key) and verified matches."""
+    evidence = f" · {cand.inliers} keypoint matches" if cand.inliers is not None else ""
+    more = f" · {len(cand.images)} photos" if len(cand.images) > 1 else ""
+    drawing = f"<img class='evidence' src='{esc(url(cand.evidence))}' alt='keypoint matches'>" if cand.evidence else ""
     return (
-        f"<figure class='cand' data-choice='c{index}' data-rank='{cand.rank or ''}'>"
-        f"<img src='{esc(cand.evidence or cand.images[0])}' alt='{esc(cand.individual_id)}'>"
-        f"{_bar(cand.score, threshold, cand.scale)}<figcaption>{rank} <b>{esc(cand.individual_id)}</b><br>"
-        f"<span class='sim'>{score}</span>{evidence} · {esc(cand.species)}"
-        f"<br><span class='muted'>{esc(cand.gallery_photos[0])}{more}</span></figcaption></figure>"
+        f"<figure class='cand' data-choice='c{index}' data-number='{index + 1}'>"
+        f"<img class='gallery' src='{esc(url(cand.images[0]))}' alt='{esc(cand.individual_id)}'>{drawing}"
+        f"{_bar(cand.score, threshold, cand.scale)}<figcaption><span class='num'>{index + 1}</span> "
+        f"<b>{esc(cand.individual_id)}</b> <span class='sim'>{_score_text(cand.score, cand.scale)}</span>{evidence}"
+        f" · {esc(cand.species)}{more}<br><span class='muted file'>{esc(cand.gallery_photos[0])}</span></figcaption>"
+        "</figure>"
+    )
+
+
+def call_text(query: QueryView) -> str:
+    """The recommendation in words, with the score it rests on and the threshold: `known: X (P(same) 0.94 ≥
+    0.40)` or `probably new (best P(same) 0.31 < 0.40)`."""
+    label = "P(same)" if query.scale == "probability" else "similarity"
+    score = f"{query.call_score:.2f}" if math.isfinite(query.call_score) else "n/a"
+    limit = f"{query.threshold:.2f}" if math.isfinite(query.threshold) else "n/a"
+    if query.call == NEW_INDIVIDUAL:
+        return f"probably new (best {label} {score} < {limit})"
+    return f"known: {query.call} ({label} {score} ≥ {limit})"
+
+
+def _call(query: QueryView) -> str:
+    kind = "new" if query.call == NEW_INDIVIDUAL else "known"
+    return (
+        f"<div class='call {kind}' data-call='{esc(query.call)}' data-score='{query.call_score:.6g}' "
+        f"data-threshold='{query.threshold:.6g}' data-scale='{esc(query.scale)}'>"
+        f"<span class='muted'>recommendation</span> <b>{esc(call_text(query))}</b> "
+        "<button class='accept'>accept (a)</button>"
+        "<span class='muted'> · the candidates below are the evidence, best first</span></div>"
     )
 
 
 def render_section(index: int, query: QueryView) -> str:
-    """One query's (or encounter's) section: its photos and crops, the candidates, the decision controls."""
+    """One query's (or encounter's) section: its photos and crops, the call, the candidates, the decision controls."""
     filters = f" <span class='filters'>candidates: {esc(query.filters)}</span>" if query.filters else ""
     head = f"<h2>{esc(query.photo)} <span class='muted'>{esc(query.species)}</span>{filters}</h2>"
     attrs = f"class='card query' data-index='{index}' data-key='{esc(query.key)}'"
     if query.error:
         return f"<section {attrs}>{head}<p class='newbox'>{esc(query.error)}</p></section>"
     photos = "".join(
-        f"<figure class='photo'><img src='{esc(m.image)}' alt='photo'><figcaption>{esc(m.photo)}"
-        + (f" · <a href='{esc(m.original)}' target='_blank'>original</a>" if m.original else "")
-        + f"</figcaption></figure><figure class='crop'><img src='{esc(m.crop)}' alt='crop'><figcaption>query crop"
-        "</figcaption>"
-        "</figure>"
+        f"<figure class='photo'><img src='{esc(url(m.image))}' alt='photo'><figcaption>{esc(m.photo)}"
+        + (f" · <a href='{esc(url(m.original))}' target='_blank'>original</a>" if m.original else "")
+        + f"</figcaption></figure><figure class='crop'><img src='{esc(url(m.crop))}' alt='crop'>"
+        "<figcaption>query crop</figcaption></figure>"
         for m in query.members
     )
-    cards = [_card(i, c, query.threshold) for i, c in enumerate(query.candidates)]
-    if query.new_rank is not None:
-        cards.insert(query.new_rank, NEW_CARD.format(rank=query.new_rank + 1))
+    cards = "".join(_card(i, c, query.threshold) for i, c in enumerate(query.candidates))
     name = f"q{index}"
     options = "".join(
-        f"<label><input type='radio' name='{name}' value='c{i}'> {f'#{c.rank}' if c.rank else '(6th)'}: "
-        f"{esc(c.individual_id)}</label>"
+        f"<label><input type='radio' name='{name}' value='c{i}'> {i + 1}: {esc(c.individual_id)}</label>"
         for i, c in enumerate(query.candidates)
     )
     return (
-        f"<section {attrs}>{head}<div class='row'>{photos}</div><div class='cands'>{''.join(cards)}</div>"
+        f"<section {attrs}>{head}<div class='row'>{photos}</div>{_call(query)}<div class='cands'>{cards}</div>"
         f"<div class='decision'>{options}"
         f"<label><input type='radio' name='{name}' value='new'> new individual:</label>"
         "<input type='text' placeholder='name / id' aria-label='new individual id'>"
@@ -117,13 +154,20 @@ def render_section(index: int, query: QueryView) -> str:
     )
 
 
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
 def _query_data(query: QueryView) -> dict:
+    """What the page's script needs of a section; every file reference a URL, encoded once (`url`)."""
     return {
-        "key": query.key, "photos": query.photos, "new_rank": query.new_rank, "error": bool(query.error),
-        "members": [{"crop": m.crop, "original": m.original, "photo": m.photo} for m in query.members],
+        "key": query.key, "photos": query.photos, "error": bool(query.error), "call": query.call,
+        "threshold": _finite(query.threshold), "scale": query.scale,
+        "members": [{"crop": url(m.crop), "original": url(m.original), "photo": m.photo} for m in query.members],
         "candidates": [
-            {"id": c.individual_id, "rank": c.rank, "images": c.images, "originals": c.originals,
-             "gallery_photos": c.gallery_photos, "evidence": c.evidence}
+            {"id": c.individual_id, "rank": c.rank, "score": _finite(c.score), "images": [url(i) for i in c.images],
+             "originals": [url(o) for o in c.originals], "gallery_photos": c.gallery_photos,
+             "evidence": url(c.evidence), "inliers": c.inliers}
             for c in query.candidates
         ],
     }  # fmt: skip
@@ -137,15 +181,17 @@ def _header(counter: str, note: str, links: str) -> str:
     return (
         f"<header><h1>{esc(TITLE)}</h1><span id='position'></span><span id='counter'>{counter}</span>"
         f"<span class='muted'>{esc(note)}</span>{links}<span class='hint'>{esc(HINT)}</span>"
-        "<button id='export'>Export decisions.csv</button></header>"
+        "<button id='export'>Export decisions.csv</button></header>" + HELP
     )
 
 
 COMPARE = (
-    "<div id='compare' hidden><div class='pane'><div class='zoom'><img id='cmp-query' alt='query crop'></div>"
-    "<p id='cmp-query-links'></p></div><div class='pane'><div class='zoom'><img id='cmp-cand' alt='candidate'></div>"
+    "<div id='compare' hidden><p id='cmp-title'></p>"
+    "<div class='pane'><div class='zoom'><img id='cmp-query' alt='query crop'></div><p id='cmp-query-links'></p></div>"
+    "<div class='pane'><div class='zoom'><img id='cmp-cand' alt='candidate'></div>"
     "<p id='cmp-cand-links'></p><div id='cmp-thumbs'></div></div>"
-    "<p class='muted'>wheel: zoom · drag: pan · 0: reset · Esc: close</p></div>"
+    "<p class='muted'>←/→ or Shift+1–5: another candidate (decides nothing) · 1–5, a, n: decide · m: keypoint matches"
+    " · p: candidate's next photo · q: next query photo · wheel/drag: zoom/pan both · 0: reset · Esc: close</p></div>"
 )
 
 
@@ -183,7 +229,7 @@ def write_review(
               "first": chunk[0].photo if chunk else "", "last": chunk[-1].photo if chunk else ""}
              for name, chunk in zip(names, chunks)]  # fmt: skip
     rows = "".join(
-        f"<tr data-page='{n}'><td><a href='{esc(p['href'])}'>page {n + 1}</a></td><td>{esc(p['first'])} … "
+        f"<tr data-page='{n}'><td><a href='{esc(url(p['href']))}'>page {n + 1}</a></td><td>{esc(p['first'])} … "
         f"{esc(p['last'])}</td><td class='progress'></td></tr>"
         for n, p in enumerate(pages)
     )

@@ -12,8 +12,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
+import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,10 @@ log = logging.getLogger(__name__)
 LOCAL_URI = "sqlite:///mlflow.db"
 #: MLflow 3's UI opens an experiment of this kind in its model-training view (runs, metrics, params)
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+#: The runs table's saved view with the scores as columns: an experiment tag `mlflow.sharedViewState.<key>` (MLflow's
+#: own saved views), opened by `?viewStateShareKey=<key>` in the UI's address.
+SCORES_VIEW_KEY, SHARED_VIEW_TAG = "scores", "mlflow.sharedViewState."
+SCORE_COLUMNS = ("cv_map5", "cv_map5_std", "oof_map5", "test_map5", "map50")  # folds' cv_map5_fold<k> after cv_map5
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,33 @@ def configure_tracking(cfg: TrackingConfig) -> str:
     experiment = mlflow.set_experiment(cfg.experiment)
     if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # the UI's model-training view, not GenAI's
         mlflow.set_experiment_tag(EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    share_scores_view(experiment.experiment_id)
     return uri
+
+
+def scores_view(metric_names: set[str]) -> dict[str, Any]:
+    """The runs table's state of the saved view: the scores that exist as columns, folds after their mean."""
+    folds = sorted((m for m in metric_names if re.fullmatch(r"cv_map5_fold\d+", m)), key=lambda m: int(m[12:]))
+    names = [c for c in SCORE_COLUMNS[:2] if c in metric_names] + folds
+    names += [c for c in SCORE_COLUMNS[2:] if c in metric_names]
+    return {"selectedColumns": [f"metrics.`{name}`" for name in names]}
+
+
+def share_scores_view(experiment_id: str) -> None:
+    """Save (or update) the experiment's `scores` view: the runs table with the metrics the runs logged so far."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    names = {key for run in client.search_runs([experiment_id], max_results=1000) for key in run.data.metrics}
+    state = json.dumps(scores_view(names), sort_keys=True)
+    tag = SHARED_VIEW_TAG + SCORES_VIEW_KEY
+    saved = client.get_experiment(experiment_id).tags.get(tag)
+    if saved is not None and json.loads(saved).get("state") == state:
+        return
+    now = int(time.time() * 1000)
+    created = json.loads(saved).get("createdAt", now) if saved else now
+    view = {"name": "scores: CV, OOF and test MAP@5", "createdAt": created, "updatedAt": now, "state": state}
+    client.set_experiment_tag(experiment_id, tag, json.dumps(view))
 
 
 def params_digest(*sections: Any) -> str:

@@ -8,6 +8,7 @@ after the search space and ensemble, see `study_name`).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -139,7 +140,8 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
         study_attrs = {"members": [f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"])],
                        "selection_digest": params_digest(records), "mlflow_run_id": run.info.run_id}  # fmt: skip
         result = tune_on_neighbours(stacked, cfg.search, study_name=study_name(cfg, members, match),
-                                    storage=cfg.storage, on_trial=on_trial, user_attrs=study_attrs, progress=True,
+                                    storage=cfg.storage, on_trial=on_trial, user_attrs=study_attrs,
+                                    progress=sys.stderr.isatty(),  # a log file gets no bar frames
                                     classifier_logits=None if head is None else head.logits,
                                     classifier_labels=None if head is None else head.labels)  # fmt: skip
         post = PostProcessing.from_best_params(result.best_params, k_max)

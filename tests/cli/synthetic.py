@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from whale_reid.identify import MATCH_COLUMNS, IdentifyResult
+from whale_reid.identify import MATCH_COLUMNS, IdentifyResult, recommendation
 from whale_reid.review import GalleryPhotos, build_views
 from whale_reid.review_files import REVIEW_DIR, ImageFolder, write_review
 from whale_retrieval import AnswerRule, GalleryIndex
@@ -27,11 +27,13 @@ def _jpeg(path: Path, rng: np.random.Generator, size=(200, 140)) -> None:
 
 
 def synthetic_run(
-    root: Path, n_photos: int = 60, *, seed: int = 0, encounters: list[str] | None = None
+    root: Path, n_photos: int = 60, *, seed: int = 0, encounters: list[str] | None = None, stem: str = "p"
 ) -> tuple[IdentifyResult, GalleryIndex, Path]:
     """A result of `n_photos` photos against a 40-photo gallery of 15 individuals, its run folder `root/run`.
 
-    The first photo's best neighbour scores below the threshold, so its rank 1 is `new_individual`.
+    The first photo's best neighbour scores below the threshold, so its rank 1 is `new_individual`; the second
+    photo's best candidate is well above it while the rest are below, so its rank 2 is `new_individual` (the
+    Kaggle hedge). Photos are named `<stem><i>.jpg`.
     """
     rng = np.random.default_rng(seed)
     labels = [f"ind{i % 15:02d}" for i in range(40)]
@@ -43,17 +45,20 @@ def synthetic_run(
     gallery = GalleryIndex.build(emb / np.linalg.norm(emb, axis=1, keepdims=True), ids, labels, ["dolphin"] * 40)
     sims = np.sort(rng.uniform(0.3, 0.95, size=(n_photos, 12)), axis=1)[:, ::-1].astype(np.float32)
     sims[0] = np.linspace(0.55, 0.3, 12)  # photo 0: nothing above the threshold
+    if n_photos > 1:
+        sims[1] = np.r_[0.94, np.linspace(0.5, 0.3, 11)]  # photo 1: one candidate above it, new_individual at rank 2
     idx = np.stack([rng.permutation(40)[:12] for _ in range(n_photos)])
     answers = RULE.apply(sims, idx, gallery.labels, gallery.species)
     photos, rows, boxes = [], [], []
     for i in range(n_photos):
-        key, photo = f"{i:05d}-p{i}", root / "survey" / f"p{i}.jpg"
+        key, photo = f"{i:05d}-{stem}{i}", root / "survey" / f"{stem}{i}.jpg"
         _jpeg(photo, rng, (320, 240))
         _jpeg(out / "crops" / REGION / "query" / f"{key}.jpg", rng)
         photos.append({"photo": str(photo), "key": key, "image_id": f"id-{i}", "species": "dolphin",
                        "path": str(photo), "encounter": encounters[i] if encounters else ""})  # fmt: skip
         boxes.append({"image": key, "region": REGION, "x1": 10, "y1": 10, "x2": 200, "y2": 150, "source": "detector"})
-        rows += [{"photo": str(photo), "rank": r, "individual_id": a, "error": ""}
+        call = recommendation(answers, i, False, float(answers.thresholds[i]))
+        rows += [{"photo": str(photo), "rank": r, "individual_id": a, "error": "", **call}
                  for r, a in enumerate(answers.ids[i], start=1)]  # fmt: skip
     result = IdentifyResult(
         pd.DataFrame(rows).reindex(columns=MATCH_COLUMNS), pd.DataFrame(photos), np.zeros((n_photos, 8), "f4"),
@@ -62,9 +67,11 @@ def synthetic_run(
     return result, gallery, gallery_dir
 
 
-def write_synthetic_pages(root: Path, n_photos: int = 60, page_size: int = 25, run_id: str = "run0001") -> Path:
+def write_synthetic_pages(
+    root: Path, n_photos: int = 60, page_size: int = 25, run_id: str = "run0001", stem: str = "p"
+) -> Path:
     """The synthetic run's review pages written into `root/run`; that folder."""
-    result, gallery, gallery_dir = synthetic_run(root, n_photos)
+    result, gallery, gallery_dir = synthetic_run(root, n_photos, stem=stem)
     out = root / "run"
 
     def locate(image_id: str) -> Path | None:

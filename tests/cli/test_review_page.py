@@ -49,8 +49,11 @@ def test_every_query_shows_five_candidate_images_that_load(identified: IdentifyR
         candidates = re.findall(r"<figure class=\"cand\"[^>]*><img [^>]*>", section)
         assert len(candidates) == 5
         assert all('data-loaded="1"' in img for img in candidates)
-        is_new = "new_individual" in matches.loc[matches["photo"] == photo, "individual_id"].tolist()
-        assert ('class="newcard"' in section) == is_new
+        rows = matches[matches["photo"] == photo]
+        assert (rows["recommendation"] == rows["individual_id"].iloc[0]).all()  # the call is the first answer
+        call = re.search(r"<div class=\"call (known|new)\" data-call=\"([^\"]*)\"", section)
+        assert call.group(2) == rows["recommendation"].iloc[0]
+        assert (call.group(1) == "new") == (call.group(2) == "new_individual")
 
 
 def test_identify_on_60_photos_writes_small_pages_whose_pictures_all_exist(identified: IdentifyRun, tmp_path):
@@ -81,13 +84,13 @@ def test_decide_three_export_enroll_log_and_revert(identified: IdentifyRun, repo
     real = [matches[(matches["photo"] == p) & (matches["individual_id"] != "new_individual")].iloc[0] for p in photos]
     with Browser(tmp_path / "profile") as browser:
         browser.open(_pages(identified.out)[0].as_uri())
-        browser.press(real[0]["rank"])  # photo 1: its best real candidate, by its matches.csv rank
+        browser.press("1")  # photo 1: its best real candidate, number 1 on the card
         browser.press("ArrowRight")
         browser.press("n")  # photo 2: a new individual
         browser.type("Fin-7")
         browser.press("Enter")
         browser.press("ArrowRight")
-        browser.press(real[2]["rank"])
+        browser.press("1")
         browser.reload()
         assert browser.js("document.getElementById('counter').textContent").startswith("3 / ")
         csv = browser.js("window.decisionsCsv()")

@@ -50,8 +50,8 @@ def test_decisions_survive_a_reload_undo_clears_one_and_esc_leaves_the_name_fiel
     with Browser(tmp_path / "profile") as browser:
         browser.open(page)
         first_card = browser.js("document.querySelector('section.query figure.cand figcaption').textContent")
-        assert first_card.startswith("#2 ")  # photo 1's rank 1 is new_individual: its first candidate is #2
-        browser.press("2")  # photo 1: matches.csv rank 2
+        assert first_card.startswith("1 ")  # photo 1's call is new_individual; its best candidate is still number 1
+        browser.press("1")  # photo 1: candidate 1
         browser.press("ArrowRight")
         browser.press("n")  # photo 2: a new individual, named
         browser.type("Fin-7")

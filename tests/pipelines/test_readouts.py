@@ -10,7 +10,8 @@ import sys
 import pandas as pd
 
 from pipelines.summary import summary_lines
-from whale_reid.report import _curve_svg, _fold_curves_svg, _ticks
+from whale_reid.mlflow_model import model_description
+from whale_reid.report import _curve_svg, _fold_curves_svg, _short, _ticks
 
 
 def _tick_labels(svg: str) -> list[float]:
@@ -45,7 +46,10 @@ def test_demo_summary_names_the_scores_the_report_and_where_to_look(tmp_path):
     assert "test MAP@5   0.7123  (known 0.8000, new 0.5000)" in text and "CV MAP@5     0.6000 ± 0.0200" in text
     assert (tmp_path / "reports/index.html").resolve().as_uri() in text
     assert all(cmd in text for cmd in ("make mlflow", "dvc exp show", "dvc plots show"))
-    assert len(text.splitlines()) <= 12
+    identify, enroll = "identify data/demo/test_images --out survey-demo", "enroll decisions.csv --identify-dir"
+    assert f"whale-reid {identify}" in text and "survey-demo/review.html" in text and f"whale-reid {enroll}" in text
+    assert "CV: each fold's model scored on the photos it did not train on" in text and "OOF: " in text
+    assert len(text.splitlines()) <= 20
 
 
 def test_version_and_identify_help_say_what_to_expect():
@@ -56,3 +60,17 @@ def test_version_and_identify_help_say_what_to_expect():
     assert helped.returncode == 0
     for part in ("example:", "whale-reid identify survey/", "matches.csv", "review.html", "exit status: 0 done"):
         assert part in helped.stdout
+
+
+def test_the_registered_model_description_names_inputs_outputs_and_the_scores():
+    members = pd.DataFrame({"model": ["demo", "demo"], "fold": [0, 2], "cv_map5": [0.34125, 0.3012]})
+    text = model_description(members, {"oof_map5": 0.41234, "test_map5": 0.756}, 0.4, "probability")
+    assert "`photo`" in text and "`individual_id`" in text and "`new_individual`" in text
+    assert "demo/fold0 0.3412, demo/fold2 0.3012" in text and "OOF MAP@5** 0.4123" in text
+    assert "P(same) is below the threshold 0.40" in text and "test MAP@5** 0.7560" in text
+
+
+def test_report_cells_show_no_raw_none_or_empty_mapping():
+    assert _short(None) == "—" and _short({}) == "—" and _short([]) == "—"
+    assert _short({"dolphin": 0.05, "beluga": -0.1}) == "dolphin 0.05, beluga -0.1"
+    assert _short({"a": None, "b": [0.123456, 2]}) == "a —, b 0.1235, 2" and _short(0.123456) == "0.1235"

@@ -70,6 +70,7 @@ def test_dvc_plots_page_draws_a_line_per_fold_offline(tiny_pipeline, tmp_path):
     for k in folds:
         assert any(f"fold: {k};" in label for label in drawn), f"no curve drawn for fold {k}: {lines}"
     assert any("threshold:" in label for label in drawn), "the threshold curve is not drawn"
+    assert 'aria-roledescription="rule mark"' in dom  # the tuned threshold, marked on its curve
 
 
 def test_mlflow_store_has_the_fold_summary_artifacts_and_outputs(tiny_pipeline):
@@ -110,6 +111,8 @@ def test_the_registered_ensemble_answers_two_photos_as_predict_did(tiny_pipeline
     name = _params(tiny_pipeline)["predict"]["registered_model"]
     versions = _client(tiny_pipeline).search_model_versions(f"name = '{name}'")
     assert len(versions) == 1
+    described = _client(tiny_pipeline).get_registered_model(name).description
+    assert all(part in described for part in ("**Input**", "**Output**", "CV MAP@5", "OOF MAP@5"))
     photos = sorted((tiny_pipeline / "data/demo/test_images").iterdir())[:2]
     pd.DataFrame({"photo": [str(p) for p in photos]}).to_csv(tmp_path / "photos.csv", index=False)
     out = tmp_path / "answers.json"

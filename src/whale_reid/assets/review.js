@@ -75,7 +75,7 @@
     sections.forEach((s, j) => s.classList.toggle("active", j === current));
     document.getElementById("position").textContent = "photo " + (data.offset + current + 1) + " · page " + data.page + " / " + data.pages;
     if (!fromHash && location.hash !== "#" + (current + 1)) history.replaceState(null, "", "#" + (current + 1));
-    if (!compare.hidden) renderCompare();
+    if (!compare.hidden) { cmpCand = 0; cmpPhoto = 0; renderCompare(); }
   }
   function mark(section) {
     const picked = section.querySelector("input[type=radio]:checked");
@@ -106,11 +106,14 @@
     if (radio) { radio.checked = true; record(i); }
   }
   function chooseNew(i) { choose(i, "new"); text(i).focus(); }
-  function pickRank(i, rank) {  // the keys 1–5 are matches.csv's ranks (new_individual's rank included)
+  function pickNumber(i, number) {  // the keys 1–5 decide: the candidate of that number on the card
+    if (number <= data.queries[i].candidates.length) choose(i, "c" + (number - 1));
+  }
+  function accept(i) {  // the card's recommendation: its individual, or a new one (named next)
     const q = data.queries[i];
-    if (q.new_rank === rank - 1) { chooseNew(i); return; }
-    const c = q.candidates.findIndex((cand) => cand.rank === rank);
-    if (c >= 0) choose(i, "c" + c);
+    if (q.error) return;
+    const c = q.candidates.findIndex((cand) => cand.id === q.call);
+    if (c >= 0) choose(i, "c" + c); else chooseNew(i);
   }
   function undo(i) {
     const skip = sections[i].querySelector("input[value='skip']");
@@ -148,52 +151,81 @@
       f.addEventListener("click", () => (f.dataset.choice === "new" ? chooseNew(i) : choose(i, f.dataset.choice)));
     });
     s.querySelector(".compare-open").addEventListener("click", () => { show(i); openCompare(); });
+    s.querySelector("button.accept").addEventListener("click", () => accept(i));
   });
 
-  // Compare: the query crop and the candidate's photos side by side, large, with zoom (wheel) and pan (drag).
-  const compare = document.getElementById("compare");
-  let cmpQuery = 0, cmpPhoto = 0;
-  function zoomable(pane) {
-    const img = pane.querySelector("img");
-    let s = 1, x = 0, y = 0, drag = null;
-    const apply = () => { img.style.transform = "translate(" + x + "px," + y + "px) scale(" + s + ")"; };
-    pane.addEventListener("wheel", (e) => { e.preventDefault(); s = Math.min(12, Math.max(1, s * Math.pow(1.0015, -e.deltaY))); apply(); });
-    pane.addEventListener("mousedown", (e) => { drag = [e.clientX - x, e.clientY - y]; e.preventDefault(); });
-    window.addEventListener("mouseup", () => { drag = null; });
-    window.addEventListener("mousemove", (e) => { if (drag) { x = e.clientX - drag[0]; y = e.clientY - drag[1]; apply(); } });
-    pane.reset = () => { s = 1; x = 0; y = 0; apply(); };
-    return pane;
+  // Compare: the query crop beside any candidate, fitted to the panes, one zoom and pan for both sides.
+  // Choosing which candidate to look at (←/→, Shift+1–5, a thumbnail) never records a decision.
+  const compare = document.getElementById("compare"), help = document.getElementById("help");
+  let cmpCand = 0, cmpQuery = 0, cmpPhoto = 0, showMatches = false;
+  const view = { s: 1, x: 0, y: 0 };
+  const zooms = Array.from(compare.querySelectorAll(".zoom"));
+  function applyView() {
+    zooms.forEach((z) => { z.querySelector("img").style.transform = "translate(" + view.x + "px," + view.y + "px) scale(" + view.s + ")"; });
   }
-  const panes = Array.from(compare.querySelectorAll(".zoom")).map(zoomable);
-  function link(href, label) { return href ? "<a target='_blank' href='" + encodeURI(href).replace(/'/g, "%27") + "'>" + label + "</a>" : ""; }
-  function candIndex() {
-    const picked = sections[current].querySelector("input[type=radio]:checked");
-    return picked && /^c\d$/.test(picked.value) ? Number(picked.value.slice(1)) : 0;
+  function resetView() { view.s = 1; view.x = 0; view.y = 0; applyView(); }
+  let drag = null;
+  zooms.forEach((z) => {
+    z.addEventListener("wheel", (e) => { e.preventDefault(); view.s = Math.min(12, Math.max(1, view.s * Math.pow(1.0015, -e.deltaY))); applyView(); });
+    z.addEventListener("mousedown", (e) => { drag = [e.clientX - view.x, e.clientY - view.y]; e.preventDefault(); });
+  });
+  window.addEventListener("mouseup", () => { drag = null; });
+  window.addEventListener("mousemove", (e) => { if (drag) { view.x = e.clientX - drag[0]; view.y = e.clientY - drag[1]; applyView(); } });
+  function link(href, label) {  // hrefs are URLs already (encoded once by the page's writer)
+    const a = document.createElement("a");
+    a.href = href; a.target = "_blank"; a.textContent = label;
+    return a;
+  }
+  function fill(id, parts) {
+    const el = document.getElementById(id);
+    el.replaceChildren(...parts.filter((p) => p).map((p) => (typeof p === "string" ? document.createTextNode(p) : p)));
+  }
+  function scoreText(q, c) {
+    const label = q.scale === "probability" ? "P(same) " : "similarity ";
+    const value = c.score === null ? "n/a" : c.score.toFixed(3);
+    return label + value + (q.threshold === null ? "" : " (threshold " + q.threshold.toFixed(3) + ")");
   }
   function renderCompare() {
     const q = data.queries[current];
     if (q.error || !q.candidates.length) { compare.hidden = true; return; }
-    const c = q.candidates[candIndex()], m = q.members[Math.min(cmpQuery, q.members.length - 1)];
-    const pictures = c.images.concat(c.evidence ? [c.evidence] : []);
-    cmpPhoto = cmpPhoto % pictures.length;
+    cmpCand = Math.min(cmpCand, q.candidates.length - 1);
+    const c = q.candidates[cmpCand], m = q.members[Math.min(cmpQuery, q.members.length - 1)];
+    cmpPhoto = cmpPhoto % c.images.length;
+    const matches = showMatches && c.evidence;
     document.getElementById("cmp-query").src = m.crop;
-    document.getElementById("cmp-cand").src = pictures[cmpPhoto];
-    document.getElementById("cmp-query-links").innerHTML = "query crop " + (cmpQuery + 1) + " / " + q.members.length + " " + link(m.crop, "full size") + " " + link(m.original, "original");
-    document.getElementById("cmp-cand-links").textContent = "#" + (c.rank || "–") + " " + c.id + " · ";
-    document.getElementById("cmp-cand-links").insertAdjacentHTML("beforeend", link(c.originals[cmpPhoto] || "", "full-resolution original"));
+    document.getElementById("cmp-cand").src = matches ? c.evidence : c.images[cmpPhoto];
+    const picked = sections[current].querySelector("input[type=radio]:checked");
+    const decision = !picked || picked.value === "skip" ? "undecided" : picked.value === "new" ? "decided: new" : "decided: " + q.candidates[Number(picked.value.slice(1))].id;
+    fill("cmp-title", ["candidate " + (cmpCand + 1) + " / " + q.candidates.length + ": ", Object.assign(document.createElement("b"), { textContent: c.id }),
+      " · " + scoreText(q, c) + (c.inliers === null ? "" : " · " + c.inliers + " keypoint matches") + " · " + decision]);
+    fill("cmp-query-links", ["query crop " + (cmpQuery + 1) + " / " + q.members.length + " ", link(m.crop, "full size"), " ", m.original ? link(m.original, "original") : ""]);
+    fill("cmp-cand-links", [(matches ? "keypoint matches (m: photo) · " : "photo " + (cmpPhoto + 1) + " / " + c.images.length + " (" + c.gallery_photos[cmpPhoto] + ") · "),
+      c.originals[cmpPhoto] ? link(c.originals[cmpPhoto], "full-resolution original") : ""]);
     const thumbs = document.getElementById("cmp-thumbs");
-    thumbs.innerHTML = "";
-    pictures.forEach((src, n) => {
+    thumbs.replaceChildren();
+    c.images.forEach((src, n) => {
       const t = document.createElement("img");
       t.src = src;
-      t.className = n === cmpPhoto ? "on" : "";
-      t.title = n < c.images.length ? c.gallery_photos[n] : "verified keypoint matches";
-      t.addEventListener("click", () => { cmpPhoto = n; renderCompare(); });
+      t.className = !matches && n === cmpPhoto ? "on" : "";
+      t.title = c.gallery_photos[n];
+      t.addEventListener("click", () => { cmpPhoto = n; showMatches = false; renderCompare(); });
       thumbs.appendChild(t);
     });
-    panes.forEach((p) => p.reset());
   }
-  function openCompare() { compare.hidden = false; cmpPhoto = 0; cmpQuery = 0; renderCompare(); }
+  function openCompare(candidate) {
+    if (candidate === undefined) {  // the picked candidate, else the first
+      const picked = sections[current] && sections[current].querySelector("input[type=radio]:checked");
+      candidate = picked && /^c\d$/.test(picked.value) ? Number(picked.value.slice(1)) : 0;
+    }
+    const opening = compare.hidden;
+    compare.hidden = false; cmpCand = candidate; cmpPhoto = 0;
+    if (opening) { cmpQuery = 0; resetView(); }
+    renderCompare();
+  }
+  function stepCandidate(step) {
+    const n = data.queries[current].candidates.length;
+    if (n) { cmpCand = (cmpCand + step + n) % n; cmpPhoto = 0; renderCompare(); }
+  }
 
   document.addEventListener("keydown", (e) => {
     const t = e.target;
@@ -207,17 +239,25 @@
       return;
     }
     if (e.ctrlKey || e.metaKey || e.altKey) return;
-    if (e.key === "Escape" && !compare.hidden) compare.hidden = true;
+    const digit = /^Digit[1-5]$/.test(e.code) ? Number(e.code.slice(5)) : null;
+    const comparing = !compare.hidden;
+    if (e.key === "Escape") { help.hidden = true; compare.hidden = true; }
+    else if (e.key === "?") help.hidden = !help.hidden;
+    else if (digit && e.shiftKey) { openCompare(digit - 1); e.preventDefault(); }  // looking, not deciding
+    else if (comparing && e.key === "ArrowRight") stepCandidate(1);
+    else if (comparing && e.key === "ArrowLeft") stepCandidate(-1);
     else if (e.key === "ArrowRight" || e.key === "j") show(current + 1);
     else if (e.key === "ArrowLeft" || e.key === "k") show(current - 1);
-    else if (/^[1-5]$/.test(e.key)) pickRank(current, Number(e.key));
+    else if (/^[1-5]$/.test(e.key)) pickNumber(current, Number(e.key));
+    else if (e.key === "a") { accept(current); e.preventDefault(); }
     else if (e.key === "n") { chooseNew(current); e.preventDefault(); }
     else if (e.key === "u") nextUndecided();
     else if (e.key === "z" || e.key === "Backspace") { undo(current); e.preventDefault(); }
-    else if (e.key === "c") { if (compare.hidden) openCompare(); else compare.hidden = true; }
-    else if (e.key === "p" && !compare.hidden) { cmpPhoto += 1; renderCompare(); }
-    else if (e.key === "q" && !compare.hidden) { cmpQuery = (cmpQuery + 1) % data.queries[current].members.length; renderCompare(); }
-    else if (e.key === "0") panes.forEach((p) => p.reset());
+    else if (e.key === "c") { if (comparing) compare.hidden = true; else openCompare(); }
+    else if (e.key === "m" && comparing) { showMatches = !showMatches; renderCompare(); }
+    else if (e.key === "p" && comparing) { cmpPhoto += 1; showMatches = false; renderCompare(); }
+    else if (e.key === "q" && comparing) { cmpQuery = (cmpQuery + 1) % data.queries[current].members.length; renderCompare(); }
+    else if (e.key === "0") resetView();
   });
   function fromHash() { return (Number(location.hash.slice(1)) || 1) - 1; }
   window.addEventListener("hashchange", () => show(fromHash(), true));  // review/page-0001.html#7: the 7th photo

@@ -26,7 +26,8 @@ class DetectorConfig(Config):
         device: ultralytics device string: `cpu`, `0`, `0,1`, or `""` for the best available.
         workers: dataloader worker processes.
         threads: torch CPU threads (None: all cores; ultralytics alone would leave one core idle).
-        cache: keep decoded training images in RAM (fast for small data sets, too big for the full Kaggle set).
+        cache: keep the decoded, resized training images as .npy files beside the work dir's dataset links
+            (ultralytics' disk cache: the same results as no cache; its RAM cache may not be deterministic).
         val_each_epoch: compute val mAP after every epoch (False: only after the last one — saves CPU time;
             the per-epoch history then has losses only and the last epoch's weights are kept).
         amp: mixed precision on CUDA (ignored on the CPU); ultralytics' download-based AMP self-check is skipped.

@@ -198,7 +198,7 @@ def train_detector(
             project=str(run_dir.parent),
             name=run_dir.name,
             exist_ok=True,
-            cache="ram" if cfg.cache else False,
+            cache="disk" if cfg.cache else False,  # .npy beside the dataset links: deterministic, unlike "ram"
             val=cfg.val_each_epoch,
             close_mosaic=min(cfg.close_mosaic, cfg.epochs),
             patience=cfg.patience,

@@ -103,7 +103,8 @@ def extract_embeddings(
     chunks = []
     try:
         show = progress and dist_utils.is_main_process()
-        bar = tqdm(batches, desc="embed", total=len(loader), disable=not show, leave=False)
+        # disable=None: a bar on a terminal only, not a frame per batch in a log file
+        bar = tqdm(batches, desc="embed", total=len(loader), disable=None if show else True, leave=False)
         for images in bar:
             images = images.to(device, non_blocking=True).to(memory_format=memory_format)
             with autocast(device, dtype):

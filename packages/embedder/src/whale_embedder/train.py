@@ -142,8 +142,10 @@ def _train_epoch(tr: _Trainer, cfg: EmbedderConfig, epoch: int, device: torch.de
     tr.sampler.set_epoch(epoch)
     total_loss, seen, start, speed = 0.0, 0, time.perf_counter(), 0.0
     used = tr.updates_per_epoch * cfg.grad_accum  # micro-batches of whole updates
+    # disable=None: no bar when stderr is not a terminal (a log file gets the epoch lines, not a frame per batch)
     shown = progress and dist_utils.is_main_process()
-    bar = tqdm(itertools.islice(tr.loader, used), desc=f"epoch {epoch}", total=used, leave=False, disable=not shown)
+    bar = tqdm(itertools.islice(tr.loader, used), desc=f"epoch {epoch}", total=used, leave=False,
+               disable=None if shown else True)  # fmt: skip
 
     def on_device(batch):
         images, labels, species = (t.to(device, non_blocking=True) for t in batch)

@@ -120,12 +120,16 @@ class Answers:
         ids: five distinct answers per query, best first (`new_individual` included where decided).
         ranked: the candidate individuals and their scores (similarity, or P(same) when verified).
         scores, idx: the neighbours in the order the ranking used ([n, k]; P(same) when verified).
+        thresholds: [n] the threshold each query's ranked scores were compared with (species offset and
+            `new_share` included; None when not known): `new_individual` comes first exactly where the best
+            ranked score is below it.
     """
 
     ids: list[list[str]]
     ranked: RankedIndividuals
     scores: np.ndarray
     idx: np.ndarray
+    thresholds: np.ndarray | None = None
 
     def best_rows(self, gallery_labels: Sequence[str]) -> list[list[int]]:
         """Per query and answer, the gallery row of that individual's best neighbour (-1: none, or
@@ -306,7 +310,9 @@ class AnswerRule:
         thresholds = self.post.thresholds(order_idx, gallery_species, self.post.base_threshold(ranked))
         pads = gallery_labels if pad_labels is None else pad_labels
         pad_ids = most_frequent_ids(list(map(str, pads)), 6)
-        return Answers(insert_new_individual(ranked, thresholds, 5, pad_ids=pad_ids), ranked, scores, order_idx)
+        per_query = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(ranked),)).copy()
+        return Answers(insert_new_individual(ranked, thresholds, 5, pad_ids=pad_ids), ranked, scores, order_idx,
+                       per_query)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: the post-processing keys plus `scale`, `shortlist` and `calibrator` (or null)."""
