@@ -119,8 +119,13 @@ def test_the_shortlist_is_verified_and_the_threshold_is_a_probability(tiny_pipel
         assert (tiny_pipeline / f"models/gallery/features_{region}.npz").is_file()
     post = json.loads((tiny_pipeline / "outputs/postprocess.json").read_text())
     assert post["scale"] == "probability" and 0.0 <= post["threshold"] <= 1.0
-    assert post["calibrator"]["features"] == ["similarity", "excess_fullbody", "excess_backfin"]
-    assert all(c >= 0 for c in post["calibrator"]["coef"])  # monotone: more evidence never lowers P(same)
+    evidence = ["similarity", "excess_fullbody", "excess_backfin", "outline_backfin", "traced_backfin"]
+    assert post["calibrator"]["features"] == evidence
+    monotone = [c for f, c in zip(evidence, post["calibrator"]["coef"]) if not f.startswith("traced_")]
+    assert all(c >= 0 for c in monotone)  # more evidence never lowers P(same); presence indicators take any sign
+    assert set(post["calibrator"]["references"]) == {"inliers_fullbody", "inliers_backfin"}
+    assert 0.0 < summary["backfin_train_outline_traced"] <= 1.0  # the fin outlines were traced
+    assert feats.has_outlines
     gallery = json.loads((tiny_pipeline / "models/gallery/gallery.json").read_text())["settings"]
     assert gallery["calibrator"] == post["calibrator"] and gallery["threshold"] == post["threshold"]
     oof = pd.read_csv(tiny_pipeline / "outputs/oof_predictions.csv", dtype=str)
