@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -72,6 +73,11 @@ def _env() -> dict[str, str]:
     env.setdefault("GIT_COMMITTER_NAME", "whale-reid tests")
     env.setdefault("GIT_COMMITTER_EMAIL", "tests@whale-reid.invalid")
     return env
+
+
+def error_lines(stderr: str) -> list[str]:
+    """What a failed command said on stderr, less the log lines a stage writes there (`HH:MM:SS INFO ...`)."""
+    return [line for line in stderr.strip().splitlines() if not re.match(r"\d\d:\d\d:\d\d INFO ", line)]
 
 
 def run_in(cwd: Path, *cmd: str, timeout: int = 900):

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import error_lines
 from tests.detector.synth import make_photos
 from tests.pipelines.conftest import stage_command
 from whale_core import InputError
@@ -75,7 +76,7 @@ def test_a_bad_test_photo_box_fails_before_any_crop_is_written(tmp_path):
     earlier.write_text("an earlier run's table\n")
     proc = _stage("crop", tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
+    assert error_lines(proc.stderr) == [
         f"error: data/raw/given.csv: line {line}: box 50,{boxes['y1'].iloc[-1]:g},20,{boxes['y2'].iloc[-1]:g} "
         f"(image {boxes['image'].iloc[-1]!r} of a 96x72 photo): x2 <= x1 (expected x1,y1 top-left and x2,y2 "
         "bottom-right in pixels)"
@@ -88,7 +89,7 @@ def test_stage_reports_a_bad_params_key_in_one_line(tmp_path):
     _layout(tmp_path, {"crop": {"box_sorce": "detector"}})
     proc = _stage("crop", tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
+    assert error_lines(proc.stderr) == [
         "error: unknown key 'box_sorce' in params section 'crop' (known keys: batch, box_input, box_source, boxes_csv, "
         "conf_threshold, detector_stages, device, imgsz, iou_nms, jpeg_quality, margin_frac, max_side_px, min_box_px, "
         "workers)"

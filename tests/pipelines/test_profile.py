@@ -9,7 +9,7 @@ import sys
 import pytest
 from dvc.utils.hydra import apply_overrides
 
-from tests.conftest import REPO_ROOT, make_pipeline_repo, run_in
+from tests.conftest import REPO_ROOT, error_lines, make_pipeline_repo, run_in
 from whale_reid.params import load_params, read_yaml
 from whale_reid.profiles import hydra_value, profile_overrides
 
@@ -50,7 +50,7 @@ def test_an_unknown_profile_is_one_line_naming_the_known_ones():
     proc = run_in(REPO_ROOT, sys.executable, "-m", "pipelines.profile", "kagle")
     assert proc.returncode == 2
     known = ", ".join(sorted(path.stem for path in (REPO_ROOT / "profiles").glob("*.yaml")))  # kaggle, tiny, ...
-    assert proc.stderr.strip() == f"error: unknown profile 'kagle' (known: {known})"
+    assert error_lines(proc.stderr) == [f"error: unknown profile 'kagle' (known: {known})"]
 
 
 @pytest.mark.pipeline  # a repository copy and one `dvc exp run --temp` of the demo stage
