@@ -194,6 +194,8 @@ def run_fold(job: FoldJob, train: bool = True) -> dict | None:
     if not train:
         log.info("fold %d of %s is up to date; skipped", job.fold, job.name)
         return json.loads(done.read_text()) if main else None
+    log.info("fold %d of %s: training on %d photos, validating on %d", job.fold, job.name,
+             int((~job.is_val).sum()), int(job.is_val.sum()))  # fmt: skip
     run_id = _resumable_run(job)
     tracked = contextlib.nullcontext()
     if main:

@@ -45,11 +45,19 @@ def measured(fold_summary: dict) -> list[dict]:
 
 
 def log_epoch(metrics: dict, epoch: int) -> None:
-    """One epoch's finite metrics in the active (fold) run, at step `epoch`."""
+    """One epoch's finite metrics in the active (fold) run, at step `epoch`.
+
+    The validation's best similarity threshold is logged as `val_similarity_threshold`, and only where the fold's
+    validation photos include unseen animals (`val_map5_new` finite): without them every threshold up to the
+    lowest similarity scores the same, and the grid's first value (0) would read like a broken metric.
+    """
     import mlflow
 
     finite = {key: v for key, v in metrics.items() if not math.isnan(v)}
-    mlflow.log_metrics({key.replace("val_threshold", "threshold"): v for key, v in finite.items()}, step=epoch)
+    if "val_map5_new" not in finite:
+        finite.pop("val_threshold", None)
+    mlflow.log_metrics({key.replace("val_threshold", "val_similarity_threshold"): v for key, v in finite.items()},
+                       step=epoch)  # fmt: skip
 
 
 def log_fold_result(job: FoldJob, result, run_id: str) -> dict:
