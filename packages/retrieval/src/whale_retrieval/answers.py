@@ -51,8 +51,9 @@ def with_excess(evidence: Mapping[str, np.ndarray], valid: np.ndarray) -> dict[s
         if not name.startswith("inliers_"):
             continue
         masked = np.where(valid, values.astype(np.float64), np.nan)
-        with np.errstate(all="ignore"):
-            median = np.nanmedian(masked, axis=1, keepdims=True) if masked.size else np.zeros((len(masked), 1))
+        median, some = np.zeros((len(masked), 1)), valid.any(axis=1)  # a query with no neighbour has no median
+        if some.any():
+            median[some] = np.nanmedian(masked[some], axis=1, keepdims=True)
         excess = np.maximum(values - np.nan_to_num(median), 0)
         out["excess_" + name.removeprefix("inliers_")] = np.where(valid, excess, 0)
     return out
@@ -190,7 +191,7 @@ class AnswerRule:
             if values is None or np.shape(values)[0] != len(sims) or np.shape(values)[1] < m:
                 raise InputError(f"answers: evidence {name!r} must be [{len(sims)}, {m}], got {np.shape(values)}")
             given[name] = np.asarray(values)[:, :m]
-        inputs = {SIMILARITY: sims.astype(np.float64)}
+        inputs = {SIMILARITY: np.where(idx >= 0, sims, 0.0).astype(np.float64)}  # no neighbour (-inf): scored -inf
         for name, values in with_derived(given, idx[:, :m] >= 0).items():
             full = np.zeros(sims.shape, dtype=np.float64)
             full[:, :m] = values
