@@ -23,7 +23,7 @@ def overlay(base: dict, profile: dict) -> dict:
     return merged
 
 
-@pytest.mark.parametrize("name", ["tiny", "kaggle"])
+@pytest.mark.parametrize("name", ["tiny", "kaggle", "own-catalogue"])
 def test_dvc_applies_a_profile_as_the_overlay_of_params_yaml(tmp_path, name):
     params = tmp_path / "params.yaml"
     shutil.copy(REPO_ROOT / "params.yaml", params)
@@ -45,7 +45,7 @@ def test_values_keep_their_type_through_the_override_grammar(tmp_path):
 def test_an_unknown_profile_is_one_line_naming_the_known_ones():
     proc = run_in(REPO_ROOT, sys.executable, "-m", "pipelines.profile", "kagle")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: unknown profile 'kagle' (known: kaggle, tiny)"
+    assert proc.stderr.strip() == "error: unknown profile 'kagle' (known: kaggle, own-catalogue, tiny)"
 
 
 @pytest.mark.pipeline  # a repository copy and one `dvc exp run --temp` of the demo stage
