@@ -13,6 +13,7 @@ from whale_core import NEW_INDIVIDUAL
 from whale_embedder import save_embeddings
 from whale_reid.ensemble import stack_oof
 from whale_reid.predicting import PredictConfig, PredictPaths, predict_test
+from whale_reid.tune import TuneStageConfig, study_name
 from whale_reid.verification import MatchConfig
 from whale_retrieval.answers import AnswerRule
 from whale_retrieval.postprocess import PostProcessing
@@ -99,3 +100,11 @@ def test_a_photo_of_a_known_side_never_has_a_photo_of_the_other_side_as_a_candid
     for name in ("sims", "idx", "gallery_labels", "truth"):
         assert np.array_equal(np.asarray(getattr(stacked_empty, name)), np.asarray(getattr(stacked_none, name)))
     assert _predictions(no_side_known) == _predictions(no_column) and _predictions(no_column)[0] == "B"
+
+
+def test_searching_by_side_starts_a_new_study_and_leaves_the_name_of_one_without_sides() -> None:
+    """Trials scored on side-restricted neighbours must not be mixed into a study of unrestricted ones."""
+    cfg, members, match = TuneStageConfig(), pd.DataFrame({"model": ["m"], "fold": [0]}), MatchConfig(enabled=False)
+    plain = study_name(cfg, members, match)
+    assert study_name(cfg, members, match, same_side=True) != plain
+    assert plain == study_name(cfg, members, match, same_side=False)
