@@ -1,4 +1,4 @@
-"""Run an experiment under a profile: `python -m pipelines.profile tiny|kaggle [dvc exp run options and targets]`.
+"""Run an experiment under a profile: `python -m pipelines.profile NAME [dvc exp run options and targets]`.
 
 A profile (`profiles/<name>.yaml`) is a set of DVC parameter overrides, not an edit of params.yaml by this
 project: each leaf it names becomes `-S ++<key>=<value>` of one `dvc exp run` (mappings merge key by key,

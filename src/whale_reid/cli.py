@@ -128,13 +128,13 @@ def load_artefacts(repo: Path) -> Artefacts:
 
 
 def gallery_locator(repo: Path, raw_dir: Path, region: str):
-    """Where a gallery image is shown from: its crop, an enrolled photo's crop, or the train photo."""
+    """Where a gallery image is shown from: its crop, an enrolled photo's crop, or its original photo."""
+    original = original_locator(repo, raw_dir)
 
     def locate(image_id: str) -> Path | None:
         options = (
             (repo / "data" / "crops" / region / "train", str(Path(image_id).with_suffix(".jpg"))),
             (repo / CATALOGUE / "crops", f"{image_id}.jpg"),
-            (raw_dir / "train_images", image_id),
         )
         for folder, name in options:
             try:
@@ -143,17 +143,28 @@ def gallery_locator(repo: Path, raw_dir: Path, region: str):
                 continue
             if path.is_file():
                 return path
-        return None
+        return original(image_id)
 
     return locate
 
 
-def original_locator(raw_dir: Path):
-    """The full-resolution original of a gallery image id: the train photo, when it is on this machine."""
+def original_locator(repo: Path, raw_dir: Path):
+    """The full-resolution original of a gallery image id, when it is on this machine.
+
+    A catalogue's photo is its prepared `photo` (`data/prepared/train.csv`: the path relative to `raw_dir`,
+    in sub-folders); a Kaggle-layout photo is `<raw_dir>/train_images/<image id>`. Enrolled photos have none.
+    """
+    prepared = repo / "data" / "prepared" / "train.csv"
+    photos: dict[str, str] = {}
+    if prepared.is_file():
+        table = read_table(prepared)
+        if {"image", "photo"} <= set(table.columns):
+            photos = dict(zip(table["image"], table["photo"]))
 
     def locate(image_id: str) -> Path | None:
-        try:
-            path = inside(raw_dir / "train_images", image_id)
+        folder, name = (raw_dir, photos[image_id]) if image_id in photos else (raw_dir / "train_images", image_id)
+        try:  # both names are read from files: each must stay inside its folder, symlinks included
+            path = inside(folder, name)
         except InputError:
             return None
         return path if path.is_file() else None
@@ -183,7 +194,7 @@ def write_outputs(
         save_features(query_features_path(out, region_name), features)
     raw_dir = repo / DataParams.from_dict(read_params(repo).get("data")).raw_dir
     photos = GalleryPhotos(gallery_locator(repo, raw_dir, region), ImageFolder(out / REVIEW_DIR),
-                           original_locator(raw_dir))  # fmt: skip
+                           original_locator(repo, raw_dir))  # fmt: skip
     rule = artefacts.answer_rule
     match = artefacts.match_config if rule.calibrator is not None else None
     gallery_features = (artefacts.gallery_features or {}).get(region)

@@ -6,7 +6,8 @@ Layout read: `embeddings/<model>/fold<k>/{train,test}.npz` with arrays `image` (
 Out-of-fold retrieval without leaks: to score fold k, the queries are the train photos of fold k
 and the gallery the photos of the other folds, all embedded by the members trained *without*
 fold k — the selected checkpoints of fold k. So no embedding model has seen the queries it is
-tuned on (the reference tuned on a fold most of its ensemble had trained on).
+tuned on (the reference tuned on a fold most of its ensemble had trained on). Photos of a known `side` are
+searched on the gallery photos of their side (or of unknown side) only: `same_side`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 
 from whale_core import InputError, read_json
 from whale_retrieval import KnnConfig, concat_embeddings
+from whale_retrieval.knn import Restriction
 from whale_retrieval.postprocess import RetrievalSplit, StackedNeighbours, stack_splits
 
 EMBEDDINGS_DIR = Path("embeddings")
@@ -144,6 +146,25 @@ def hide_individuals(query_ids: pd.Series, gallery_ids: pd.Series, new_share: fl
     return ~gallery_ids.isin(hidden).to_numpy()  # one pass over the gallery, not one per hidden individual
 
 
+def same_side(query: pd.DataFrame, gallery: pd.DataFrame) -> list[Restriction] | None:
+    """The gallery rows each query may match when photos carry a `side`: its own side, or a photo of unknown side.
+
+    A query of unknown side ("") may match every row, so does every query a gallery photo of unknown side. None
+    (no restriction at all) when either table has no `side` column or no query is barred from any row: the
+    search is then the plain one, and the answers are exactly those without sides.
+    """
+    if "side" not in query.columns or "side" not in gallery.columns:
+        return None
+    query_sides = query["side"].fillna("").astype(str).to_numpy()
+    gallery_sides = gallery["side"].fillna("").astype(str).to_numpy()
+    restrictions: list[Restriction] = []
+    for side in pd.unique(query_sides):
+        allowed = (gallery_sides == side) | (gallery_sides == "")
+        barred = bool(side) and not allowed.all()
+        restrictions.append((np.flatnonzero(query_sides == side), allowed if barred else None))
+    return restrictions if any(allowed is not None for _, allowed in restrictions) else None
+
+
 def stack_oof(
     members: pd.DataFrame,
     train: pd.DataFrame,
@@ -171,7 +192,7 @@ def stack_oof(
         splits.append(
             RetrievalSplit(
                 split.query_emb, split.query["individual_id"], split.gallery_emb[keep],
-                gallery["individual_id"], gallery["species"], gallery["image"],
+                gallery["individual_id"], gallery["species"], gallery["image"], same_side(split.query, gallery),
             )
         )  # fmt: skip
         queries.append(split.query.assign(fold=split.fold))

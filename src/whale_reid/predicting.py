@@ -2,6 +2,8 @@
 
 The gallery (the train photos embedded by the ensemble, with the answer rule's settings) is what
 `whale-reid identify` queries; the test photos are searched against it and answered by the rule `tune` saved.
+When both tables carry a `side`, a test photo of a known side is searched on the gallery photos of that side
+or of unknown side only (`whale_reid.ensemble.same_side`), as `tune` searched the OOF folds.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ import numpy as np
 import pandas as pd
 
 from whale_core import NEW_INDIVIDUAL, Config, read_json, read_table
-from whale_reid.ensemble import ensemble_embeddings, read_selection
+from whale_reid.ensemble import ensemble_embeddings, read_selection, same_side
 from whale_reid.head_scores import head_scores, load_heads
 from whale_reid.region_fusion import fuse_query_regions
 from whale_reid.submission import make_submission
 from whale_reid.tracking import params_digest, standard_tags
 from whale_reid.verification import MatchConfig, load_feature_sets, shortlist_evidence
-from whale_retrieval import GalleryIndex, KnnConfig, knn_search, known_new_groups, map_at_5, map_at_5_by_group
+from whale_retrieval import GalleryIndex, KnnConfig, knn_search_allowed, known_new_groups, map_at_5, map_at_5_by_group
 from whale_retrieval.answers import AnswerRule, Answers
 
 
@@ -94,7 +96,8 @@ def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) ->
         regions = post_json.get("region_fusion")
         # fusion (local or of regions) re-ranks the whole shortlist: search it exactly
         labels = None if rule.calibrator or regions else gallery.labels
-        sims, idx = knn_search(query_emb, gallery_emb, k, config=cfg.knn, gallery_labels=labels)
+        sides = same_side(test, train) or [(np.arange(len(test)), None)]  # a known side matches only its side
+        sims, idx = knn_search_allowed(query_emb, gallery_emb, k, sides, config=cfg.knn, gallery_labels=labels)
         if regions:
             sims, idx = fuse_query_regions(sims, idx, regions, members, test["image"], train, paths.embeddings)
         evidence = None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from whale_retrieval import AnswerRule, Answers, GalleryIndex, KnnConfig, knn_search, pool_neighbours
+from whale_retrieval import AnswerRule, Answers, GalleryIndex, KnnConfig, knn_search_allowed, pool_neighbours
 from whale_retrieval.ranking import ClassifierScores, RankedIndividuals
 
 #: (query rows, their neighbours as gallery rows) → the local evidence `AnswerRule.fuse` takes, or None.
@@ -51,22 +51,14 @@ def restricted_answers(
         groups: each query's encounter ("" none).
         head: the queries' ArcFace-head scores when the rule blends them (restricted like the gallery).
     """
-    n, k = len(query_emb), min(rule.post.k_neighbors, len(gallery))
+    n = len(query_emb)
     labels = gallery.labels
-    raw_s, fused_s = np.full((n, k), -np.inf, np.float32), np.full((n, k), -np.inf, np.float32)
-    raw_i, fused_i = np.full((n, k), -1, np.int64), np.full((n, k), -1, np.int64)
     parts = partitions(filters, masks)
-    for rows, allowed in parts:
-        sub = np.arange(len(gallery)) if allowed is None else np.flatnonzero(allowed)
-        width = min(k, len(sub))
-        if width == 0:
-            continue  # nothing allowed: the rule answers new_individual
-        sims, found = knn_search(query_emb[rows], gallery.embeddings[sub], width, config=knn,
-                                 gallery_labels=None if rule.calibrator else labels[sub])  # fmt: skip
-        found = np.where(found >= 0, sub[np.clip(found, 0, None)], -1)
-        raw_s[rows, :width], raw_i[rows, :width] = sims, found
-        scores, order = rule.fuse(sims, found, evidence(rows, found))
-        fused_s[rows, : scores.shape[1]], fused_i[rows, : scores.shape[1]] = scores, order
+    search_labels = None if rule.calibrator else labels  # fusion re-ranks the whole shortlist: search it exactly
+    raw_s, raw_i = knn_search_allowed(
+        query_emb, gallery.embeddings, rule.post.k_neighbors, parts, config=knn, gallery_labels=search_labels
+    )
+    fused_s, fused_i = rule.fuse(raw_s, raw_i, evidence(np.arange(n), raw_i))
     if any(groups):
         fused_s, fused_i = pool_neighbours(fused_s, fused_i, groups)
     ids: list[list[str]] = [[] for _ in range(n)]

@@ -84,13 +84,16 @@ class TuneOutcome:
     run_id: str
 
 
-def study_name(cfg: TuneStageConfig, members: pd.DataFrame, match: MatchConfig) -> str:
+def study_name(cfg: TuneStageConfig, members: pd.DataFrame, match: MatchConfig, same_side: bool = False) -> str:
     """`<study_name>-<digest>`: the digest covers the search space and the ensemble but not `n_trials`.
 
     So raising `n_trials` continues the same study (finished trials are kept, not repeated), while a new
-    selection, search space or fusion starts a new one instead of mixing in trials scored on other scores.
+    selection, search space, fusion or side restriction (`same_side`: the photos' sides restrict the OOF search)
+    starts a new one instead of mixing in trials scored on other scores.
     """
     space = {**cfg.search.to_dict(), "n_trials": None, "simulated_new_share": cfg.simulated_new_share}
+    if same_side:  # keeps the digest of the searches without sides as it was
+        space["same_side"] = True
     if cfg.head_blend:  # keeps the digest of the searches without the blend as it was
         space["head_blend"] = True
     if cfg.region_fusion.enabled:
@@ -118,6 +121,7 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
     members = pd.DataFrame(read_selection(paths.selection)["members"])
     train = read_table(paths.train).astype({"fold": int})
     k_max = cfg.search.k_neighbors_max
+    sided = "side" in train.columns and bool(train["side"].ne("").any())  # stack_oof searches by side then
     stacked, queries = stack_oof(members, train, k_max, new_share=cfg.simulated_new_share, seed=cfg.search.seed,
                                  root=paths.embeddings)  # fmt: skip
     stacked, regions = fuse_oof_regions(stacked, members, train, cfg.region_fusion, threshold_grid(cfg.search),
@@ -139,7 +143,7 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
 
         study_attrs = {"members": [f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"])],
                        "selection_digest": params_digest(records), "mlflow_run_id": run.info.run_id}  # fmt: skip
-        result = tune_on_neighbours(stacked, cfg.search, study_name=study_name(cfg, members, match),
+        result = tune_on_neighbours(stacked, cfg.search, study_name=study_name(cfg, members, match, sided),
                                     storage=cfg.storage, on_trial=on_trial, user_attrs=study_attrs,
                                     progress=sys.stderr.isatty(),  # a log file gets no bar frames
                                     classifier_logits=None if head is None else head.logits,

@@ -23,7 +23,7 @@ def overlay(base: dict, profile: dict) -> dict:
     return merged
 
 
-@pytest.mark.parametrize("chain", [["tiny"], ["kaggle"], ["kaggle", "kaggle-24gb"]])
+@pytest.mark.parametrize("chain", [["tiny"], ["kaggle"], ["kaggle", "kaggle-24gb"], ["own-catalogue"]])
 def test_dvc_applies_a_profile_as_the_overlay_of_params_yaml(tmp_path, chain):
     params = tmp_path / "params.yaml"
     shutil.copy(REPO_ROOT / "params.yaml", params)

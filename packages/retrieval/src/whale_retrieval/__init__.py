@@ -10,7 +10,7 @@ from whale_retrieval.calibration import PairCalibrator, fit_calibrator
 from whale_retrieval.config import KnnConfig, TuneConfig
 from whale_retrieval.ensemble import concat_embeddings
 from whale_retrieval.gallery import GalleryIndex
-from whale_retrieval.knn import build_index, check_embeddings, knn_recall_at_k, knn_search
+from whale_retrieval.knn import build_index, check_embeddings, knn_recall_at_k, knn_search, knn_search_allowed
 from whale_retrieval.metrics import NEW_INDIVIDUAL, known_new_groups, map_at_5, map_at_5_by_group, map_at_5_per_image
 from whale_retrieval.postprocess import PostProcessing, RetrievalSplit, StackedNeighbours, stack_splits
 from whale_retrieval.ranking import (
@@ -55,6 +55,7 @@ __all__ = [
     "insert_new_individual",
     "knn_recall_at_k",
     "knn_search",
+    "knn_search_allowed",
     "known_new_groups",
     "map5_with_threshold",
     "map_at_5",

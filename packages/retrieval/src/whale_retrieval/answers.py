@@ -231,7 +231,7 @@ class AnswerRule:
             if values is None or np.shape(values)[0] != len(sims) or np.shape(values)[1] < m:
                 raise InputError(f"answers: evidence {name!r} must be [{len(sims)}, {m}], got {np.shape(values)}")
             given[name] = np.asarray(values)[:, :m]
-        inputs = {SIMILARITY: sims.astype(np.float64)}
+        inputs = {SIMILARITY: np.where(idx >= 0, sims, 0.0).astype(np.float64)}  # no neighbour (-inf): scored -inf
         for name, values in with_derived(given, idx[:, :m] >= 0, self.calibrator.references).items():
             full = np.zeros(sims.shape, dtype=np.float64)
             full[:, :m] = values

@@ -20,7 +20,10 @@ from whale_retrieval.rows import check_embeddings
 from whale_retrieval.search_faiss import build_index
 from whale_retrieval.searcher import make_searcher, resolve_backend
 
-__all__ = ["build_index", "check_embeddings", "knn_recall_at_k", "knn_search", "resolve_backend"]
+__all__ = ["build_index", "check_embeddings", "knn_recall_at_k", "knn_search", "knn_search_allowed", "resolve_backend"]
+
+#: (query rows, the gallery rows they may match as a boolean mask, or None = every row).
+Restriction = tuple[np.ndarray, np.ndarray | None]
 
 
 def knn_search(
@@ -84,6 +87,46 @@ def knn_search(
     searcher = make_searcher(backend, gallery_emb, gallery_norms, config, chunk_size)
     sims, idx = searcher.search(query_emb, query_norms, k, labels)
     refine_near_ties(query_emb, gallery_emb, sims, idx)
+    return sims, idx
+
+
+def knn_search_allowed(
+    query_emb: np.ndarray,
+    gallery_emb: np.ndarray,
+    k: int,
+    restrictions: Sequence[Restriction],
+    *,
+    config: KnnConfig | None = None,
+    gallery_labels: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`knn_search` where each query may only match some gallery rows: searched on those rows, not filtered after.
+
+    A filter after a search of the whole gallery would leave a query with fewer than k neighbours (none, when
+    its k nearest are all barred); here each restriction's queries are searched — exactly as `knn_search`
+    searches, in one call per restriction — against its allowed rows only.
+
+    Args:
+        restrictions: (query rows, allowed gallery mask or None = all), each query row in one of them.
+        gallery_labels: as in `knn_search` (passed on for the allowed rows).
+
+    Returns:
+        (similarities [n, min(k, n_gallery)], whole-gallery indices), best first; a query allowed fewer than
+        k rows has -inf / -1 in its remaining slots (all of them when it is allowed none).
+    """
+    if k < 1:
+        raise InputError(f"knn_search: k must be at least 1, got {k}")
+    k = min(k, len(gallery_emb))
+    sims, idx = np.full((len(query_emb), k), -np.inf, np.float32), np.full((len(query_emb), k), -1, np.int64)
+    labels = None if gallery_labels is None else np.asarray([str(x) for x in gallery_labels], dtype=object)
+    for rows, allowed in restrictions:
+        sub = np.arange(len(gallery_emb)) if allowed is None else np.flatnonzero(allowed)
+        width = min(k, len(sub))
+        if width == 0 or len(rows) == 0:
+            continue  # nothing allowed: no neighbours
+        part_gallery = gallery_emb if allowed is None else gallery_emb[sub]
+        part_labels = None if labels is None else labels[sub]
+        found_sims, found = knn_search(query_emb[rows], part_gallery, width, config=config, gallery_labels=part_labels)
+        sims[rows, :width], idx[rows, :width] = found_sims, np.where(found >= 0, sub[np.clip(found, 0, None)], -1)
     return sims, idx
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from whale_core import Config, ConfigError, InputError
 from whale_retrieval.config import KnnConfig
-from whale_retrieval.knn import knn_search
+from whale_retrieval.knn import Restriction, knn_search, knn_search_allowed
 from whale_retrieval.metrics import NEW_INDIVIDUAL
 from whale_retrieval.ranking import RankedIndividuals
 from whale_retrieval.thresholds import query_species, species_thresholds, threshold_for_new_share
@@ -24,7 +24,12 @@ from whale_retrieval.thresholds import query_species, species_thresholds, thresh
 
 @dataclasses.dataclass(frozen=True)
 class RetrievalSplit:
-    """One retrieval problem: queries with their true ids against a labelled gallery."""
+    """One retrieval problem: queries with their true ids against a labelled gallery.
+
+    Attributes:
+        restrictions: (query rows, allowed gallery mask or None) covering every query row, when queries may
+            match only part of the gallery (`knn_search_allowed`, e.g. photos of the same side); None = all.
+    """
 
     query_emb: np.ndarray
     query_labels: Sequence[str]
@@ -32,6 +37,7 @@ class RetrievalSplit:
     gallery_labels: Sequence[str]
     gallery_species: Sequence[str] | None = None
     gallery_images: Sequence[str] | None = None
+    restrictions: Sequence[Restriction] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +58,25 @@ class StackedNeighbours:
     gallery_images: np.ndarray | None = None
 
 
+def split_truth(
+    query_labels: Sequence[str], gallery_labels: Sequence[str], restrictions: Sequence[Restriction] | None
+) -> list[str]:
+    """Each query's id, or `new_individual` when none of the gallery rows it may match shows that individual."""
+    truth = [str(label) for label in query_labels]
+    labels = np.asarray(gallery_labels, dtype=object)
+    for rows, allowed in restrictions or [(np.arange(len(truth)), None)]:
+        known = set(labels.tolist() if allowed is None else labels[allowed].tolist())
+        for row in np.asarray(rows).tolist():
+            truth[row] = truth[row] if truth[row] in known else NEW_INDIVIDUAL
+    return truth
+
+
 def stack_splits(splits: Sequence[RetrievalSplit], k: int, knn_config: KnnConfig | None = None) -> StackedNeighbours:
-    """kNN per split (k capped by the smallest gallery), stacked with offset gallery indices."""
+    """kNN per split (k capped by the smallest gallery), stacked with offset gallery indices.
+
+    A split with `restrictions` searches each query on its allowed rows only; its query is `new_individual`
+    in `truth` when those rows do not show its individual (the answer the restricted search should give).
+    """
     if not splits:
         raise InputError("no retrieval splits to stack")
     k = min(k, *(len(s.gallery_emb) for s in splits))
@@ -68,17 +91,21 @@ def stack_splits(splits: Sequence[RetrievalSplit], k: int, knn_config: KnnConfig
             raise InputError(
                 f"split {number}: {len(split.gallery_labels)} gallery labels for {len(split.gallery_emb)} rows"
             )
-        split_sims, split_idx = knn_search(split.query_emb, split.gallery_emb, k, config=knn_config)
+        if split.restrictions is None:
+            split_sims, split_idx = knn_search(split.query_emb, split.gallery_emb, k, config=knn_config)
+        else:
+            split_sims, split_idx = knn_search_allowed(
+                split.query_emb, split.gallery_emb, k, split.restrictions, config=knn_config
+            )
         sims.append(split_sims)
-        idx.append(split_idx + offset)
+        idx.append(np.where(split_idx >= 0, split_idx + offset, -1))  # -1 (no neighbour) stays -1
         gallery_labels = [str(x) for x in split.gallery_labels]
         labels.extend(gallery_labels)
         if with_species:
             species.extend(str(x) for x in split.gallery_species)
         if with_images:
             images.extend(str(x) for x in split.gallery_images)
-        known = set(gallery_labels)
-        truth.extend(label if label in known else NEW_INDIVIDUAL for label in map(str, split.query_labels))
+        truth.extend(split_truth(split.query_labels, gallery_labels, split.restrictions))
         offset += len(split.gallery_emb)
     return StackedNeighbours(
         sims=np.concatenate(sims),
