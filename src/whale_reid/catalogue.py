@@ -128,8 +128,15 @@ def export(repo: Path, out: Path) -> int:
         row["decision_source"] = "trained gallery" if found is None and in_base else (found.action if found else "")
         row["reviewer"], row["decided_at"] = (found.reviewer, found.time) if found is not None else ("", "")
         rows.append(row)
-    atomic_write_csv(out, pd.DataFrame(rows, columns=EXPORT_COLUMNS))
+    table = pd.DataFrame(rows, columns=EXPORT_COLUMNS).astype(str)
+    atomic_write_csv(out, table.apply(lambda column: column.map(spreadsheet_safe)))
     return len(rows)
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A cell a spreadsheet shows as text: one starting with `=`, `+`, `-`, `@` (a formula to Excel and
+    LibreOffice) gets a leading apostrophe, OWASP's CSV-injection rule. Ids from `prepare` may start so."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@") else cell
 
 
 def _cmd(args) -> int:

@@ -98,3 +98,10 @@ def test_catalogue_mistakes_are_one_line(catalogue: dict) -> None:
                           (["merge", "id0", "nobody"], "individual 'nobody' is not in the catalogue")):  # fmt: skip
         proc = run_in(repo, "whale-reid", "catalogue", *args)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+
+
+def test_exported_cells_never_start_a_spreadsheet_formula() -> None:
+    from whale_reid.catalogue import spreadsheet_safe
+
+    assert [spreadsheet_safe(c) for c in ("=HYPERLINK(1)", "+1", "-2", "@x", "ind_7", "")] == [
+        "'=HYPERLINK(1)", "'+1", "'-2", "'@x", "ind_7", ""]  # fmt: skip

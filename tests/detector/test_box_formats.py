@@ -249,3 +249,13 @@ def test_several_files_or_a_folder_become_one_boxes_csv(tmp_path, capsys):
     (folder / "b.csv").write_text("image,region,x1,y1,x2,y2\nb.jpg,backfin,2,2,nan,30\n")
     code, _, err = _convert(capsys, str(folder), "--format", "xyxy", "--out", str(tmp_path / "o.csv"))
     assert code == 2 and f"{folder / 'b.csv'}: line 2: x2='nan'" in err, err
+
+
+def test_a_yolo_label_file_that_is_not_utf8_is_one_line_naming_it(tmp_path, capsys):
+    _photo(tmp_path / "photos/a.jpg")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels/a.txt").write_bytes("0 0.5 0.5 0.2 0.2 # baleine \xe9t\xe9\n".encode("latin-1"))
+    out = str(tmp_path / "o.csv")
+    code, _, err = _convert(capsys, str(tmp_path / "labels"), "--format", "yolo", "--images", str(tmp_path / "photos"),
+                            "--out", out)  # fmt: skip
+    assert code == 2 and "labels/a.txt: not a UTF-8 YOLO label file" in err and "Traceback" not in err, err

@@ -147,7 +147,10 @@ def _from_yolo(src: Path, images_dirs: Sequence[Path], classes: Sequence[str]) -
         raise InputError("--format yolo needs --images DIR (the photos' pixel sizes turn normalised boxes to pixels)")
     rows = []
     for label_file in sorted(src.rglob("*.txt")):
-        lines = label_file.read_text(encoding="utf-8").splitlines()
+        try:
+            lines = label_file.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as err:
+            raise InputError(f"{label_file}: not a UTF-8 YOLO label file (byte {err.start}: {err.reason})") from None
         if not any(line.strip() for line in lines):
             continue
         relative_stem = label_file.relative_to(src).with_suffix("").as_posix()
