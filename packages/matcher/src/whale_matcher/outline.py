@@ -82,6 +82,7 @@ def silhouette(rgb: np.ndarray, iterations: int = 4) -> np.ndarray | None:
     seed[upper, : max(2, int(0.03 * width))] = cv2.GC_BGD
     seed[upper, width - max(2, int(0.03 * width)) :] = cv2.GC_BGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's k-means starts from OpenCV's random generator: the same crop, the same mask
     try:
         cv2.grabCut(np.ascontiguousarray(rgb[..., ::-1]), seed, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # one colour class only: GrabCut cannot fit its two models
