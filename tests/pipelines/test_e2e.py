@@ -121,8 +121,9 @@ def test_the_shortlist_is_verified_and_the_threshold_is_a_probability(tiny_pipel
     assert post["scale"] == "probability" and 0.0 <= post["threshold"] <= 1.0
     evidence = ["similarity", "excess_fullbody", "excess_backfin", "outline_backfin", "traced_backfin"]
     assert post["calibrator"]["features"] == evidence
-    monotone = [c for f, c in zip(evidence, post["calibrator"]["coef"]) if not f.startswith("traced_")]
-    assert all(c >= 0 for c in monotone)  # more evidence never lowers P(same); presence indicators take any sign
+    assert post["calibrator"]["kind"] == "isotonic"  # the default: one isotonic map per input, averaged
+    for name, (_, ky) in zip(evidence, post["calibrator"]["knots"]):
+        assert list(ky) == sorted(ky), name  # monotone: more evidence never lowers P(same)
     assert set(post["calibrator"]["references"]) == {"inliers_fullbody", "inliers_backfin"}
     assert 0.0 < summary["backfin_train_outline_traced"] <= 1.0  # the fin outlines were traced
     assert feats.has_outlines
