@@ -130,10 +130,12 @@ def test_extraction_and_training_say_device_and_precision(crops, tiny_cfg, tmp_p
 
     cfg = tiny_cfg.replace(amp="off", epochs=1, device="cpu", flip_tta=True)
     with caplog.at_level(logging.INFO, logger="whale_embedder"):
-        extract_embeddings(EmbeddingModel(cfg, n_classes=3), crops.head(5), cfg, progress=False)
+        extract_embeddings(EmbeddingModel(cfg, n_classes=3), crops.head(5), cfg)
+        extract_embeddings(EmbeddingModel(cfg, n_classes=3), crops.head(4), cfg, progress=False)  # validation's
         train_fold(cfg, crops, None, out_dir=tmp_path, progress=False)
     lines = [r.getMessage() for r in caplog.records]
     assert "embedding 5 fullbody crops on cpu (1 rank(s)): fp32, flip TTA" in lines
+    assert not any(line.startswith("embedding 4 ") for line in lines)  # quiet: at DEBUG
     training = f"training {cfg.backbone} at 48 px on cpu (1 rank(s)): fp32, channels_last, batch 16 × 1 accumulated"
     assert training in lines
 

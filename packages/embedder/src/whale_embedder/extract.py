@@ -60,7 +60,8 @@ def extract_embeddings(
             defaults to `cfg.flip_tta`.
         device: where the model runs (it is moved there, in place, with the images); defaults to
             `cfg.device` (`auto`: CUDA when available, else CPU).
-        progress: show a tqdm bar.
+        progress: show a tqdm bar (on a terminal) and log the device / precision line at INFO; validation passes
+            False, logging it at DEBUG (its epoch line reports the validation).
         image_cache: a dict owned by the caller, for one `cfg`: the decoded, resized image batches of these
             photos are kept in it (when they fit `IMAGE_CACHE_MAX_BYTES`) and read from it on the next call with
             the same photos. Validation embeds the same crops every few epochs; decoding them was ~2/3 of its time.
@@ -87,7 +88,8 @@ def extract_embeddings(
     batches = _image_batches(loader, image_cache, (region, tuple(shard[f"path_{region}"].astype(str))), cfg)
     dtype = autocast_dtype(cfg.amp, device, training=False)
     if dist_utils.is_main_process():
-        log.info(
+        log.log(
+            logging.INFO if progress else logging.DEBUG,  # validation embeds quietly: the epoch line reports it
             "embedding %d %s crops on %s (%d rank(s)): %s%s",
             len(table),
             region,
