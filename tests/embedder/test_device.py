@@ -148,3 +148,14 @@ def test_the_kaggle_profile_requires_a_gpu():
     if not torch.cuda.is_available():  # one line, before any model is built, rather than weeks on the CPU
         with pytest.raises(InputError, match="embedder.device: 'cuda' asked for, but torch sees no CUDA device"):
             resolve_device("cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU fallback needs a machine without CUDA")
+def test_the_cpu_fallback_is_said_once_a_process(caplog):
+    from whale_embedder import runtime
+
+    runtime._warn_cpu_fallback.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="whale_embedder"):
+        devices = [resolve_device("auto") for _ in range(3)]
+    assert {d.type for d in devices} == {"cpu"}
+    assert sum("auto found no CUDA device" in r.getMessage() for r in caplog.records) == 1

@@ -8,6 +8,7 @@ only emulate bf16 (`whale_core.cpu`), everything stays fp32.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import random
 
@@ -27,6 +28,12 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+@functools.cache
+def _warn_cpu_fallback() -> None:
+    """Once a process: `auto` fell back to the CPU (every extraction resolves the device again)."""
+    log.warning("embedder.device: auto found no CUDA device; running on the CPU (set cuda to require one)")
+
+
 def resolve_device(setting: str | torch.device | None) -> torch.device:
     """The torch device of an `embedder.device` setting: `auto` (or None) → `default_device()`, else as named.
 
@@ -40,7 +47,7 @@ def resolve_device(setting: str | torch.device | None) -> torch.device:
     if setting is None or setting == "auto":
         device = default_device()
         if device.type == "cpu":
-            log.warning("embedder.device: auto found no CUDA device; running on the CPU (set cuda to require one)")
+            _warn_cpu_fallback()
         return device
     try:
         device = torch.device(setting)
