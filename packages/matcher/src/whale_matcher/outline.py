@@ -53,20 +53,24 @@ class Outline:
         sides: float32 [2, SIDE_POINTS, len(RADII)] integral curvature along the two sides, tip first (side 0
             goes to the left of the image, side 1 to the right); rows past `lengths` are 0.
         lengths: int32 [2] traced points per side (0 when not traced).
-        traced: whether a fin outline was found.
     """
 
     sides: np.ndarray
     lengths: np.ndarray
-    traced: bool
+
+    @property
+    def traced(self) -> bool:
+        """Whether a fin outline was found (both sides traced)."""
+        return bool(self.lengths.min() > 0)
 
     @classmethod
     def missing(cls) -> Outline:
-        return cls(np.zeros((2, SIDE_POINTS, len(RADII)), np.float32), np.zeros(2, np.int32), False)
+        return cls(np.zeros((2, SIDE_POINTS, len(RADII)), np.float32), np.zeros(2, np.int32))
 
 
-def silhouette(rgb: np.ndarray, iterations: int = 4) -> np.ndarray | None:
-    """The animal's mask (uint8 0/1) in a crop, or None where GrabCut separates nothing usable.
+def silhouette(rgb: np.ndarray, iterations: int = 4) -> tuple[np.ndarray, np.ndarray] | None:
+    """The animal's mask (uint8 0/1, holes filled) in a crop and its outer contour (int [N, 2] x, y), or None
+    where GrabCut separates nothing usable.
 
     Args:
         rgb: uint8 [H, W, 3] crop, about `WORK_HEIGHT` pixels tall.
@@ -100,7 +104,7 @@ def silhouette(rgb: np.ndarray, iterations: int = 4) -> np.ndarray | None:
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     filled = np.zeros_like(mask)
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-    return filled
+    return filled, max(contours, key=len)[:, 0, :]
 
 
 def _resample(points: np.ndarray, step: float, n_max: int) -> np.ndarray:
@@ -140,14 +144,22 @@ def _is_fin(paths: list[np.ndarray], height: int) -> bool:
     return runs[0] <= MAX_SLOPE_RUN and runs[1] <= MAX_BASE_RUN
 
 
-def integral_curvature(mask: np.ndarray, points: np.ndarray, radius_px: float) -> np.ndarray:
-    """Share of a disk of `radius_px` around each point that lies inside `mask` (CurvRank's invariant)."""
+def disk_share(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """float32 map: at each pixel, the share of a disk of `radius_px` around it that lies inside `mask`."""
     r = max(1, int(round(radius_px)))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)).astype(np.float32)
-    inside = cv2.filter2D(mask.astype(np.float32), -1, disk / disk.sum(), borderType=cv2.BORDER_CONSTANT)
-    xs = np.clip(np.round(points[:, 0]).astype(int), 0, mask.shape[1] - 1)
-    ys = np.clip(np.round(points[:, 1]).astype(int), 0, mask.shape[0] - 1)
-    return inside[ys, xs]
+    return cv2.filter2D(mask.astype(np.float32), -1, disk / disk.sum(), borderType=cv2.BORDER_CONSTANT)
+
+
+def integral_curvature(mask: np.ndarray, points: np.ndarray, radius_px: float) -> np.ndarray:
+    """Share of a disk of `radius_px` around each point that lies inside `mask` (CurvRank's invariant)."""
+    return _sample(disk_share(mask, radius_px), points)
+
+
+def _sample(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    xs = np.clip(np.round(points[:, 0]).astype(int), 0, image.shape[1] - 1)
+    ys = np.clip(np.round(points[:, 1]).astype(int), 0, image.shape[0] - 1)
+    return image[ys, xs]
 
 
 def trace_outline(rgb: np.ndarray) -> Outline:
@@ -155,11 +167,10 @@ def trace_outline(rgb: np.ndarray) -> Outline:
     scale = WORK_HEIGHT / max(rgb.shape[0], 1)
     size = (max(16, round(rgb.shape[1] * scale)), WORK_HEIGHT)
     work = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-    mask = silhouette(work)
-    if mask is None:
+    found = silhouette(work)
+    if found is None:
         return Outline.missing()
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    contour = max(contours, key=len)[:, 0, :]
+    mask, contour = found
     tip = int(np.argmin(contour[:, 1] * 1000 + np.abs(contour[:, 0] - contour[:, 0].mean())))
     if contour[tip, 1] <= 1:  # the silhouette reaches the top edge: the tip is cut off
         return Outline.missing()
@@ -167,16 +178,16 @@ def trace_outline(rgb: np.ndarray) -> Outline:
     if not _is_fin(paths, WORK_HEIGHT):
         return Outline.missing()
     sides = np.zeros((2, SIDE_POINTS, len(RADII)), np.float32)
-    lengths = np.zeros(2, np.int32)
     step = ARC_LENGTH * WORK_HEIGHT / SIDE_POINTS
-    for s, path in enumerate(paths):
-        points = _resample(path, step, SIDE_POINTS)
-        lengths[s] = len(points)
-        for k, radius in enumerate(RADII):
-            sides[s, : len(points), k] = integral_curvature(mask, points, radius * WORK_HEIGHT)
+    points = [_resample(path, step, SIDE_POINTS) for path in paths]
+    lengths = np.array([len(p) for p in points], np.int32)
     if lengths.min() < MIN_SIDE_POINTS:
         return Outline.missing()
-    return Outline(sides, lengths, True)
+    for k, radius in enumerate(RADII):  # one disk map per radius, sampled on both sides
+        share = disk_share(mask, radius * WORK_HEIGHT)
+        for s, side_points in enumerate(points):
+            sides[s, : len(side_points), k] = _sample(share, side_points)
+    return Outline(sides, lengths)
 
 
 def _dtw(a: np.ndarray, b: np.ndarray, m: np.ndarray, band: int) -> np.ndarray:
