@@ -21,7 +21,7 @@ import pandas as pd
 from _common import machine_line, markdown_table, median_seconds, ratio
 
 from whale_core import atomic_path, configure_offline_env
-from whale_reid.params import load_params
+from whale_reid.common.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

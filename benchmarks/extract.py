@@ -28,7 +28,7 @@ from PIL import Image
 from whale_core import atomic_path, configure_offline_env
 from whale_embedder import EmbedderConfig, EmbeddingModel, extract_embeddings
 from whale_embedder.runtime import autocast_dtype
-from whale_reid.params import load_params
+from whale_reid.common.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("benchmarks.extract")

@@ -25,7 +25,7 @@ def main() -> None:
     repo = Path(args.repo).resolve()
     configure_offline_env(repo)
     from whale_reid.cli import load_artefacts, read_params, write_outputs
-    from whale_reid.identify import identify
+    from whale_reid.identify.queries import identify
 
     raw_dir = repo / str(read_params(repo)["data"]["raw_dir"])
     sources = sorted((raw_dir / "test_images").iterdir())

@@ -38,7 +38,7 @@ def write_members(root: Path, n_train: int, n_test: int, members: int, dim: int)
 
 def worker(args: argparse.Namespace) -> None:
     """The predict path, in this process (the parent reads its peak RSS)."""
-    from whale_reid.ensemble import ensemble_embeddings
+    from whale_reid.answers.ensemble import ensemble_embeddings
     from whale_retrieval import KnnConfig, insert_new_individual, knn_search, most_frequent_ids, rank_individuals
 
     members = pd.DataFrame({"model": [f"m{i}" for i in range(args.members)], "fold": [0] * args.members})

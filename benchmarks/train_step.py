@@ -119,7 +119,7 @@ def main() -> None:
     print(machine_line())
     configure_offline_env(ROOT)
     logging.basicConfig(level=logging.WARNING)
-    from whale_reid.params import load_params
+    from whale_reid.common.params import load_params
 
     common = load_params(ROOT / "params.yaml")["embedder"]["common"]
     workers = args.workers if args.workers is not None else int(common.get("num_workers", 0))

@@ -25,8 +25,8 @@ import torch
 from whale_core import configure_offline_env
 from whale_embedder import EmbeddingModel, extract_embeddings, load_checkpoint
 from whale_embedder.config import EmbedderConfig
-from whale_reid.crops import crop_table
-from whale_reid.params import load_params
+from whale_reid.common.params import load_params
+from whale_reid.dataset.crops import crop_table
 from whale_retrieval import (
     AnswerRule,
     PostProcessing,

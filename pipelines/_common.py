@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from whale_core import InputError, configure_offline_env, os_error_line
-from whale_reid.params import load_params as load_params  # re-exported for the stage scripts
+from whale_reid.common.params import load_params as load_params  # re-exported for the stage scripts
 
 log = logging.getLogger("whale_reid")
 

@@ -1,4 +1,4 @@
-"""Stage `crop`: cut the fullbody and backfin crops of every train and test photo (`whale_reid.cropping`).
+"""Stage `crop`: cut the fullbody and backfin crops of every train and test photo (`whale_reid.stages.crop`).
 
 Reads the prepared tables, the photos of `data.raw_dir` and the boxes from the detector or, with
 `crop.box_source: boxes_csv`, the given boxes file (`--box-input` is `crop.box_input`); writes the crops,
@@ -12,7 +12,7 @@ import logging
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_csv, atomic_write_json
 from whale_detector import CropConfig
-from whale_reid.cropping import CropPaths, crop_line, crop_photos
+from whale_reid.stages.crop import CropPaths, crop_line, crop_photos
 
 log = logging.getLogger("pipelines.crop")
 

@@ -15,8 +15,8 @@ import logging
 
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_json
+from whale_reid.common.params import DataParams
 from whale_reid.demo import DemoConfig, generate_demo
-from whale_reid.params import DataParams
 
 log = logging.getLogger("pipelines.demo_data")
 

@@ -2,15 +2,15 @@
 
 Reads the prepared tables and the crops; writes `<out>/<region>/<split>.npz` (`whale_matcher.save_features`:
 arrays only, no pickle) and the metrics file. With `match.enabled: false` it writes the metrics file alone, so
-the stage costs nothing when verification is off (`whale_reid.local_features`).
+the stage costs nothing when verification is off (`whale_reid.stages.local_features`).
 """
 
 from __future__ import annotations
 
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_json
-from whale_reid.local_features import extract_crop_features
-from whale_reid.verification import MatchConfig
+from whale_reid.answers.verification import MatchConfig
+from whale_reid.stages.local_features import extract_crop_features
 
 
 def main() -> None:

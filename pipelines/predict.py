@@ -1,6 +1,6 @@
 """Stage `predict`: the selected ensemble's test answers → the submission, the saved gallery (what
 `whale-reid identify` queries; with the train features when verified) and the final metrics
-(`whale_reid.predicting`); the MLflow run `ensemble` logs them and registers the ensemble."""
+(`whale_reid.stages.predict`); the MLflow run `ensemble` logs them and registers the ensemble."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import logging
 
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_csv, atomic_write_json
-from whale_reid.predicting import PredictConfig, PredictPaths, log_ensemble_run, predict_test
-from whale_reid.tracking import TrackingConfig, configure_tracking
-from whale_reid.verification import FEATURES_SHA256, MatchConfig, save_gallery_features
+from whale_reid.answers.verification import FEATURES_SHA256, MatchConfig, save_gallery_features
+from whale_reid.common.tracking import TrackingConfig, configure_tracking
+from whale_reid.stages.predict import PredictConfig, PredictPaths, log_ensemble_run, predict_test
 
 log = logging.getLogger("pipelines.predict")
 

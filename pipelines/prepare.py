@@ -13,9 +13,9 @@ import logging
 
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_csv, atomic_write_json
-from whale_reid.folds import PrepareConfig
-from whale_reid.params import DataParams
-from whale_reid.preparing import prepare_tables
+from whale_reid.common.params import DataParams
+from whale_reid.dataset.folds import PrepareConfig
+from whale_reid.stages.prepare import prepare_tables
 
 log = logging.getLogger("pipelines.prepare")
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 from pipelines._common import run_stage
-from whale_reid.profiles import PROFILES_DIR, exp_run_command
+from whale_reid.common.profiles import PROFILES_DIR, exp_run_command
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Stage `pseudo_round@<r>`: one pseudo-label round (`whale_reid.pseudo`).
+"""Stage `pseudo_round@<r>`: one pseudo-label round (`whale_reid.stages.pseudo_round`).
 
 Reads the previous round's test answers (`test_answers.csv`), the prepared tables, crops, features and raw data;
 writes the confident photos (the pseudo-labels, with their source), the round's models and embeddings, and its
@@ -12,7 +12,7 @@ import logging
 
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_json
-from whale_reid.pseudo import RoundPaths, run_round
+from whale_reid.stages.pseudo_round import RoundPaths, run_round
 
 log = logging.getLogger("pipelines.pseudo_round")
 

@@ -1,6 +1,6 @@
 """Stage `report`: the report page — CV per fold, selection, threshold curve, detector mAP, and a sample of
 out-of-fold queries with their top-5 (correct answer marked), from the stages' outputs
-(`whale_reid.report_inputs`). Logged to MLflow as an artifact."""
+(`whale_reid.stages.report`). Logged to MLflow as an artifact."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import logging
 
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_text
-from whale_reid.params import EmbedderParams
-from whale_reid.report_inputs import ReportPaths, build_report
-from whale_reid.tracking import TrackingConfig, configure_tracking
-from whale_reid.verification import MatchConfig
+from whale_reid.answers.verification import MatchConfig
+from whale_reid.common.params import EmbedderParams
+from whale_reid.common.tracking import TrackingConfig, configure_tracking
+from whale_reid.stages.report import ReportPaths, build_report
 
 log = logging.getLogger("pipelines.report")
 

@@ -1,7 +1,7 @@
 """Stage `select`: read the fold runs back from MLflow and keep the high-CV folds for the ensemble.
 
 The run records (`<runs>/<model>/runs.json`, DVC deps of this stage) name the current runs; MLflow is asked
-for exactly those runs (`whale_reid.selection`). Writes the selection file.
+for exactly those runs (`whale_reid.stages.select`). Writes the selection file.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pandas as pd
 
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_json
-from whale_reid.params import EmbedderParams
-from whale_reid.selection import SelectConfig, select_from_runs
-from whale_reid.tracking import TrackingConfig, configure_tracking
+from whale_reid.common.params import EmbedderParams
+from whale_reid.common.tracking import TrackingConfig, configure_tracking
+from whale_reid.stages.select import SelectConfig, select_from_runs
 
 log = logging.getLogger("pipelines.select")
 

@@ -14,8 +14,8 @@ import logging
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_json
 from whale_detector import DetectorConfig
-from whale_reid.detector_run import train_logged_detector
-from whale_reid.tracking import TrackingConfig, configure_tracking
+from whale_reid.common.tracking import TrackingConfig, configure_tracking
+from whale_reid.stages.train_detector import train_logged_detector
 
 log = logging.getLogger("pipelines.train_detector")
 

@@ -3,7 +3,7 @@
 Reads the selection, the prepared train table, the fold embeddings and the train features; writes the
 answer rule (postprocess.json), the threshold curve (the tuned threshold's row has chosen = 1, which
 `dvc plots` marks), the OOF predictions and the metrics file; logs the trials, the best one and the curve to
-MLflow (`whale_reid.tune`).
+MLflow (`whale_reid.stages.tune`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import logging
 
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_csv, atomic_write_json
-from whale_reid.tracking import TrackingConfig, configure_tracking
-from whale_reid.tune import TUNE_METRICS, TunePaths, TuneStageConfig, tune_answer_rule
-from whale_reid.verification import MatchConfig
+from whale_reid.answers.verification import MatchConfig
+from whale_reid.common.tracking import TrackingConfig, configure_tracking
+from whale_reid.stages.tune import TUNE_METRICS, TunePaths, TuneStageConfig, tune_answer_rule
 
 log = logging.getLogger("pipelines.tune")
 

@@ -57,7 +57,7 @@ def make_pipeline_repo(dest: Path, profile: str | None = "tiny") -> Path:
     if profile is not None:
         from dvc.utils.hydra import apply_overrides
 
-        from whale_reid.profiles import profile_overrides
+        from whale_reid.common.profiles import profile_overrides
 
         apply_overrides(dest / "params.yaml", profile_overrides(profile, dest / "profiles"))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "fixture"]):

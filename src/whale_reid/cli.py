@@ -37,18 +37,25 @@ from whale_core import (
 )
 from whale_detector import CropConfig
 from whale_matcher import save_features
-from whale_reid.catalogue import add_commands as add_catalogue_commands
-from whale_reid.enroll import BASE_GALLERY, CATALOGUE, QUERY_EMBEDDINGS, current_gallery, enroll, gallery_fingerprint
-from whale_reid.ensemble import read_selection
-from whale_reid.gallery_files import load_version_features
-from whale_reid.head_scores import load_head
-from whale_reid.identify import Artefacts, IdentifyResult, Member, find_photos, identify
-from whale_reid.metadata import CATALOGUE_METADATA, RESTRICTIONS, Survey, gallery_metadata, read_sidecar
-from whale_reid.params import DataParams, load_params
-from whale_reid.review import GalleryPhotos, build_views
-from whale_reid.review_files import DEFAULT_PAGE_SIZE, REVIEW_DIR, ImageFolder, write_review
-from whale_reid.run_folder import RunFolder
-from whale_reid.verification import gallery_features_path, query_features_path
+from whale_reid.answers.ensemble import read_selection
+from whale_reid.answers.head_scores import load_head
+from whale_reid.answers.verification import gallery_features_path, query_features_path
+from whale_reid.catalogue.commands import add_commands as add_catalogue_commands
+from whale_reid.catalogue.enroll import (
+    BASE_GALLERY,
+    CATALOGUE,
+    QUERY_EMBEDDINGS,
+    current_gallery,
+    enroll,
+    gallery_fingerprint,
+)
+from whale_reid.catalogue.metadata import CATALOGUE_METADATA, RESTRICTIONS, Survey, gallery_metadata, read_sidecar
+from whale_reid.catalogue.run_folder import RunFolder
+from whale_reid.catalogue.versions import load_version_features
+from whale_reid.common.params import DataParams, load_params
+from whale_reid.identify.queries import Artefacts, IdentifyResult, Member, find_photos, identify
+from whale_reid.review.pages import DEFAULT_PAGE_SIZE, REVIEW_DIR, ImageFolder, write_review
+from whale_reid.review.views import GalleryPhotos, build_views
 
 log = logging.getLogger("whale_reid.cli")
 CRASH = 3  #: exit status of an unexpected error (1: no photo could be read, 2: bad usage or input)

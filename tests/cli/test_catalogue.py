@@ -11,10 +11,10 @@ import pytest
 from tests.conftest import run_in
 from tests.reliability.catalogue import make_repo, write_crop, write_query_file
 from whale_core import read_table
-from whale_reid.catalogue import export, merge, revert
-from whale_reid.enroll import CATALOGUE, current_gallery, current_version, enroll
-from whale_reid.metadata import CATALOGUE_METADATA
-from whale_reid.run_folder import RunFolder
+from whale_reid.catalogue.commands import export, merge, revert
+from whale_reid.catalogue.enroll import CATALOGUE, current_gallery, current_version, enroll
+from whale_reid.catalogue.metadata import CATALOGUE_METADATA
+from whale_reid.catalogue.run_folder import RunFolder
 
 
 def write_run_with_metadata(out: Path, repo: Path, n: int, prefix: str) -> str:
@@ -101,7 +101,7 @@ def test_catalogue_mistakes_are_one_line(catalogue: dict) -> None:
 
 
 def test_exported_cells_never_start_a_spreadsheet_formula() -> None:
-    from whale_reid.catalogue import spreadsheet_safe
+    from whale_reid.catalogue.commands import spreadsheet_safe
 
     assert [spreadsheet_safe(c) for c in ("=HYPERLINK(1)", "+1", "-2", "@x", "ind_7", "")] == [
         "'=HYPERLINK(1)", "'+1", "'-2", "'@x", "ind_7", ""]  # fmt: skip

@@ -7,7 +7,7 @@ from PIL import Image
 
 from whale_matcher import extract_features
 from whale_matcher.synthetic import similarity, texture, warp
-from whale_reid.verification import MatchConfig, evidence_picture
+from whale_reid.answers.verification import MatchConfig, evidence_picture
 
 
 def test_picture_from_kept_features_equals_the_re_extracted_one(tmp_path):
@@ -32,7 +32,7 @@ def test_picture_from_kept_features_equals_the_re_extracted_one(tmp_path):
 
 
 def test_evidence_uses_kept_features_only_where_both_photos_have_them(tmp_path):
-    from whale_reid.review import Evidence
+    from whale_reid.review.views import Evidence
 
     cfg = MatchConfig(enabled=True)
     path = tmp_path / "q.jpg"

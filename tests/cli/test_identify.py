@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tests.cli.conftest import IdentifyRun, read_table, run_in
-from whale_reid.ensemble import ensemble_embeddings
+from whale_reid.answers.ensemble import ensemble_embeddings
 
 
 def test_identify_reproduces_the_predict_stage(identified: IdentifyRun) -> None:

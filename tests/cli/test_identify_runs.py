@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.cli.conftest import IdentifyRun, read_table, run_in
 from tests.conftest import _env
-from whale_reid.run_folder import verify_run
+from whale_reid.catalogue.run_folder import verify_run
 
 LONG_STEM = "a" * 246  # + ".jpg" = a legal 250-byte file name
 

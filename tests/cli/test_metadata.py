@@ -11,10 +11,10 @@ import pytest
 
 from tests.conftest import run_in
 from whale_core import InputError
-from whale_reid.metadata import Survey, candidate_mask, read_sidecar, restriction_text
-from whale_reid.restricted import restricted_answers
-from whale_reid.review import QueryView
-from whale_reid.review_files import render_section
+from whale_reid.answers.restricted import restricted_answers
+from whale_reid.catalogue.metadata import Survey, candidate_mask, read_sidecar, restriction_text
+from whale_reid.review.pages import render_section
+from whale_reid.review.views import QueryView
 from whale_retrieval import AnswerRule, GalleryIndex, KnnConfig
 
 RULE = AnswerRule.from_dict({"threshold": 0.2, "k_neighbors": 6})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from whale_reid.restricted import restricted_answers
-from whale_reid.verification import MatchConfig
+from whale_reid.answers.restricted import restricted_answers
+from whale_reid.answers.verification import MatchConfig
 from whale_retrieval import AnswerRule, GalleryIndex, KnnConfig, PostProcessing
 from whale_retrieval.fusion import fit_fusion
 from whale_retrieval.postprocess import StackedNeighbours

@@ -17,7 +17,7 @@ from tests.cli.cdp import Browser
 from tests.cli.conftest import dump_dom
 from tests.cli.synthetic import RULE, synthetic_run, write_synthetic_pages
 from whale_core import NEW_INDIVIDUAL
-from whale_reid.review_files import KEYS
+from whale_reid.review.pages import KEYS
 
 
 @pytest.fixture(scope="module")

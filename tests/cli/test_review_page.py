@@ -15,7 +15,7 @@ import pytest
 from tests.cli.cdp import Browser
 from tests.cli.conftest import IdentifyRun, dump_dom, read_table, run_in
 from tests.cli.pages import referenced_files
-from whale_reid.run_folder import verify_run
+from whale_reid.catalogue.run_folder import verify_run
 
 
 def _sections(dom: str) -> list[str]:

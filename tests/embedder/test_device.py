@@ -141,7 +141,7 @@ def test_extraction_and_training_say_device_and_precision(crops, tiny_cfg, tmp_p
 
 
 def test_the_kaggle_profile_requires_a_gpu():
-    from whale_reid.params import EmbedderParams, read_yaml
+    from whale_reid.common.params import EmbedderParams, read_yaml
 
     embedder = EmbedderParams.from_dict(read_yaml(REPO_ROOT / "profiles" / "kaggle.yaml")["embedder"])
     assert {embedder.model_config(name).device for name in embedder.models} == {"cuda"}

@@ -149,9 +149,9 @@ FOLDS_SCRIPT = textwrap.dedent(
     from pathlib import Path
 
     from whale_embedder import distributed as dist_utils
-    from whale_reid.params import EmbedderParams
-    from whale_reid.tracking import TrackingConfig
-    from whale_reid.training import TrainingPaths, train_model
+    from whale_reid.common.params import EmbedderParams
+    from whale_reid.common.tracking import TrackingConfig
+    from whale_reid.training.jobs import TrainingPaths, train_model
 
     root = Path(sys.argv[1])
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root}/mlflow.db"

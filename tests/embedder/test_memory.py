@@ -16,8 +16,8 @@ from whale_embedder.checkpoint import load_checkpoint
 from whale_embedder.memory import activation_bytes_per_image, estimate_training_memory
 from whale_embedder.step import TrainStep, accumulated_steps
 from whale_embedder.train import train_fold
-from whale_reid.params import EmbedderParams
-from whale_reid.profiles import profile_overlay
+from whale_reid.common.params import EmbedderParams
+from whale_reid.common.profiles import profile_overlay
 
 #: the profiles' GPUs, in bytes (decimal GB, as sold); a micro-batch must leave 15 % of them free
 PROFILE_GPU_BYTES = {"kaggle": 80e9, "kaggle-24gb": 24e9}

@@ -11,9 +11,9 @@ from PIL import Image
 
 from tests.pipelines.conftest import run_stage, write_params
 from whale_core import InputError
-from whale_reid.folds import PrepareConfig
-from whale_reid.params import DataParams, check_params
-from whale_reid.preparing import prepare_tables
+from whale_reid.common.params import DataParams, check_params
+from whale_reid.dataset.folds import PrepareConfig
+from whale_reid.stages.prepare import prepare_tables
 
 WHOLE_PHOTOS = {"box_source": "none", "detector_stages": [], "box_input": "data/prepared"}
 

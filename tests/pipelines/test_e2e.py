@@ -11,7 +11,7 @@ import yaml
 
 from tests.conftest import run_in
 from tests.pipelines.conftest import stage_command
-from whale_reid.selection import SelectConfig, select_members
+from whale_reid.stages.select import SelectConfig, select_members
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from whale_reid.ensemble import hide_individuals
+from whale_reid.answers.ensemble import hide_individuals
 
 
 def test_hide_individuals_reaches_the_new_share_by_whole_individuals():

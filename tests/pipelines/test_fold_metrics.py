@@ -6,7 +6,7 @@ import math
 
 import mlflow
 
-from whale_reid.training_records import log_epoch
+from whale_reid.training.records import log_epoch
 
 
 def test_the_similarity_threshold_is_logged_only_with_unseen_animals_in_validation(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from whale_embedder import EmbedderConfig, EmbeddingModel, save_checkpoint
-from whale_reid.head_scores import head_scores, load_head, oof_head_scores
+from whale_reid.answers.head_scores import head_scores, load_head, oof_head_scores
 from whale_retrieval import AnswerRule, PostProcessing, knn_search
 
 CLASSES = [f"ind{i}" for i in range(6)]

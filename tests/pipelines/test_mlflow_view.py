@@ -7,8 +7,8 @@ import json
 
 import mlflow
 
-from whale_reid.report_inputs import mlflow_links
-from whale_reid.tracking import TrackingConfig, configure_tracking, scores_view
+from whale_reid.common.tracking import TrackingConfig, configure_tracking, scores_view
+from whale_reid.stages.report import mlflow_links
 
 
 def test_the_scores_view_lists_the_logged_scores_folds_after_their_mean() -> None:

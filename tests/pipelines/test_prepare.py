@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.pipelines.conftest import run_stage, write_params
-from whale_reid.folds import assign_folds
+from whale_reid.dataset.folds import assign_folds
 
 
 def test_prepare_writes_folds_and_normalised_species(kaggle_workdir):

@@ -10,8 +10,8 @@ import pytest
 from dvc.utils.hydra import apply_overrides
 
 from tests.conftest import REPO_ROOT, error_lines, make_pipeline_repo, run_in
-from whale_reid.params import load_params, read_yaml
-from whale_reid.profiles import hydra_value, profile_overrides
+from whale_reid.common.params import load_params, read_yaml
+from whale_reid.common.profiles import hydra_value, profile_overrides
 
 
 def overlay(base: dict, profile: dict) -> dict:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from whale_core import ConfigError, InputError
-from whale_reid.pseudo import PseudoConfig, select_confident
+from whale_reid.stages.pseudo_round import PseudoConfig, select_confident
 
 TRAIN = pd.DataFrame({"image": ["t1", "t2", "t3"], "individual_id": ["a", "a", "b"],
                       "species": ["beluga", "beluga", "killer_whale"]})  # fmt: skip

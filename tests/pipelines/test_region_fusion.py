@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from whale_core import ConfigError
-from whale_reid.region_fusion import (
+from whale_reid.answers.region_fusion import (
     RegionFusionConfig,
     choose_weight,
     fuse_regions,

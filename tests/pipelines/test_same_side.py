@@ -11,10 +11,10 @@ import pandas as pd
 
 from whale_core import NEW_INDIVIDUAL
 from whale_embedder import save_embeddings
-from whale_reid.ensemble import stack_oof
-from whale_reid.predicting import PredictConfig, PredictPaths, predict_test
-from whale_reid.tune import TuneStageConfig, study_name
-from whale_reid.verification import MatchConfig
+from whale_reid.answers.ensemble import stack_oof
+from whale_reid.answers.verification import MatchConfig
+from whale_reid.stages.predict import PredictConfig, PredictPaths, predict_test
+from whale_reid.stages.tune import TuneStageConfig, study_name
 from whale_retrieval.answers import AnswerRule
 from whale_retrieval.postprocess import PostProcessing
 

@@ -14,14 +14,14 @@ import pytest
 from tests.reliability.catalogue import make_repo, unit_rows, write_crop, write_decisions, write_query_file
 from whale_core import InputError, file_sha256
 from whale_matcher import Features, save_features
-from whale_reid.audit import read_log
-from whale_reid.catalogue import export, merge, printable_log
-from whale_reid.decisions import read_decisions
-from whale_reid.enroll import BASE_GALLERY, CATALOGUE, current_gallery, current_version, enroll
-from whale_reid.gallery_files import enrolled_features_path, load_version_features
-from whale_reid.metadata import read_catalogue_metadata
-from whale_reid.run_folder import RunFolder
-from whale_reid.verification import FEATURES_SHA256, gallery_features_path, query_features_path
+from whale_reid.answers.verification import FEATURES_SHA256, gallery_features_path, query_features_path
+from whale_reid.catalogue.audit import read_log
+from whale_reid.catalogue.commands import export, merge, printable_log
+from whale_reid.catalogue.decisions import read_decisions
+from whale_reid.catalogue.enroll import BASE_GALLERY, CATALOGUE, current_gallery, current_version, enroll
+from whale_reid.catalogue.metadata import read_catalogue_metadata
+from whale_reid.catalogue.run_folder import RunFolder
+from whale_reid.catalogue.versions import enrolled_features_path, load_version_features
 from whale_retrieval import GalleryIndex
 
 CALIBRATED = {

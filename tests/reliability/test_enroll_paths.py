@@ -13,7 +13,7 @@ import pytest
 
 from tests.reliability.catalogue import make_repo, write_decisions, write_run
 from whale_core import InputError
-from whale_reid.enroll import CATALOGUE, enroll
+from whale_reid.catalogue.enroll import CATALOGUE, enroll
 
 
 def _tree(root: Path) -> set[str]:

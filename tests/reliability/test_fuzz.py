@@ -22,9 +22,10 @@ from tests.pipelines.conftest import make_kaggle_layout, run_stage, write_params
 from tests.reliability.catalogue import make_repo, write_run
 from whale_core import InputError, atomic_write_csv, load_rgb, safe_name
 from whale_detector import CropConfig, crop_regions
-from whale_reid.enroll import current_version, enroll
-from whale_reid.ensemble import load_embeddings, read_selection
-from whale_reid.identify import (
+from whale_reid.answers.ensemble import load_embeddings, read_selection
+from whale_reid.catalogue.enroll import current_version, enroll
+from whale_reid.dataset.kaggle import read_test, read_train
+from whale_reid.identify.queries import (
     QUERY_SPLIT,
     check_photos,
     content_id,
@@ -33,7 +34,6 @@ from whale_reid.identify import (
     photo_key,
     photo_text,
 )
-from whale_reid.kaggle import read_test, read_train
 from whale_retrieval import GalleryIndex
 
 SEED = 20240615

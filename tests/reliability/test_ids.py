@@ -14,10 +14,10 @@ from PIL import Image
 from tests.pipelines.conftest import make_kaggle_layout, run_stage, write_params
 from whale_core import read_table
 from whale_embedder import save_embeddings
-from whale_reid.crops import crop_table
-from whale_reid.ensemble import stack_oof
-from whale_reid.predicting import PredictConfig, PredictPaths, predict_test
-from whale_reid.verification import MatchConfig
+from whale_reid.answers.ensemble import stack_oof
+from whale_reid.answers.verification import MatchConfig
+from whale_reid.dataset.crops import crop_table
+from whale_reid.stages.predict import PredictConfig, PredictPaths, predict_test
 from whale_retrieval.answers import AnswerRule
 from whale_retrieval.postprocess import PostProcessing
 

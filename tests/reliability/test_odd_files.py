@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from whale_core import atomic_write_csv, atomic_write_text
-from whale_reid.identify import check_photos, find_photos, photo_key
+from whale_reid.identify.queries import check_photos, find_photos, photo_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LONG_NAME = "a" * 246 + ".jpg"  # 250 bytes: legal on every common filesystem

@@ -10,7 +10,7 @@ import yaml
 from tests.pipelines.conftest import run_stage
 from whale_core import ConfigError
 from whale_detector import CropConfig, DetectorConfig
-from whale_reid.params import KNOWN_SECTIONS, load_params
+from whale_reid.common.params import KNOWN_SECTIONS, load_params
 
 EMBEDDER = {"models": ["demo"], "folds": [0], "common": {"epochs": 1}, "zoo": {"demo": {}}}
 CASES = {

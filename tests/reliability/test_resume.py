@@ -26,9 +26,9 @@ from tests.embedder.conftest import TINY, stage_layout
 from tests.pipelines.conftest import stage_command
 from tests.reliability.conftest import edit_params, run_module, stage_env
 from whale_embedder.runtime import rng_states, set_rng_states
-from whale_reid.params import EmbedderParams
-from whale_reid.tracking import TrackingConfig
-from whale_reid.training import TrainingPaths, train_model
+from whale_reid.common.params import EmbedderParams
+from whale_reid.common.tracking import TrackingConfig
+from whale_reid.training.jobs import TrainingPaths, train_model
 
 MODEL = "demo"
 
@@ -159,7 +159,7 @@ def test_a_finished_fold_is_kept_when_only_how_it_runs_changes(tmp_path, monkeyp
     first = train()
     best = tmp_path / "models" / "fold0" / "best.pt"
     trained = best.stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="whale_reid.training"):
+    with caplog.at_level(logging.INFO, logger="whale_reid.training.jobs"):
         kept = train(num_workers=1, eval_batch_size=16, val_every_epochs=2, device="cpu")
     assert "fold 0 of tiny is up to date; skipped" in caplog.text
     assert kept == first and best.stat().st_mtime_ns == trained

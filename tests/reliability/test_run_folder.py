@@ -15,8 +15,8 @@ import pytest
 
 from tests.reliability.catalogue import make_repo, write_decisions, write_run
 from whale_core import InputError
-from whale_reid.enroll import CATALOGUE, enroll
-from whale_reid.run_folder import RunFolder, verify_run
+from whale_reid.catalogue.enroll import CATALOGUE, enroll
+from whale_reid.catalogue.run_folder import RunFolder, verify_run
 from whale_retrieval import GalleryIndex
 
 CROP = "crops/fullbody/query/00000-p0.jpg"
@@ -47,7 +47,7 @@ def test_a_killed_run_leaves_the_previous_run_whole(repo: Path, tmp_path: Path) 
     killed = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        from whale_reid.run_folder import RunFolder
+        from whale_reid.catalogue.run_folder import RunFolder
         with RunFolder(Path({str(out)!r})) as run:
             (run.path / "review.html").write_text("half of another run's page")
             os.kill(os.getpid(), signal.SIGKILL)

@@ -22,10 +22,22 @@ ALLOWED = {
     ("packages/core/src/whale_core/io.py", "atomic_path", "open"): "the atomic writer itself: fsync of its temp file",
     ("packages/core/src/whale_core/io.py", "atomic_write_csv", "to_csv"): "to_csv() without a path returns text",
     ("pipelines/predict.py", "main", "save"): "GalleryIndex.save writes each of its two files with atomic_path",
-    ("src/whale_reid/tracking.py", "log_table", "to_csv"): "to_csv() without a path returns text for mlflow.log_text",
-    ("src/whale_reid/gallery_files.py", "write_version", "save"): "GalleryIndex.save into a temp folder, then renamed",
+    (
+        "src/whale_reid/common/tracking.py",
+        "log_table",
+        "to_csv",
+    ): "to_csv() without a path returns text for mlflow.log_text",
+    (
+        "src/whale_reid/catalogue/versions.py",
+        "write_version",
+        "save",
+    ): "GalleryIndex.save into a temp folder, then renamed",
     ("src/whale_reid/demo/writer.py", "_encode_jpeg", "save"): "encodes into a BytesIO, then atomic_write_bytes",
-    ("src/whale_reid/html.py", "jpeg_bytes", "save"): "encodes into a BytesIO (a data URI, or atomic_write_bytes)",
+    (
+        "src/whale_reid/common/html.py",
+        "jpeg_bytes",
+        "save",
+    ): "encodes into a BytesIO (a data URI, or atomic_write_bytes)",
 }
 
 
@@ -124,47 +136,55 @@ def test_every_torch_load_is_weights_only():
 #: Code that reads files handed over by others (an identify folder, a gallery version, CATALOGUE/CURRENT):
 #: module → the functions checked (None: all of it).
 UNTRUSTED_NAME_SCOPES = {
-    "src/whale_reid/enroll.py": None,
-    "src/whale_reid/run_folder.py": None,
+    "src/whale_reid/catalogue/enroll.py": None,
+    "src/whale_reid/catalogue/run_folder.py": None,
     "src/whale_reid/cli.py": {"gallery_locator", "original_locator", "locate"},  # only its gallery-photo lookups
-    "src/whale_reid/catalogue.py": None,
-    "src/whale_reid/audit.py": None,
-    "src/whale_reid/metadata.py": None,
-    "src/whale_reid/decisions.py": None,
-    "src/whale_reid/gallery_files.py": None,
-    "src/whale_reid/review.py": None,
-    "src/whale_reid/review_files.py": None,
+    "src/whale_reid/catalogue/commands.py": None,
+    "src/whale_reid/catalogue/audit.py": None,
+    "src/whale_reid/catalogue/metadata.py": None,
+    "src/whale_reid/catalogue/decisions.py": None,
+    "src/whale_reid/catalogue/versions.py": None,
+    "src/whale_reid/review/views.py": None,
+    "src/whale_reid/review/pages.py": None,
 }
 #: (file, function, joined expression) → why the name it joins is not data from a file.
 JOIN_ALLOWED = {
     ("src/whale_reid/cli.py", "locate", "repo / 'data' / 'crops' / region"): (
         "region is the checkpoint config's extract_region, a Literal['fullbody', 'backfin'] checked on load"
     ),
-    ("src/whale_reid/run_folder.py", "sibling", "out.parent / f'.{out.name}.{tag}'"): (
+    ("src/whale_reid/catalogue/run_folder.py", "sibling", "out.parent / f'.{out.name}.{tag}'"): (
         "out is the user's own --out argument; tag is a run id or a fixed word"
     ),
-    ("src/whale_reid/run_folder.py", "__init__", "Path(out)"): "the user's own --out argument",
+    ("src/whale_reid/catalogue/run_folder.py", "__init__", "Path(out)"): "the user's own --out argument",
     ("src/whale_reid/cli.py", "locate", "Path(image_id)"): "only its suffix changes; inside() checks the name below",
-    ("src/whale_reid/gallery_files.py", "write_version", "Path(tempfile.mkdtemp(prefix=f'.{name}.', dir=versions))"): (
-        "mkdtemp's own new folder inside versions/"
-    ),
-    ("src/whale_reid/gallery_files.py", "enrolled_features_path", "version_dir / f'enrolled_features_{region}.npz'"): (
-        "region is a MatchConfig region, a Literal['fullbody', 'backfin'] checked when the settings are read"
-    ),
-    ("src/whale_reid/catalogue.py", "_cmd", "Path(args.repo)"): "the user's own --repo argument",
-    ("src/whale_reid/catalogue.py", "_cmd", "Path(args.out)"): "the user's own export file argument",
-    ("src/whale_reid/metadata.py", "read_sidecar", "path.parent / row.photo"): (
+    (
+        "src/whale_reid/catalogue/versions.py",
+        "write_version",
+        "Path(tempfile.mkdtemp(prefix=f'.{name}.', dir=versions))",
+    ): ("mkdtemp's own new folder inside versions/"),
+    (
+        "src/whale_reid/catalogue/versions.py",
+        "enrolled_features_path",
+        "version_dir / f'enrolled_features_{region}.npz'",
+    ): ("region is a MatchConfig region, a Literal['fullbody', 'backfin'] checked when the settings are read"),
+    ("src/whale_reid/catalogue/commands.py", "_cmd", "Path(args.repo)"): "the user's own --repo argument",
+    ("src/whale_reid/catalogue/commands.py", "_cmd", "Path(args.out)"): "the user's own export file argument",
+    ("src/whale_reid/catalogue/metadata.py", "read_sidecar", "path.parent / row.photo"): (
         "only compared with the resolved paths of the photos identify was given; nothing is opened by it"
     ),
-    ("src/whale_reid/metadata.py", "read_sidecar", "Path(row.photo)"): "only its name is compared with the photos'",
-    ("src/whale_reid/review.py", "build_views", "Path(result.photos['path'].iloc[i])"): (
+    (
+        "src/whale_reid/catalogue/metadata.py",
+        "read_sidecar",
+        "Path(row.photo)",
+    ): "only its name is compared with the photos'",
+    ("src/whale_reid/review/views.py", "build_views", "Path(result.photos['path'].iloc[i])"): (
         "a photo identify found itself in the user's own folders (find_photos), not a name read from a file"
     ),
-    ("src/whale_reid/review.py", "build_views", "crops_dir / region / 'query' / f'{qkey}.jpg'"): (
+    ("src/whale_reid/review/views.py", "build_views", "crops_dir / region / 'query' / f'{qkey}.jpg'"): (
         "qkey is identify's own photo_key of this run; region the checkpoint config's checked extract_region"
     ),
-    ("src/whale_reid/review.py", "build_views", "crops_dir / region"): "region: as above",
-    ("src/whale_reid/review_files.py", "relative", "Path(os.path.relpath(path, self.review_dir))"): (
+    ("src/whale_reid/review/views.py", "build_views", "crops_dir / region"): "region: as above",
+    ("src/whale_reid/review/pages.py", "relative", "Path(os.path.relpath(path, self.review_dir))"): (
         "a reference the page makes to a file of its own run folder (a crop), never opened here"
     ),
 }

@@ -13,8 +13,16 @@ from PIL import Image
 from tests.reliability.catalogue import make_repo, write_decisions, write_run
 from whale_core import atomic_write_csv, read_table, safe_name
 from whale_detector import CropConfig, crop_regions
-from whale_reid.enroll import enroll
-from whale_reid.identify import QUERY_SPLIT, check_photos, content_id, find_photos, path_column, photo_key, photo_text
+from whale_reid.catalogue.enroll import enroll
+from whale_reid.identify.queries import (
+    QUERY_SPLIT,
+    check_photos,
+    content_id,
+    find_photos,
+    path_column,
+    photo_key,
+    photo_text,
+)
 from whale_retrieval import GalleryIndex
 
 NAMES = [

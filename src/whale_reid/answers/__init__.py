@@ -1,0 +1,1 @@
+"""From embeddings to answers: ensembles, head scores, region fusion, local verification, restrictions."""

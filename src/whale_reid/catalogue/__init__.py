@@ -1,0 +1,1 @@
+"""A research group's catalogue: gallery versions, enrolment, decisions, audit log, metadata."""

@@ -1,0 +1,1 @@
+"""Shared by every layer: params and profiles, MLflow tracking, plots, HTML helpers."""

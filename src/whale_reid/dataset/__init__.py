@@ -1,0 +1,1 @@
+"""The photos and tables a run starts from: Kaggle layout, own catalogues, folds, encounters, crops."""

@@ -1,0 +1,1 @@
+"""Identifying new photos against a pipeline's gallery: artefacts, queries, the MLflow model."""

@@ -1,0 +1,1 @@
+"""Pages people read: the review pages of an identify run and the pipeline's report."""

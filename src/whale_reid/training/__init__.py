@@ -1,0 +1,1 @@
+"""Training the embedder's CV folds: fold jobs, their MLflow records, extra-region embeddings."""
