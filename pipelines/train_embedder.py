@@ -4,7 +4,7 @@ Reads the prepared tables and the crops; writes `<model-dir>/fold<k>/{best,last}
 MLflow run ids, digests and per-fold details `select` reads), `<embeddings>/{oof.npz, fold<k>/{train,test}.npz}`,
 the metrics file (CV MAP@5: mean, std, per fold) and the curves CSV (validated epochs, a row per fold and
 epoch); MLflow parent run `embedder/<model>` with a child run `fold<k>` per fold. Finished folds are skipped,
-interrupted ones resume (`whale_reid.training.jobs`).
+interrupted ones resume (`whale_reid.stages.train_embedder`).
 
 Runs unchanged under `torchrun --nproc_per_node=N -m pipelines.train_embedder ...`: every rank trains and
 extracts (DDP, sharded extraction), only rank 0 talks to MLflow and writes files.
@@ -18,7 +18,7 @@ from pipelines._common import load_params, run_stage, stage_paths
 from whale_embedder import distributed as dist_utils
 from whale_reid.common.params import EmbedderParams
 from whale_reid.common.tracking import TrackingConfig
-from whale_reid.training.jobs import TrainingPaths, train_model
+from whale_reid.stages.train_embedder import TrainingPaths, train_model
 
 log = logging.getLogger("pipelines.train_embedder")
 

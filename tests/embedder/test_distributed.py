@@ -151,7 +151,7 @@ FOLDS_SCRIPT = textwrap.dedent(
     from whale_embedder import distributed as dist_utils
     from whale_reid.common.params import EmbedderParams
     from whale_reid.common.tracking import TrackingConfig
-    from whale_reid.training.jobs import TrainingPaths, train_model
+    from whale_reid.stages.train_embedder import TrainingPaths, train_model
 
     root = Path(sys.argv[1])
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root}/mlflow.db"

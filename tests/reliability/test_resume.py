@@ -28,7 +28,7 @@ from tests.reliability.conftest import edit_params, run_module, stage_env
 from whale_embedder.runtime import rng_states, set_rng_states
 from whale_reid.common.params import EmbedderParams
 from whale_reid.common.tracking import TrackingConfig
-from whale_reid.training.jobs import TrainingPaths, train_model
+from whale_reid.stages.train_embedder import TrainingPaths, train_model
 
 MODEL = "demo"
 

@@ -13,7 +13,7 @@ from typing import Any
 from whale_core import InputError
 from whale_reid.common.params import read_yaml
 
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
+PROFILES_DIR = Path(__file__).resolve().parents[3] / "profiles"
 
 
 def hydra_value(value: Any) -> str:

@@ -174,7 +174,7 @@ def _query_data(query: QueryView) -> dict:
 
 
 def _script() -> str:
-    return (resources.files("whale_reid.common") / "assets" / "review.js").read_text(encoding="utf-8")
+    return (resources.files("whale_reid.review") / "assets" / "review.js").read_text(encoding="utf-8")
 
 
 def _header(counter: str, note: str, links: str) -> str:

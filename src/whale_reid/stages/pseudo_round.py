@@ -7,7 +7,7 @@ Round r (the DVC stage `pseudo_round@<r>`, one per entry of `pseudo.round_stages
    were verified (`match.enabled`), else the embedding similarity — and a lead of at least `min_margin` over
    the second individual;
 2. train every model on the train photos plus those photos, labelled with their answer
-   (`whale_reid.training.jobs.train_model(pseudo=...)`: fold −1, so they train every fold and validate none);
+   (`whale_reid.stages.train_embedder.train_model(pseudo=...)`: fold −1, so they train every fold and validate none);
 3. select, tune and predict with the round's models, as the main stages do, into the round's folder.
 
 No leak into tuning: `tune` builds its OOF queries and galleries from the prepared train table only, so a
@@ -103,8 +103,8 @@ def run_round(round_number: int, params: dict, paths: RoundPaths) -> dict:
     from whale_reid.common.tracking import TrackingConfig, configure_tracking, standard_tags
     from whale_reid.stages.predict import PredictConfig, PredictPaths, predict_test
     from whale_reid.stages.select import SelectConfig, select_from_runs
+    from whale_reid.stages.train_embedder import TrainingPaths, train_model
     from whale_reid.stages.tune import TunePaths, TuneStageConfig, tune_answer_rule
-    from whale_reid.training.jobs import TrainingPaths, train_model
 
     cfg, embedder = PseudoConfig.from_dict(params.get("pseudo")), EmbedderParams.from_dict(params.get("embedder"))
     tracking, match = TrackingConfig.from_dict(params.get("tracking")), MatchConfig.from_dict(params.get("match"))

@@ -17,7 +17,7 @@ from whale_embedder import EmbedderConfig, save_embeddings
 from whale_reid.common.tracking import log_curves
 
 if TYPE_CHECKING:
-    from whale_reid.training.jobs import FoldJob
+    from whale_reid.training.fold_job import FoldJob
 
 CURVE_KEYS = ("epoch", "val_map5", "train_loss", "lr")
 #: what the parent run shows of the config (the fold runs carry all of it): one row compares models
@@ -137,7 +137,7 @@ def write_model_records(paths, name: str, results: dict[int, dict], summary: dic
     """`runs.json` (the runs behind the numbers, what `select` reads), the metrics file and the curves CSV.
 
     Args:
-        paths: the model's `whale_reid.training.jobs.TrainingPaths`.
+        paths: the model's `whale_reid.training.fold_job.TrainingPaths`.
     """
     fold_records = {
         str(k): {key: v for key, v in r.items() if key not in ("curves", "params_digest")} for k, r in results.items()
