@@ -38,9 +38,9 @@ def make_crops(root: Path, n_individuals: int, photos_each: int, seed: int = 0, 
 
 
 def stage_layout(root: Path) -> None:
-    """The prepared tables and crop folders `whale_reid.stages.train_embedder.train_model` reads under `root`: 9 individuals'
-    photos in 3 folds (a few of them held out as test photos) and a 10th individual seen only in test, each photo
-    with a fullbody and a backfin crop."""
+    """The prepared tables and crop folders `whale_reid.stages.train_embedder.train_model` reads under `root`: 9
+    individuals' photos in 3 folds (a few of them held out as test photos) and a 10th individual seen only in test,
+    each photo with a fullbody and a backfin crop."""
     table = make_crops(root / "made", n_individuals=10, photos_each=6, seed=3, size=48)
     table["photo"] = table["image"].str.extract(r"_(\d+)\.jpg$")[0].astype(int)
     table["split"] = np.where(
