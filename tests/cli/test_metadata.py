@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import run_in
 from whale_core import InputError
-from whale_reid.answers.restricted import restricted_answers
+from whale_reid.answers.compose import AnswerContext, Queries, compose_answers, partitions
 from whale_reid.catalogue.metadata import Survey, candidate_mask, read_sidecar, restriction_text
 from whale_reid.review.pages import render_section
 from whale_reid.review.views import QueryView
@@ -44,8 +44,9 @@ def test_a_sidecar_with_two_locations_restricts_candidates_to_the_query_location
     assert [t for t, _ in filters] == ["location=Andenes", "location=Tromsø; side=left; date=2024-06-03±10d", ""]
     query = np.concatenate([gallery.embeddings[[3]], gallery.embeddings[[0]], gallery.embeddings[[3]]])
     texts, masks = zip(*filters)
-    answers, _, raw_idx = restricted_answers(RULE, gallery, KnnConfig(), query, texts, masks, ["", "", ""],
-                                             lambda rows, idx: None)  # fmt: skip
+    composed = compose_answers(AnswerContext(RULE, gallery, KnnConfig()),
+                               Queries(["a", "b", "c"], query, restrictions=partitions(texts, masks)))  # fmt: skip
+    answers, raw_idx = composed.answers, composed.idx
     assert set(answers.ids[0]) <= {"ind0", "ind1", "ind2", "new_individual"}  # its twin (ind3) is at Tromsø
     assert set(answers.ids[1]) <= {"ind3", "ind4", "ind5", "new_individual"}  # Tromsø, left, in June 2024
     assert set(gallery.labels[raw_idx[1][raw_idx[1] >= 0]]) <= {"ind3", "ind4", "ind5"}
@@ -57,8 +58,8 @@ def test_a_sidecar_with_two_locations_restricts_candidates_to_the_query_location
 def test_an_encounter_is_answered_together(tmp_path: Path) -> None:
     gallery, meta = gallery_and_metadata()
     query = np.stack([gallery.embeddings[0] + 0.05, -gallery.embeddings[0]])
-    answers, _, _ = restricted_answers(RULE, gallery, KnnConfig(), query.astype(np.float32), ["", ""],
-                                       [None, None], ["E7", "E7"], lambda rows, idx: None)  # fmt: skip
+    queries = Queries(["a", "b"], query.astype(np.float32), groups=["E7", "E7"])
+    answers = compose_answers(AnswerContext(RULE, gallery, KnnConfig()), queries).answers
     assert answers.ids[0] == answers.ids[1] and answers.ids[0][0] == "ind0"  # the poor second photo is carried
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from whale_reid.answers.restricted import restricted_answers
+from whale_reid.answers.compose import AnswerContext, Queries, compose_answers, partitions
 from whale_reid.answers.verification import MatchConfig
 from whale_retrieval import AnswerRule, GalleryIndex, KnnConfig, PostProcessing
 from whale_retrieval.fusion import fit_fusion
@@ -56,14 +56,15 @@ def test_a_restriction_to_two_photos_keeps_the_true_animal_and_its_probability()
     inliers = np.full(len(emb), 8)
     inliers[0], inliers[1:PHOTOS_EACH], inliers[PHOTOS_EACH] = 300, 60, 150  # g3: another, textured animal
 
-    def evidence(rows: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
+    def evidence(keys, idx: np.ndarray) -> dict[str, np.ndarray]:
         return {"inliers_fullbody": np.where(idx >= 0, inliers[np.clip(idx, 0, None)], 0)}
 
     allowed = np.zeros(len(emb), bool)
     allowed[[0, PHOTOS_EACH]] = True
     results = []
     for mask in (None, allowed):
-        answers, _, _ = restricted_answers(rule, gallery, KnnConfig(), query, ["x"], [mask], [""], evidence)
+        context = AnswerContext(rule, gallery, KnnConfig(), match, evidence=evidence)
+        answers = compose_answers(context, Queries(["q"], query, restrictions=partitions(["x"], [mask]))).answers
         results.append((answers.ids[0][0], float(answers.ranked.scores[0, 0])))
     (full_id, full_p), (restricted_id, restricted_p) = results
     assert full_id == restricted_id == "a0"

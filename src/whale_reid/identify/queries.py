@@ -3,9 +3,9 @@
 The answers are the predict stage's, by construction: the same detector and `crop` params cut the crops
 (`whale_detector.detect_boxes` / `crop_regions`), every selected checkpoint embeds them with its own config
 (flip-TTA included), the parts are concatenated in the selection's order (`concat_embeddings`, as
-`ensemble_embeddings` does), then `knn_search`, the local verification of the shortlist when the saved rule
-is calibrated (`whale_matcher.extract_features` on the crops, `shortlist_evidence` against the gallery's
-cached features) and `AnswerRule.apply` with the rule saved in the gallery settings.
+`ensemble_embeddings` does), then the one answer composition (`whale_reid.answers.compose.compose_answers`) with
+the rule saved in the gallery settings; the queries' local features are extracted from their crops
+(`whale_matcher.extract_features`) only when that rule is calibrated.
 A photo that cannot be read gets an error row; the others go on.
 """
 
@@ -23,13 +23,12 @@ from tqdm.auto import tqdm
 
 from whale_core import InputError, load_rgb
 from whale_detector import CropConfig, crop_regions, detect_boxes, given_boxes
-from whale_reid.answers.head_scores import Head, head_scores
-from whale_reid.answers.restricted import restricted_answers
-from whale_reid.answers.verification import MatchConfig, shortlist_evidence
+from whale_reid.answers.compose import AnswerContext, Composed, Queries, compose_answers, partitions
+from whale_reid.answers.head_scores import Head
+from whale_reid.answers.verification import MatchConfig
 from whale_reid.catalogue.metadata import Survey
 from whale_reid.dataset.photos import content_id, find_photos, is_image_file, photo_key, photo_text, printable  # noqa: F401
-from whale_retrieval import AnswerRule, Answers, GalleryIndex, KnnConfig, concat_embeddings, knn_search, query_species
-from whale_retrieval.ranking import RankedIndividuals
+from whale_retrieval import AnswerRule, Answers, GalleryIndex, KnnConfig, concat_embeddings, query_species
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +94,11 @@ class Artefacts:
     @property
     def knn_config(self) -> KnnConfig:
         return KnnConfig.from_dict(self.gallery.settings.get("knn"), section="gallery.knn")
+
+    def answer_context(self) -> AnswerContext:
+        """The gallery, its saved rule and settings as `compose_answers` takes them (no region re-scoring)."""
+        return AnswerContext(self.answer_rule, self.gallery, self.knn_config, self.match_config,
+                             self.gallery_features, self.heads or (), allow_missing_gallery=True)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -211,50 +215,16 @@ def answer_queries(
     crops_dir: Path,
     filters: Sequence[tuple[str, np.ndarray | None]] | None = None,
     groups: Sequence[str] | None = None,
-) -> tuple[Answers, np.ndarray, np.ndarray, dict[str, Any] | None]:
-    """The predict stage's answers for embedded photos: kNN, local verification when calibrated, the rule.
+) -> Composed:
+    """The predict stage's answers for embedded photos (`compose_answers`), restricted and pooled by the survey.
 
     Args:
         filters: per photo, its restriction (text, allowed gallery rows or None) from the survey's metadata.
         groups: per photo, its encounter ("" none): an encounter's photos are answered together.
-
-    Returns:
-        (the rule's answers, the raw kNN similarities and neighbours, the photos' features when verified).
     """
-    gallery, rule = artefacts.gallery, artefacts.answer_rule
-    head = head_scores(query_emb, artefacts.heads or []) if rule.blends_head and len(query_emb) else None
-    restricted = filters is not None and any(mask is not None for _, mask in filters)
-    if len(query_emb) and (restricted or (groups is not None and any(groups))):
-        features = query_local_features(artefacts, keys, crops_dir) if rule.calibrator is not None else None
-
-        def evidence(rows: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray] | None:
-            if features is None:
-                return None
-            return shortlist_evidence(features, artefacts.gallery_features or {}, [keys[r] for r in rows],
-                                      gallery.image_ids, idx, rule.shortlist_columns(idx.shape[1]),
-                                      artefacts.match_config, allow_missing_gallery=True)  # fmt: skip
-
-        texts, masks = zip(*filters) if filters else ([""] * len(keys), [None] * len(keys))
-        answers, sims, idx = restricted_answers(rule, gallery, artefacts.knn_config, query_emb, texts, masks,
-                                                list(groups or [""] * len(keys)), evidence, head)  # fmt: skip
-        return answers, sims, idx, features
-    k = min(rule.post.k_neighbors, len(gallery))
-    if not len(query_emb):
-        empty = np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-        return (
-            Answers([], RankedIndividuals(np.zeros((0, 5), object), np.zeros((0, 5), np.float32)), *empty),
-            *empty,
-            None,
-        )
-    labels = None if rule.calibrator else gallery.labels  # fusion re-ranks the whole shortlist: search it exactly
-    sims, idx = knn_search(query_emb, gallery.embeddings, k, config=artefacts.knn_config, gallery_labels=labels)
-    evidence, query_features = None, None
-    if rule.calibrator is not None:
-        query_features = query_local_features(artefacts, keys, crops_dir)
-        evidence = shortlist_evidence(query_features, artefacts.gallery_features or {}, keys, gallery.image_ids, idx,
-                                      rule.shortlist_columns(k), artefacts.match_config,
-                                      allow_missing_gallery=True)  # fmt: skip
-    return rule.apply(sims, idx, gallery.labels, gallery.species, evidence, head=head), sims, idx, query_features
+    restrictions = partitions(*zip(*filters)) if filters else None
+    queries = Queries(keys, query_emb, lambda: query_local_features(artefacts, keys, crops_dir), restrictions, groups)
+    return compose_answers(artefacts.answer_context(), queries)
 
 
 def recommendation(answers: Answers, row: int, calibrated: bool, threshold: float) -> dict:
@@ -286,7 +256,8 @@ def identify(
     boxes, query_emb = embed_photos(artefacts, images, out_dir / "crops")
     filters = survey.restrictions(readable) if survey is not None else [("", None)] * len(readable)
     groups = survey.encounters(readable) if survey is not None else [""] * len(readable)
-    answers, sims, idx, features = answer_queries(artefacts, keys, query_emb, out_dir / "crops", filters, groups)
+    composed = answer_queries(artefacts, keys, query_emb, out_dir / "crops", filters, groups)
+    answers, sims, idx, features = composed.answers, composed.sims, composed.idx, composed.features
     calibrated = artefacts.answer_rule.calibrator is not None
     species = [str(s) for s in query_species(answers.idx, artefacts.gallery.species, 1)]
     region = artefacts.members[0].config.extract_region

@@ -8,21 +8,33 @@ or of unknown side only (`whale_reid.answers.ensemble.same_side`), as `tune` sea
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from whale_core import NEW_INDIVIDUAL, Config, read_json, read_table
+from whale_core import NEW_INDIVIDUAL, Config, atomic_write_csv, read_json, read_table
+from whale_reid.answers.compose import AnswerContext, Queries, compose_answers
 from whale_reid.answers.ensemble import ensemble_embeddings, read_selection, same_side
-from whale_reid.answers.head_scores import head_scores, load_heads
+from whale_reid.answers.head_scores import load_heads
 from whale_reid.answers.region_fusion import fuse_query_regions
-from whale_reid.answers.verification import MatchConfig, load_feature_sets, shortlist_evidence
+from whale_reid.answers.verification import FEATURES_SHA256, MatchConfig, load_feature_sets, save_gallery_features
 from whale_reid.common.tracking import params_digest, standard_tags
 from whale_reid.dataset.submission import make_submission
-from whale_retrieval import GalleryIndex, KnnConfig, knn_search_allowed, known_new_groups, map_at_5, map_at_5_by_group
+from whale_retrieval import GalleryIndex, KnnConfig, known_new_groups, map_at_5, map_at_5_by_group
 from whale_retrieval.answers import AnswerRule, Answers
+
+
+@dataclass(frozen=True)
+class PredictOutputs:
+    """Where the stage's answers go: `submission.csv`, `test_answers.csv` and the gallery folder."""
+
+    submission: Path
+    answers: Path
+    gallery: Path
 
 
 @dataclass(frozen=True)
@@ -92,23 +104,18 @@ def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) ->
     confidence = pd.DataFrame(columns=["image", "answer", "candidate", "score", "margin", "scale"])
     if len(test):
         query_emb = ensemble_embeddings(members, "test", test["image"], paths.embeddings)
-        k = min(rule.post.k_neighbors, len(train))
         regions = post_json.get("region_fusion")
-        # fusion (local or of regions) re-ranks the whole shortlist: search it exactly
-        labels = None if rule.calibrator or regions else gallery.labels
-        sides = same_side(test, train) or [(np.arange(len(test)), None)]  # a known side matches only its side
-        sims, idx = knn_search_allowed(query_emb, gallery_emb, k, sides, config=cfg.knn, gallery_labels=labels)
-        if regions:
-            sims, idx = fuse_query_regions(sims, idx, regions, members, test["image"], train, paths.embeddings)
-        evidence = None
-        if rule.calibrator:
-            evidence = shortlist_evidence(
-                load_feature_sets("test", match.regions, paths.features),
-                load_feature_sets("train", match.regions, paths.features),
-                test["image"].tolist(), gallery.image_ids, idx, rule.shortlist_columns(k), match,
-            )  # fmt: skip
-        head = head_scores(query_emb, load_heads(members)) if rule.blends_head else None
-        decided = rule.apply(sims, idx, gallery.labels, gallery.species, evidence, head=head)
+        context = AnswerContext(
+            rule, gallery, cfg.knn, match,
+            load_feature_sets("train", match.regions, paths.features) if rule.calibrator else None,
+            load_heads(members) if rule.blends_head else (),
+            rescore=(lambda sims, idx: fuse_query_regions(sims, idx, regions, members, test["image"], train,
+                                                          paths.embeddings)) if regions else None,
+        )  # fmt: skip
+        sides = same_side(test, train)  # a known side matches only its side
+        queries = Queries(test["image"].tolist(), query_emb,
+                          lambda: load_feature_sets("test", match.regions, paths.features), sides)  # fmt: skip
+        decided = compose_answers(context, queries).answers
         answers, confidence = decided.ids, answer_confidence(test["image"], decided, rule.scale)
     submission = make_submission(test["image"], answers)
     final = test_scores(paths.raw_dir, submission) | {"oof_map5": post_json["oof_map5"]}
@@ -153,10 +160,26 @@ def log_ensemble_run(prediction: Prediction, artifacts: list[Path], registered_m
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="outputs")
         if registered_model:  # a pyfunc over whale_reid.identify.queries: `mlflow models predict` on photo paths
-            from whale_reid.identify.mlflow_model import log_ensemble_model, model_description
+            from whale_reid.identify.model_bundle import log_ensemble_model, model_description
 
             logged = log_ensemble_model(Path("."), registered_model)
             text = model_description(members, prediction.final, rule.post.threshold, rule.scale)
             client = mlflow.MlflowClient()
             client.update_registered_model(registered_model, description=text)
             client.update_model_version(registered_model, logged.registered_model_version, description=text)
+
+
+def write_predict_outputs(prediction: Prediction, match: MatchConfig, crop: Mapping, features: Path,
+                          out: PredictOutputs) -> None:  # fmt: skip
+    """The stage's files: the gallery `identify` queries (with the train photos' local features when verified,
+    and the `crop` settings its crops were cut with), the submission and the per-photo confidence. The
+    pseudo-label round writes its own round's through this function too.
+
+    The features are written first: `gallery.json`, written last, records their digests.
+    """
+    settings = {**prediction.gallery.settings, "crop": dict(crop)}
+    if prediction.rule.calibrator:
+        settings[FEATURES_SHA256] = save_gallery_features(out.gallery, match.regions, features)
+    dataclasses.replace(prediction.gallery, settings=settings).save(out.gallery)
+    atomic_write_csv(out.submission, prediction.submission)
+    atomic_write_csv(out.answers, prediction.confidence)
