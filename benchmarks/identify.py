@@ -24,8 +24,9 @@ def main() -> None:
     args = parser.parse_args()
     repo = Path(args.repo).resolve()
     configure_offline_env(repo)
-    from whale_reid.cli import load_artefacts, read_params, write_outputs
+    from whale_reid.identify.artefacts import load_artefacts, read_params
     from whale_reid.identify.queries import identify
+    from whale_reid.review.outputs import write_outputs
 
     raw_dir = repo / str(read_params(repo)["data"]["raw_dir"])
     sources = sorted((raw_dir / "test_images").iterdir())

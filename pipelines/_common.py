@@ -14,14 +14,14 @@ import argparse
 import functools
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from whale_core import InputError, configure_offline_env, os_error_line
+from whale_core import configure_offline_env
+from whale_reid.common.boundary import run_guarded, setup_logging
 from whale_reid.common.params import load_params as load_params  # re-exported for the stage scripts
 
 log = logging.getLogger("whale_reid")
@@ -41,24 +41,6 @@ def stage_paths(description: str | None, *names: str, **options: str) -> argpars
     for name in names:
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=Path, required=True, metavar="PATH")
     return parser.parse_args()
-
-
-ANSI_CODE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-class PlainText(logging.Filter):
-    """Strips ANSI colour codes from a record's message (ultralytics colours its lines even into a file)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = ANSI_CODE.sub("", record.msg)
-        return True
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    if not sys.stdout.isatty():
-        logging.getLogger("ultralytics").addFilter(PlainText())
 
 
 def stage_label(argv: list[str]) -> str:
@@ -81,18 +63,10 @@ def run_stage(main: Callable[[], Any], announce: bool = True) -> Callable[[], No
         label, started = stage_label(sys.argv), time.monotonic()
         if announce:
             log.info("stage %s: started", label)
-        try:
-            main()
-            if announce:
-                log.info("stage %s: done in %.0f s", label, time.monotonic() - started)
-        except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
-        except OSError as err:  # a full disk, a read-only folder, a lost permission: not a bug, one line
-            print(f"error: {os_error_line(err)}", file=sys.stderr)
-            sys.exit(2)
-        except Exception:  # a bug, not bad input: the traceback, and a status of its own
-            log.exception("unexpected error in stage %s (a bug; please report it with this traceback)", main.__module__)
-            sys.exit(3)
+        status = run_guarded(main, f"stage {main.__module__}")
+        if status == 0 and announce:
+            log.info("stage %s: done in %.0f s", label, time.monotonic() - started)
+        if status:
+            sys.exit(status)
 
     return entry

@@ -16,7 +16,7 @@ import logging
 from pipelines._common import load_params, run_stage, stage_paths
 from whale_core import atomic_write_json
 from whale_reid.common.params import DataParams
-from whale_reid.demo import DemoConfig, generate_demo
+from whale_reid.stages.demo_data import render_demo_data
 
 log = logging.getLogger("pipelines.demo_data")
 
@@ -24,8 +24,7 @@ log = logging.getLogger("pipelines.demo_data")
 def main() -> None:
     args = stage_paths(__doc__, "out", "metrics")
     data = DataParams.from_dict(load_params().get("data"))
-    summary = generate_demo(DemoConfig.from_dict(dict(data.demo), section="data.demo"), args.out, replace=True)
-    metrics = summary.counts()
+    metrics = render_demo_data(data, args.out)
     atomic_write_json(args.metrics, metrics)
     log.info("demo data: %s", metrics)
 

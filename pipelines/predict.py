@@ -4,14 +4,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from pipelines._common import load_params, run_stage, stage_paths
-from whale_core import atomic_write_csv, atomic_write_json
-from whale_reid.answers.verification import FEATURES_SHA256, MatchConfig, save_gallery_features
+from whale_core import atomic_write_json
+from whale_detector import CropConfig
+from whale_reid.answers.verification import MatchConfig
 from whale_reid.common.tracking import TrackingConfig, configure_tracking
-from whale_reid.stages.predict import PredictConfig, PredictPaths, log_ensemble_run, predict_test
+from whale_reid.stages.predict import (
+    PredictConfig,
+    PredictOutputs,
+    PredictPaths,
+    log_ensemble_run,
+    predict_test,
+    write_predict_outputs,
+)
 
 log = logging.getLogger("pipelines.predict")
 
@@ -25,13 +32,10 @@ def main() -> None:
     configure_tracking(TrackingConfig.from_dict(params.get("tracking")))  # an outage fails before the work
     paths = PredictPaths(args.selection, args.postprocess, args.prepared, args.embeddings, args.features, args.raw_dir)
     prediction = predict_test(cfg, match, paths)
-    gallery = prediction.gallery
-    if prediction.rule.calibrator:  # the features first: gallery.json, written last, records their digests
-        digests = save_gallery_features(args.gallery, match.regions, args.features)
-        gallery = dataclasses.replace(gallery, settings={**gallery.settings, FEATURES_SHA256: digests})
-    gallery.save(args.gallery)
-    atomic_write_csv(args.submission, prediction.submission)
-    atomic_write_csv(args.answers, prediction.confidence)
+    crop = CropConfig.from_dict(params.get("crop")).to_dict()  # identify cuts its crops as the gallery's were
+    write_predict_outputs(
+        prediction, match, crop, args.features, PredictOutputs(args.submission, args.answers, args.gallery)
+    )
     atomic_write_json(args.metrics, prediction.final)
     log_ensemble_run(prediction, [args.submission, args.oof, args.postprocess], cfg.registered_model)
     log.info("submission: %d test photos; %s", len(prediction.submission),

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 
 from pipelines._common import load_params, run_stage, stage_paths
-from whale_core import atomic_write_csv, atomic_write_json
+from whale_core import atomic_write_json
 from whale_reid.answers.verification import MatchConfig
 from whale_reid.common.tracking import TrackingConfig, configure_tracking
-from whale_reid.stages.tune import TUNE_METRICS, TunePaths, TuneStageConfig, tune_answer_rule
+from whale_reid.stages.tune import TUNE_METRICS, TunePaths, TuneStageConfig, tune_answer_rule, write_tune_outputs
 
 log = logging.getLogger("pipelines.tune")
 
@@ -30,12 +30,7 @@ def main() -> None:
     summary = tuned.summary
     log.info("OOF MAP@5 %.4f (grid %.4f) at threshold %.3f", summary["oof_map5"], summary["grid_best_map5"],
              summary["threshold"])  # fmt: skip
-    atomic_write_csv(args.oof, tuned.oof)
-    nearest = (tuned.grid["threshold"] - summary["threshold"]).abs().to_numpy().argmin()  # the tuned one's row
-    atomic_write_csv(args.curve, tuned.grid.assign(chosen=(tuned.grid.index == tuned.grid.index[nearest]).astype(int)))
-    import mlflow
-
-    mlflow.MlflowClient().log_artifact(tuned.run_id, str(atomic_write_json(args.postprocess, summary)))
+    write_tune_outputs(tuned, args.postprocess, args.curve, args.oof)
     atomic_write_json(args.metrics, {k: round(float(summary[k]), 4) for k in TUNE_METRICS})
 
 

@@ -6,208 +6,35 @@
     whale-reid catalogue {log,revert VERSION,merge KEEP ABSORBED,export OUT.csv} [--repo DIR]
     whale-reid boxes convert SRC... --format {xyxy,detic,bremer,yolo,coco} --out boxes.csv [--images DIR...]
 
-This is the glue of the two commands (like a stage script): it reads the pipeline's files — params.yaml
-`crop` and `data.raw_dir`, `outputs/selection.json`, the checkpoints, the gallery — and writes the
-outputs. Exit status: 0 done, 1 no photo could be read, 2 bad usage, input or missing artefacts (one line),
-3 an unexpected error (a bug: the traceback is printed, please report it).
+Only the arguments and the commands live here: what identify loads is `whale_reid.identify.artefacts`, how
+it answers `whale_reid.identify.queries`, what it writes `whale_reid.review.outputs`; enroll and the catalogue
+are `whale_reid.catalogue`. Exit status: 0 done, 1 no photo could be read, 2 bad usage, input or missing
+artefacts (one line), 3 an unexpected error (a bug: the traceback is printed, please report it).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from whale_core import (
-    InputError,
-    atomic_path,
-    atomic_write_csv,
-    configure_offline_env,
-    file_sha256,
-    inside,
-    os_error_line,
-    read_json,
-    read_table,
-)
-from whale_detector import CropConfig
-from whale_matcher import save_features
-from whale_reid.answers.ensemble import read_selection
-from whale_reid.answers.head_scores import load_head
-from whale_reid.answers.verification import gallery_features_path, query_features_path
+from whale_core import InputError, atomic_write_csv, configure_offline_env
 from whale_reid.catalogue.commands import add_commands as add_catalogue_commands
-from whale_reid.catalogue.enroll import (
-    BASE_GALLERY,
-    CATALOGUE,
-    QUERY_EMBEDDINGS,
-    current_gallery,
-    enroll,
-    gallery_fingerprint,
-)
+from whale_reid.catalogue.enroll import enroll
 from whale_reid.catalogue.metadata import CATALOGUE_METADATA, RESTRICTIONS, Survey, gallery_metadata, read_sidecar
 from whale_reid.catalogue.run_folder import RunFolder
-from whale_reid.catalogue.versions import load_version_features
-from whale_reid.common.params import DataParams, load_params
-from whale_reid.identify.queries import Artefacts, IdentifyResult, Member, find_photos, identify
-from whale_reid.review.pages import DEFAULT_PAGE_SIZE, REVIEW_DIR, ImageFolder, write_review
-from whale_reid.review.views import GalleryPhotos, build_views
+from whale_reid.catalogue.versions import CATALOGUE
+from whale_reid.common.boundary import run_guarded, setup_logging
+from whale_reid.identify.artefacts import load_artefacts
+from whale_reid.identify.queries import Artefacts, find_photos, identify
+from whale_reid.review.outputs import write_outputs
+from whale_reid.review.pages import DEFAULT_PAGE_SIZE
 
 log = logging.getLogger("whale_reid.cli")
-CRASH = 3  #: exit status of an unexpected error (1: no photo could be read, 2: bad usage or input)
-HINT = "run `make demo` (or `dvc repro`) in the pipeline's repository first, or pass --repo"
-
-
-def _need(path: Path) -> Path:
-    if not path.exists():
-        raise InputError(f"{path}: not found — {HINT}")
-    return path
-
-
-def read_params(repo: Path) -> dict:
-    """The repo's params.yaml (the sections identify uses: `crop`, `data.raw_dir`)."""
-    return load_params(_need(repo / "params.yaml"))
-
-
-def member_checkpoint(repo: Path, member: dict) -> Path:
-    """A selected member's checkpoint `models/embedder/<model>/fold<k>/best.pt`, refused when missing or when
-    it is not the file its fold summary `fold.json` recorded (another fold's weights copied over it)."""
-    path = _need(repo / "models" / "embedder" / str(member["model"]) / f"fold{int(member['fold'])}" / "best.pt")
-    summary = read_json(path.parent / "fold.json") if (path.parent / "fold.json").is_file() else {}
-    recorded = summary.get("checkpoint_sha256") if isinstance(summary, dict) else None
-    if recorded and file_sha256(path) != recorded:
-        raise InputError(f"{path}: not the checkpoint {path.parent / 'fold.json'} recorded (its sha256 differs): "
-                         "restore it, or re-run train_embedder")  # fmt: skip
-    return path
-
-
-def load_members(repo: Path, members: list[dict]) -> list[Member]:
-    """The selection's checkpoints `models/embedder/<model>/fold<k>/best.pt`, in the selection's order."""
-    from whale_embedder import model_from_checkpoint
-
-    loaded = []
-    for member in members:
-        path = member_checkpoint(repo, member)
-        network, config = model_from_checkpoint(path)
-        loaded.append(Member(str(member["model"]), int(member["fold"]), network, config))
-    return loaded
-
-
-def load_artefacts(repo: Path) -> Artefacts:
-    """Everything identify needs from the pipeline run in `repo`, checked and loaded once.
-
-    Raises:
-        InputError: a missing artefact (with the hint to run the pipeline) or inconsistent ones.
-    """
-    params = read_params(repo)
-    crop = CropConfig.from_dict(params.get("crop"))
-    selection = read_selection(_need(repo / "outputs" / "selection.json"))
-    _need(repo / BASE_GALLERY / "gallery.npz")
-    gallery, gallery_dir = current_gallery(repo)
-    chosen = [(str(m["model"]), int(m["fold"])) for m in selection["members"]]
-    saved = [(str(m["model"]), int(m["fold"])) for m in gallery.settings.get("members", selection["members"])]
-    if chosen != saved:
-        raise InputError(f"{gallery_dir} was built for members {saved}, outputs/selection.json has {chosen}: {HINT}")
-    weights, boxes = None, None
-    if crop.box_source == "detector":
-        weights = _need(repo / "models" / "detector" / "best.pt")
-    elif crop.box_source == "boxes_csv":
-        boxes = read_table(_need(repo / str(crop.boxes_csv)))
-    if gallery.settings.get("region_fusion"):
-        raise InputError(f"{gallery_dir}: built with tune.region_fusion, which identify does not apply yet; "
-                         "set tune.region_fusion.enabled: false and re-run `dvc repro`")  # fmt: skip
-    members = load_members(repo, selection["members"])
-    artefacts = Artefacts(crop, members, gallery, gallery_dir, detector_weights=weights, given_boxes=boxes)
-    if artefacts.answer_rule.blends_head:  # the rule ranks with the members' ArcFace heads too
-        heads = [load_head(member_checkpoint(repo, member)) for member in selection["members"]]
-        artefacts = dataclasses.replace(artefacts, heads=heads)
-    if artefacts.answer_rule.calibrator is None:
-        return artefacts
-    regions = artefacts.match_config.regions
-    for region in regions:
-        _need(gallery_features_path(repo / BASE_GALLERY, region))
-    features = load_version_features(gallery, gallery_dir, repo / BASE_GALLERY, regions)
-    return dataclasses.replace(artefacts, gallery_features=features)
-
-
-def gallery_locator(repo: Path, raw_dir: Path, region: str):
-    """Where a gallery image is shown from: its crop, an enrolled photo's crop, or its original photo."""
-    original = original_locator(repo, raw_dir)
-
-    def locate(image_id: str) -> Path | None:
-        options = (
-            (repo / "data" / "crops" / region / "train", str(Path(image_id).with_suffix(".jpg"))),
-            (repo / CATALOGUE / "crops", f"{image_id}.jpg"),
-        )
-        for folder, name in options:
-            try:
-                path = inside(folder, name)  # the id is read from a gallery file: symlinks out are refused too
-            except InputError:
-                continue
-            if path.is_file():
-                return path
-        return original(image_id)
-
-    return locate
-
-
-def original_locator(repo: Path, raw_dir: Path):
-    """The full-resolution original of a gallery image id, when it is on this machine.
-
-    A catalogue's photo is its prepared `photo` (`data/prepared/train.csv`: the path relative to `raw_dir`,
-    in sub-folders); a Kaggle-layout photo is `<raw_dir>/train_images/<image id>`. Enrolled photos have none.
-    """
-    prepared = repo / "data" / "prepared" / "train.csv"
-    photos: dict[str, str] = {}
-    if prepared.is_file():
-        table = read_table(prepared)
-        if {"image", "photo"} <= set(table.columns):
-            photos = dict(zip(table["image"], table["photo"]))
-
-    def locate(image_id: str) -> Path | None:
-        folder, name = (raw_dir, photos[image_id]) if image_id in photos else (raw_dir / "train_images", image_id)
-        try:  # both names are read from files: each must stay inside its folder, symlinks included
-            path = inside(folder, name)
-        except InputError:
-            return None
-        return path if path.is_file() else None
-
-    return locate
-
-
-def write_outputs(
-    result: IdentifyResult, artefacts: Artefacts, repo: Path, out: Path, run_id: str = "",
-    page_size: int = DEFAULT_PAGE_SIZE,
-) -> None:  # fmt: skip
-    """`matches.csv`, `query_embeddings.npz` (for enroll; carries `run_id`), `query_features_<region>.npz` when
-    the answers were verified (for enroll too) and the review pages (`review.html` = their index, `review/`)."""
-    region = artefacts.members[0].config.extract_region
-    atomic_write_csv(out / "matches.csv", result.matches)
-    crops = [f"crops/{region}/query/{key}.jpg" for key in result.photos["key"]]
-    with atomic_path(out / QUERY_EMBEDDINGS) as tmp, open(tmp, "wb") as fh:
-        np.savez(
-            fh,
-            **{c: result.photos[c].to_numpy(dtype=str) for c in ("photo", "image_id", "species")},
-            crop=np.asarray(crops, dtype=str),
-            emb=result.embeddings.astype(np.float32),
-            base_fingerprint=np.asarray(gallery_fingerprint(repo / BASE_GALLERY)),
-            run_id=np.asarray(run_id),
-        )
-    for region_name, features in (result.features or {}).items():  # enroll appends them to the gallery's
-        save_features(query_features_path(out, region_name), features)
-    raw_dir = repo / DataParams.from_dict(read_params(repo).get("data")).raw_dir
-    photos = GalleryPhotos(gallery_locator(repo, raw_dir, region), ImageFolder(out / REVIEW_DIR),
-                           original_locator(repo, raw_dir))  # fmt: skip
-    rule = artefacts.answer_rule
-    match = artefacts.match_config if rule.calibrator is not None else None
-    gallery_features = (artefacts.gallery_features or {}).get(region)
-    views = build_views(result, artefacts.gallery, out / "crops", region, photos, match, rule, gallery_features)
-    note = f"new_individual below {rule.scale} {rule.post.threshold:.3f}"
-    write_review(out, views, run_id=run_id, note=note, page_size=page_size)
 
 
 def restrictions(args: argparse.Namespace) -> tuple[str, ...]:
@@ -383,16 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns (and exits with) the status."""
     args = parser().parse_args(argv)
     configure_offline_env(Path(getattr(args, "repo", ".")))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%X")
-    try:
-        status = args.run(args)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        status = 2
-    except OSError as err:  # a full disk, a read-only folder, a folder given for a file: the machine's state
-        print(f"error: {os_error_line(err)}", file=sys.stderr)
-        status = 2
-    except Exception:  # not the user's mistake: its own status, so scripts can tell it from 1 and 2
-        log.exception("unexpected error (a bug; please report it with this traceback)")
-        status = CRASH
+    setup_logging()
+    status = run_guarded(lambda: args.run(args), f"whale-reid {args.command}")
     sys.exit(status)

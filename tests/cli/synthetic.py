@@ -13,8 +13,8 @@ import pandas as pd
 from PIL import Image
 
 from whale_reid.identify.queries import MATCH_COLUMNS, IdentifyResult, recommendation
-from whale_reid.review.pages import REVIEW_DIR, ImageFolder, write_review
-from whale_reid.review.views import GalleryPhotos, build_views
+from whale_reid.review.pages import REVIEW_DIR, write_review
+from whale_reid.review.views import GalleryPhotos, ImageFolder, build_views
 from whale_retrieval import AnswerRule, GalleryIndex
 
 RULE = AnswerRule.from_dict({"threshold": 0.6, "k_neighbors": 12})

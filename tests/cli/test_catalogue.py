@@ -12,9 +12,10 @@ from tests.conftest import run_in
 from tests.reliability.catalogue import make_repo, write_crop, write_query_file
 from whale_core import read_table
 from whale_reid.catalogue.commands import export, merge, revert
-from whale_reid.catalogue.enroll import CATALOGUE, current_gallery, current_version, enroll
+from whale_reid.catalogue.enroll import enroll
 from whale_reid.catalogue.metadata import CATALOGUE_METADATA
 from whale_reid.catalogue.run_folder import RunFolder
+from whale_reid.catalogue.versions import CATALOGUE, current_gallery, current_version
 
 
 def write_run_with_metadata(out: Path, repo: Path, n: int, prefix: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from whale_reid.cli import gallery_locator, original_locator
+from whale_reid.review.outputs import gallery_locator, original_locator
 
 
 def _photo(path: Path) -> Path:

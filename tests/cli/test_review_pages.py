@@ -10,8 +10,8 @@ import pytest
 from tests.cli.cdp import Browser
 from tests.cli.pages import referenced_files
 from tests.cli.synthetic import REGION, RULE, synthetic_run, write_synthetic_pages
-from whale_reid.review.pages import REVIEW_DIR, ImageFolder, write_review
-from whale_reid.review.views import GalleryPhotos, build_views
+from whale_reid.review.pages import REVIEW_DIR, write_review
+from whale_reid.review.views import GalleryPhotos, ImageFolder, build_views
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 
 from pipelines.summary import summary_lines
-from whale_reid.identify.mlflow_model import model_description
+from whale_reid.identify.model_bundle import model_description
 from whale_reid.review.report_page import _curve_svg, _fold_curves_svg, _short, _ticks
 
 

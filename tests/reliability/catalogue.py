@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from whale_reid.catalogue.enroll import BASE_GALLERY, QUERY_EMBEDDINGS, gallery_fingerprint
 from whale_reid.catalogue.run_folder import RunFolder
+from whale_reid.catalogue.versions import BASE_GALLERY, QUERY_EMBEDDINGS, gallery_fingerprint
 from whale_retrieval import GalleryIndex
 
 DIM = 8

@@ -22,9 +22,10 @@ from whale_core import ConfigError, InputError, atomic_write_text, file_sha256, 
 from whale_detector import CropConfig
 from whale_embedder import EmbedderConfig
 from whale_reid.answers.ensemble import load_embeddings, read_selection
-from whale_reid.catalogue.enroll import BASE_GALLERY
-from whale_reid.cli import main, member_checkpoint
+from whale_reid.catalogue.versions import BASE_GALLERY
+from whale_reid.cli import main
 from whale_reid.dataset.folds import PrepareConfig
+from whale_reid.identify.artefacts import member_checkpoint
 from whale_retrieval import AnswerRule, GalleryIndex, KnnConfig, TuneConfig
 
 

@@ -18,10 +18,17 @@ from whale_reid.answers.verification import FEATURES_SHA256, gallery_features_pa
 from whale_reid.catalogue.audit import read_log
 from whale_reid.catalogue.commands import export, merge, printable_log
 from whale_reid.catalogue.decisions import read_decisions
-from whale_reid.catalogue.enroll import BASE_GALLERY, CATALOGUE, current_gallery, current_version, enroll
+from whale_reid.catalogue.enroll import enroll
 from whale_reid.catalogue.metadata import read_catalogue_metadata
 from whale_reid.catalogue.run_folder import RunFolder
-from whale_reid.catalogue.versions import enrolled_features_path, load_version_features
+from whale_reid.catalogue.versions import (
+    BASE_GALLERY,
+    CATALOGUE,
+    current_gallery,
+    current_version,
+    enrolled_features_path,
+    load_version_features,
+)
 from whale_retrieval import GalleryIndex
 
 CALIBRATED = {

@@ -13,7 +13,8 @@ import pytest
 
 from tests.reliability.catalogue import make_repo, write_decisions, write_run
 from whale_core import InputError
-from whale_reid.catalogue.enroll import CATALOGUE, enroll
+from whale_reid.catalogue.enroll import enroll
+from whale_reid.catalogue.versions import CATALOGUE
 
 
 def _tree(root: Path) -> set[str]:

@@ -23,7 +23,8 @@ from tests.reliability.catalogue import make_repo, write_run
 from whale_core import InputError, atomic_write_csv, load_rgb, safe_name
 from whale_detector import CropConfig, crop_regions
 from whale_reid.answers.ensemble import load_embeddings, read_selection
-from whale_reid.catalogue.enroll import current_version, enroll
+from whale_reid.catalogue.enroll import enroll
+from whale_reid.catalogue.versions import current_version
 from whale_reid.dataset.kaggle import read_test, read_train
 from whale_reid.identify.queries import (
     QUERY_SPLIT,

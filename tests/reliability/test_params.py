@@ -10,7 +10,7 @@ import yaml
 from tests.pipelines.conftest import run_stage
 from whale_core import ConfigError
 from whale_detector import CropConfig, DetectorConfig
-from whale_reid.common.params import KNOWN_SECTIONS, load_params
+from whale_reid.common.params import SECTIONS, section_class
 
 EMBEDDER = {"models": ["demo"], "folds": [0], "common": {"epochs": 1}, "zoo": {"demo": {}}}
 CASES = {
@@ -57,11 +57,31 @@ def test_a_section_that_is_not_a_mapping_is_named(bad) -> None:
         CropConfig.from_dict(bad)
 
 
-def test_every_section_of_params_yaml_is_known_and_match_is_allowed(tmp_path: Path) -> None:
+def test_every_section_of_params_yaml_is_known_and_checked_by_its_class() -> None:
     repo_params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
-    assert set(repo_params) <= set(KNOWN_SECTIONS) and "match" in KNOWN_SECTIONS
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**repo_params, "match": {"anything": 1}}))
-    assert load_params(tmp_path / "params.yaml")["match"] == {"anything": 1}
+    assert set(repo_params) <= set(SECTIONS)
+    for name in SECTIONS:  # one name per section: the registry's is the class's own
+        assert name == section_class(name).SECTION
+
+
+@pytest.mark.parametrize(
+    ("section", "typo", "message"),
+    [
+        ("tune", {"serach": {}}, "unknown key 'serach' in params section 'tune'"),
+        ("match", {"anything": 1}, "unknown key 'anything' in params section 'match'"),
+        ("crop", {"conf_treshold": 0.2}, "unknown key 'conf_treshold' in params section 'crop'"),
+        ("pseudo", {"min_scor": 0.9}, "unknown key 'min_scor' in params section 'pseudo'"),
+        ("predict", {"knn": {"backend": "nope"}}, "predict.knn.backend"),
+    ],
+)
+def test_a_typo_in_any_section_stops_the_first_stage(tmp_path: Path, section: str, typo: dict, message: str) -> None:
+    """The first stage of the pipeline (`prepare`) refuses a typo in a section only later stages read, before
+    any work: the typo is named, nothing is written."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"raw_dir": "raw"}, section: typo}))
+    proc = run_stage("prepare", tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert message in proc.stderr.strip().splitlines()[-1], proc.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tests.cli.cdp import Browser
 from tests.cli.synthetic import REGION, RULE, synthetic_run
-from whale_reid.review.pages import REVIEW_DIR, ImageFolder, write_review
-from whale_reid.review.views import GalleryPhotos, build_views
+from whale_reid.review.pages import REVIEW_DIR, write_review
+from whale_reid.review.views import GalleryPhotos, ImageFolder, build_views
 
 
 def test_photos_named_like_object_properties_keep_their_decisions(tmp_path: Path) -> None:

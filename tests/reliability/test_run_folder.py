@@ -15,8 +15,9 @@ import pytest
 
 from tests.reliability.catalogue import make_repo, write_decisions, write_run
 from whale_core import InputError
-from whale_reid.catalogue.enroll import CATALOGUE, enroll
+from whale_reid.catalogue.enroll import enroll
 from whale_reid.catalogue.run_folder import RunFolder, verify_run
+from whale_reid.catalogue.versions import CATALOGUE
 from whale_retrieval import GalleryIndex
 
 CROP = "crops/fullbody/query/00000-p0.jpg"

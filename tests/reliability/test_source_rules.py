@@ -138,7 +138,11 @@ def test_every_torch_load_is_weights_only():
 UNTRUSTED_NAME_SCOPES = {
     "src/whale_reid/catalogue/enroll.py": None,
     "src/whale_reid/catalogue/run_folder.py": None,
-    "src/whale_reid/cli.py": {"gallery_locator", "original_locator", "locate"},  # only its gallery-photo lookups
+    "src/whale_reid/review/outputs.py": {
+        "gallery_locator",
+        "original_locator",
+        "locate",
+    },  # only its gallery-photo lookups
     "src/whale_reid/catalogue/commands.py": None,
     "src/whale_reid/catalogue/audit.py": None,
     "src/whale_reid/catalogue/metadata.py": None,

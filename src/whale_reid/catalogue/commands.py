@@ -16,17 +16,18 @@ import pandas as pd
 from whale_core import InputError, atomic_write_csv, inside, read_table, safe_name
 from whale_reid.catalogue.audit import append_log, now, read_log, reviewer_name
 from whale_reid.catalogue.decisions import ENROLLED_COLUMNS
-from whale_reid.catalogue.enroll import (
+from whale_reid.catalogue.enroll import catalogue_lock, version_regions
+from whale_reid.catalogue.metadata import COLUMNS, read_catalogue_metadata
+from whale_reid.catalogue.versions import (
     BASE_GALLERY,
     BASE_VERSION,
     CATALOGUE,
-    catalogue_lock,
     current_gallery,
     current_version,
-    version_regions,
+    shared_features,
+    switch_current,
+    write_version,
 )
-from whale_reid.catalogue.metadata import COLUMNS, read_catalogue_metadata
-from whale_reid.catalogue.versions import shared_features, switch_current, write_version
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  #: escape sequences, NUL, C1 controls: shown escaped by `log`
 EXPORT_COLUMNS = [

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,58 +49,21 @@ from whale_reid.catalogue.metadata import (
     read_metadata_csv,
 )
 from whale_reid.catalogue.run_folder import MANIFEST, file_lock, reading_run
-from whale_reid.catalogue.versions import enrolled_part, grown_features, shared_features, switch_current, write_version
+from whale_reid.catalogue.versions import (
+    BASE_GALLERY,
+    CATALOGUE,
+    QUERY_EMBEDDINGS,
+    current_gallery,
+    enrolled_part,
+    gallery_fingerprint,
+    grown_features,
+    shared_features,
+    switch_current,
+    write_version,
+)
 from whale_retrieval import AnswerRule, GalleryIndex
 
 log = logging.getLogger(__name__)
-
-BASE_GALLERY = Path("models/gallery")
-CATALOGUE = Path("models/catalogue")
-BASE_VERSION = "base"  #: CURRENT's name for the trained gallery (after `whale-reid catalogue revert base`)
-QUERY_EMBEDDINGS = "query_embeddings.npz"
-
-
-def gallery_fingerprint(gallery_dir: Path) -> str:
-    """sha256 of a saved gallery's arrays file: which trained gallery an enrolled version extends.
-
-    Raises:
-        InputError: the gallery was never saved there.
-    """
-    if not (gallery_dir / "gallery.npz").is_file():
-        raise InputError(f"{gallery_dir / 'gallery.npz'}: gallery file not found (run the pipeline first)")
-    return hashlib.sha256((gallery_dir / "gallery.npz").read_bytes()).hexdigest()
-
-
-def current_gallery(repo: Path) -> tuple[GalleryIndex, Path]:
-    """The gallery to query: the CURRENT enrolled version when it extends today's `models/gallery`, else that.
-
-    Raises:
-        InputError: `models/gallery` missing or unreadable.
-    """
-    base_dir = repo / BASE_GALLERY
-    base = GalleryIndex.load(base_dir)
-    name = current_version(repo)
-    if name == BASE_VERSION:
-        return base, base_dir
-    pointer = repo / CATALOGUE / "CURRENT"
-    version_dir = inside(repo / CATALOGUE / "versions", name, f"gallery version in {pointer}")
-    enrolled = GalleryIndex.load(version_dir)
-    if enrolled.settings.get("base_fingerprint") != gallery_fingerprint(base_dir):
-        log.warning(
-            "%s extends an older %s (the models were retrained): using %s without the enrolled photos; "
-            "re-run `whale-reid enroll` with your decisions files",
-            version_dir, BASE_GALLERY, BASE_GALLERY,
-        )  # fmt: skip
-        return base, base_dir
-    return enrolled, version_dir
-
-
-def current_version(repo: Path) -> str:
-    """The name CURRENT holds (a plain file name), or BASE_VERSION when nothing was enrolled yet."""
-    pointer = repo / CATALOGUE / "CURRENT"
-    if not pointer.is_file():
-        return BASE_VERSION
-    return safe_name(pointer.read_text(encoding="utf-8").strip(), f"gallery version in {pointer}")
 
 
 @contextlib.contextmanager

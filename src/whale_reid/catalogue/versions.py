@@ -16,6 +16,8 @@ silently used. Versions written before this layout (a full `features_<region>.np
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -25,13 +27,70 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, atomic_write_bytes, atomic_write_csv, atomic_write_text, file_sha256, inside
+from whale_core import (
+    InputError,
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_text,
+    file_sha256,
+    inside,
+    safe_name,
+)
 from whale_matcher import Features, load_features, save_features
 from whale_reid.answers.verification import FEATURES_SHA256, gallery_features_path, query_features_path, row_lookup
 from whale_retrieval import GalleryIndex
 
+log = logging.getLogger(__name__)
+
 ENROLLED_SHA256 = "enrolled_features_sha256"  #: gallery setting: region → sha256 of a version's enrolled features
 CURRENT = "CURRENT"
+BASE_GALLERY = Path("models/gallery")  #: the trained gallery, written by the predict stage (DVC owns it)
+CATALOGUE = Path("models/catalogue")  #: the enrolled versions, beside it
+BASE_VERSION = "base"  #: CURRENT's name for the trained gallery (after `whale-reid catalogue revert base`)
+QUERY_EMBEDDINGS = "query_embeddings.npz"  #: what an identify run leaves for enroll
+
+
+def gallery_fingerprint(gallery_dir: Path) -> str:
+    """sha256 of a saved gallery's arrays file: which trained gallery an enrolled version extends.
+
+    Raises:
+        InputError: the gallery was never saved there.
+    """
+    if not (gallery_dir / "gallery.npz").is_file():
+        raise InputError(f"{gallery_dir / 'gallery.npz'}: gallery file not found (run the pipeline first)")
+    return hashlib.sha256((gallery_dir / "gallery.npz").read_bytes()).hexdigest()
+
+
+def current_gallery(repo: Path) -> tuple[GalleryIndex, Path]:
+    """The gallery to query: the CURRENT enrolled version when it extends today's `models/gallery`, else that.
+
+    Raises:
+        InputError: `models/gallery` missing or unreadable.
+    """
+    base_dir = repo / BASE_GALLERY
+    base = GalleryIndex.load(base_dir)
+    name = current_version(repo)
+    if name == BASE_VERSION:
+        return base, base_dir
+    pointer = repo / CATALOGUE / "CURRENT"
+    version_dir = inside(repo / CATALOGUE / "versions", name, f"gallery version in {pointer}")
+    enrolled = GalleryIndex.load(version_dir)
+    if enrolled.settings.get("base_fingerprint") != gallery_fingerprint(base_dir):
+        log.warning(
+            "%s extends an older %s (the models were retrained): using %s without the enrolled photos; "
+            "re-run `whale-reid enroll` with your decisions files",
+            version_dir, BASE_GALLERY, BASE_GALLERY,
+        )  # fmt: skip
+        return base, base_dir
+    return enrolled, version_dir
+
+
+def current_version(repo: Path) -> str:
+    """The name CURRENT holds (a plain file name), or BASE_VERSION when nothing was enrolled yet."""
+    pointer = repo / CATALOGUE / "CURRENT"
+    if not pointer.is_file():
+        return BASE_VERSION
+    return safe_name(pointer.read_text(encoding="utf-8").strip(), f"gallery version in {pointer}")
 
 
 def enrolled_features_path(version_dir: Path, region: str) -> Path:

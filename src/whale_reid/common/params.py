@@ -1,14 +1,15 @@
 """Reading params.yaml: one function for the stage scripts and the `whale-reid` command alike.
 
-The top level is strict: a section not in `KNOWN_SECTIONS` is refused by name (a typo such as `trackng:`
-would otherwise be ignored and its stage run on defaults), and so are unknown keys of `data` and of the
-`embedder` section's own level (`models`, `folds`, `common`, `zoo`). Each stage validates its own section
-with its Config class.
+Strict from the top: a section not in `SECTIONS` is refused by name (a typo such as `trackng:` would
+otherwise be ignored and its stage run on defaults), and every section present is checked by its Config class
+whichever stage reads the file, so a typo inside `tune:` fails within seconds of the first stage, not after
+training.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -18,20 +19,29 @@ from ruamel.yaml import YAML, YAMLError
 from whale_core import REGIONS, Config, ConfigError, InputError
 
 PARAMS_FILE = "params.yaml"
-#: The sections params.yaml may have, one per stage (plus `data` and `tracking`). Add a stage's section here.
-KNOWN_SECTIONS = (
-    "data",
-    "prepare",
-    "detector",
-    "crop",
-    "embedder",
-    "select",
-    "tune",
-    "match",
-    "predict",
-    "pseudo",
-    "tracking",
-)
+#: Every section params.yaml may have and the Config class that checks it ("module:Class"). The classes are
+#: imported only when a params file is checked, so importing this module stays free of torch and mlflow. Add a
+#: stage's section here; its class's `SECTION` is the same name.
+SECTIONS = {
+    "data": "whale_reid.common.params:DataParams",
+    "prepare": "whale_reid.dataset.folds:PrepareConfig",
+    "detector": "whale_detector.config:DetectorConfig",
+    "crop": "whale_detector.config:CropConfig",
+    "embedder": "whale_reid.common.params:EmbedderParams",
+    "select": "whale_reid.stages.select:SelectConfig",
+    "tune": "whale_reid.stages.tune:TuneStageConfig",
+    "match": "whale_reid.answers.verification:MatchConfig",
+    "predict": "whale_reid.stages.predict:PredictConfig",
+    "pseudo": "whale_reid.stages.pseudo_round:PseudoConfig",
+    "tracking": "whale_reid.common.tracking:TrackingConfig",
+}
+KNOWN_SECTIONS = tuple(SECTIONS)
+
+
+def section_class(name: str) -> type[Config]:
+    """The Config class of params section `name` (imported now)."""
+    module, cls = SECTIONS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def read_yaml(path: Path) -> Any:
@@ -160,17 +170,19 @@ def check_box_knobs(crop: dict[str, Any] | None, source: str = PARAMS_FILE) -> N
 
 
 def check_params(params: dict[str, Any], source: str = PARAMS_FILE) -> None:
-    """Refuse unknown top-level sections, unknown keys of `data` and `embedder` (naming the key), and `crop`
-    knobs that contradict `crop.box_source` (`check_box_knobs`).
+    """Refuse unknown sections, then check every section present with its Config class (unknown keys, types,
+    ranges: the first problem named by section and key), and `crop` knobs that contradict `crop.box_source`
+    (`check_box_knobs`). Every stage calls it when it starts, so a typo in any section fails before any work.
 
     Raises:
         ConfigError: one line naming the section or key.
     """
-    unknown = [name for name in params if name not in KNOWN_SECTIONS]
+    unknown = [name for name in params if name not in SECTIONS]
     if unknown:
-        raise ConfigError(f"{source}: unknown section '{unknown[0]}' (known sections: {', '.join(KNOWN_SECTIONS)})")
-    DataParams.from_dict(params.get("data"))
-    EmbedderParams.from_dict(params.get("embedder"))
+        raise ConfigError(f"{source}: unknown section '{unknown[0]}' (known sections: {', '.join(SECTIONS)})")
+    for name in SECTIONS:
+        if name in params:
+            section_class(name).from_dict(params[name])
     check_box_knobs(params.get("crop"), source)
 
 

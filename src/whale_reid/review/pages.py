@@ -14,22 +14,15 @@ so a reload, another page or the index sees them; `Export decisions.csv` writes 
 from __future__ import annotations
 
 import math
-import os
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from PIL import Image
-
-from whale_core import NEW_INDIVIDUAL, atomic_write_bytes, atomic_write_text, inside, safe_name
-from whale_reid.common.html import esc, jpeg_bytes, json_for_script, page, url
-
-if TYPE_CHECKING:
-    from whale_reid.review.views import Candidate, QueryView
+from whale_core import NEW_INDIVIDUAL, atomic_write_text, inside
+from whale_reid.common.html import esc, json_for_script, page, url
+from whale_reid.review.views import Candidate, QueryView
 
 INDEX = "review.html"
 REVIEW_DIR = "review"
-IMAGES = "img"
 DEFAULT_PAGE_SIZE = 50
 TITLE = "whale-reid · review matches"
 #: Every key of the pages, as the help lists them. Only the keys that say so decide; looking never does.
@@ -51,26 +44,6 @@ HELP = (
     + "".join(f"<tr><th><kbd>{esc(k)}</kbd></th><td>{esc(v)}</td></tr>" for k, v in KEYS)
     + "</table></div>"
 )
-
-
-class ImageFolder:
-    """Pictures written as JPEG files into `<review dir>/img/`, referenced relative to the pages."""
-
-    def __init__(self, review_dir: Path) -> None:
-        self.review_dir = review_dir
-        self.written: set[str] = set()
-
-    def add(self, name: str, img: Image.Image, max_side: int) -> str:
-        """Write `img` (fit into `max_side`) once under `name` (a plain file name); its page-relative path."""
-        name = safe_name(name, "review picture")
-        if name not in self.written:
-            atomic_write_bytes(inside(self.review_dir / IMAGES, name), jpeg_bytes(img, max_side))
-            self.written.add(name)
-        return f"{IMAGES}/{name}"
-
-    def relative(self, path: Path) -> str:
-        """A file of the run folder (a crop) as the pages reference it."""
-        return Path(os.path.relpath(path, self.review_dir)).as_posix()
 
 
 def _bar(score: float, threshold: float, scale: str) -> str:

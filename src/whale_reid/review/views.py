@@ -5,13 +5,14 @@ individuals, each with up to PHOTOS_PER_CANDIDATE gallery photos, its score as a
 and — when the answers were verified — the verified keypoint matches drawn between the query crop and its best
 photo. Above them sits the one call (`matches.csv`'s `recommendation`): the best candidate when its score reaches
 the threshold, else a new individual; the candidates below are the evidence, best first, `new_individual` left out.
-Photos of one encounter share a section and one decision. The pictures are files (`review_files.ImageFolder`);
-`review_files.write_review` writes the pages.
+Photos of one encounter share a section and one decision. The pictures are files (`ImageFolder`);
+`whale_reid.review.pages.write_review` writes the pages.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,16 +20,36 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from whale_core import NEW_INDIVIDUAL, InputError, load_rgb
+from whale_core import NEW_INDIVIDUAL, InputError, atomic_write_bytes, inside, load_rgb, safe_name
 from whale_matcher import Features
 from whale_reid.answers.verification import MatchConfig, evidence_picture, feature_rows, row_lookup
-from whale_reid.common.html import draw_boxes
+from whale_reid.common.html import draw_boxes, jpeg_bytes
 from whale_reid.identify.queries import IdentifyResult
-from whale_reid.review.pages import ImageFolder
 from whale_retrieval import AnswerRule, GalleryIndex
 
+IMAGES = "img"  #: the pictures' folder inside the review folder
 PHOTOS_PER_CANDIDATE = 3  #: gallery photos shown per candidate (its best neighbours first)
 GALLERY_SIDE, PHOTO_SIDE, EVIDENCE_SIDE = 480, 480, 640  #: longest side of the pictures written, in pixels
+
+
+class ImageFolder:
+    """Pictures written as JPEG files into `<review dir>/img/`, referenced relative to the pages."""
+
+    def __init__(self, review_dir: Path) -> None:
+        self.review_dir = review_dir
+        self.written: set[str] = set()
+
+    def add(self, name: str, img: Image.Image, max_side: int) -> str:
+        """Write `img` (fit into `max_side`) once under `name` (a plain file name); its page-relative path."""
+        name = safe_name(name, "review picture")
+        if name not in self.written:
+            atomic_write_bytes(inside(self.review_dir / IMAGES, name), jpeg_bytes(img, max_side))
+            self.written.add(name)
+        return f"{IMAGES}/{name}"
+
+    def relative(self, path: Path) -> str:
+        """A file of the run folder (a crop) as the pages reference it."""
+        return Path(os.path.relpath(path, self.review_dir)).as_posix()
 
 
 @dataclass(frozen=True)

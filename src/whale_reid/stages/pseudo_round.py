@@ -24,6 +24,20 @@ from pathlib import Path
 import pandas as pd
 
 from whale_core import NEW_INDIVIDUAL, Config, ConfigError, InputError, atomic_write_csv, atomic_write_json, read_table
+from whale_detector import CropConfig
+from whale_reid.answers.verification import MatchConfig
+from whale_reid.common.params import EmbedderParams
+from whale_reid.common.tracking import TrackingConfig, configure_tracking, standard_tags
+from whale_reid.stages.predict import (
+    PredictConfig,
+    PredictOutputs,
+    PredictPaths,
+    predict_test,
+    write_predict_outputs,
+)
+from whale_reid.stages.select import SelectConfig, select_from_runs
+from whale_reid.stages.train_embedder import TrainingPaths, train_model
+from whale_reid.stages.tune import TunePaths, TuneStageConfig, tune_answer_rule, write_tune_outputs
 
 
 @dataclass(frozen=True)
@@ -98,14 +112,6 @@ def run_round(round_number: int, params: dict, paths: RoundPaths) -> dict:
     """
     import mlflow
 
-    from whale_reid.answers.verification import MatchConfig
-    from whale_reid.common.params import EmbedderParams
-    from whale_reid.common.tracking import TrackingConfig, configure_tracking, standard_tags
-    from whale_reid.stages.predict import PredictConfig, PredictPaths, predict_test
-    from whale_reid.stages.select import SelectConfig, select_from_runs
-    from whale_reid.stages.train_embedder import TrainingPaths, train_model
-    from whale_reid.stages.tune import TunePaths, TuneStageConfig, tune_answer_rule
-
     cfg, embedder = PseudoConfig.from_dict(params.get("pseudo")), EmbedderParams.from_dict(params.get("embedder"))
     tracking, match = TrackingConfig.from_dict(params.get("tracking")), MatchConfig.from_dict(params.get("match"))
     configure_tracking(tracking)
@@ -130,13 +136,14 @@ def run_round(round_number: int, params: dict, paths: RoundPaths) -> dict:
     with mlflow.start_run(run_id=parent.info.run_id):  # the round's tune run is a child of the round
         tuned = tune_answer_rule(tune_cfg, match, TunePaths(paths.out / "selection.json", paths.prepared / "train.csv",
                                                             paths.embeddings, paths.features))  # fmt: skip
-    atomic_write_json(paths.out / "postprocess.json", tuned.summary)
-    atomic_write_csv(paths.out / "oof_predictions.csv", tuned.oof)
+    write_tune_outputs(tuned, paths.out / "postprocess.json", paths.out / "threshold_curve.csv",
+                       paths.out / "oof_predictions.csv")  # fmt: skip
     prediction = predict_test(PredictConfig.from_dict(params.get("predict")), match,
                               PredictPaths(paths.out / "selection.json", paths.out / "postprocess.json", paths.prepared,
                                            paths.embeddings, paths.features, paths.raw_dir))  # fmt: skip
-    atomic_write_csv(paths.out / "submission.csv", prediction.submission)
-    atomic_write_csv(paths.out / "test_answers.csv", prediction.confidence)
+    crop = CropConfig.from_dict(params.get("crop")).to_dict()
+    write_predict_outputs(prediction, match, crop, paths.features, PredictOutputs(
+        paths.out / "submission.csv", paths.out / "test_answers.csv", paths.out / "gallery"))  # fmt: skip
     scores = {"n_pseudo": len(picks), **{f"cv_map5_{m}": v for m, v in cv.items() if v is not None},
               **prediction.final}  # fmt: skip
     with mlflow.start_run(run_id=parent.info.run_id), mlflow.start_run(run_name=f"round{round_number}", nested=True):

@@ -15,7 +15,7 @@ from typing import Literal
 
 import pandas as pd
 
-from whale_core import Config, ConfigError, read_table
+from whale_core import Config, ConfigError, atomic_write_csv, atomic_write_json, read_table
 from whale_reid.answers.ensemble import read_selection, stack_oof
 from whale_reid.answers.head_scores import oof_head
 from whale_reid.answers.region_fusion import RegionFusionConfig, fuse_oof_regions
@@ -182,3 +182,15 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
                             for rows in oof_answers.best_rows(stacked.gallery_labels)],
     })  # fmt: skip
     return TuneOutcome(summary, oof, result.grid, run.info.run_id)
+
+
+def write_tune_outputs(tuned: TuneOutcome, postprocess: Path, curve: Path, oof: Path) -> None:
+    """The stage's files: the OOF answers, the threshold curve (the chosen row marked), the rule `postprocess.json`
+    (also logged to the tune run). The pseudo-label round writes its own round's through this function too."""
+    import mlflow
+
+    summary = tuned.summary
+    atomic_write_csv(oof, tuned.oof)
+    nearest = (tuned.grid["threshold"] - summary["threshold"]).abs().to_numpy().argmin()  # the tuned one's row
+    atomic_write_csv(curve, tuned.grid.assign(chosen=(tuned.grid.index == tuned.grid.index[nearest]).astype(int)))
+    mlflow.MlflowClient().log_artifact(tuned.run_id, str(atomic_write_json(postprocess, summary)))
