@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from whale_core import InputError
+from whale_reid.answers.ensemble import hide_individuals, oof_splits
 from whale_retrieval import ClassifierScores
 
 
@@ -120,8 +121,6 @@ def oof_head(members: pd.DataFrame, train: pd.DataFrame, new_share: float, seed:
     Fold k's queries are scored by fold k's members (trained without fold k) and only on the individuals that
     remain in fold k's gallery once `hide_individuals` (same share and seed as `stack_oof`) has hidden some.
     """
-    from whale_reid.answers.ensemble import hide_individuals, oof_splits
-
     parts, heads = [], []
     for split in oof_splits(members, train, root):
         keep = hide_individuals(split.query["individual_id"], split.gallery["individual_id"], new_share,

@@ -21,7 +21,9 @@ import mlflow.pyfunc
 import pandas as pd
 
 from whale_core import InputError
+from whale_reid.identify.artefacts import load_artefacts
 from whale_reid.identify.model_bundle import INPUT_COLUMN, OUTPUT_COLUMNS
+from whale_reid.identify.queries import find_photos, identify
 
 
 def answers_table(matches: pd.DataFrame) -> pd.DataFrame:
@@ -44,13 +46,9 @@ class EnsembleModel(mlflow.pyfunc.PythonModel):
     """`mlflow.pyfunc` wrapper of `whale_reid.identify.queries` over a bundled pipeline run (artifact `bundle`)."""
 
     def load_context(self, context: Any) -> None:
-        from whale_reid.identify.artefacts import load_artefacts
-
         self.artefacts = load_artefacts(Path(context.artifacts["bundle"]))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        from whale_reid.identify.queries import find_photos, identify
-
         photos = find_photos(photo_inputs(model_input))
         if not photos:
             raise InputError("no photos found in the model input")

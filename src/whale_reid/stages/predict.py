@@ -24,6 +24,7 @@ from whale_reid.answers.region_fusion import fuse_query_regions
 from whale_reid.answers.verification import FEATURES_SHA256, MatchConfig, load_feature_sets, save_gallery_features
 from whale_reid.common.tracking import params_digest, standard_tags
 from whale_reid.dataset.submission import make_submission
+from whale_reid.identify.model_bundle import log_ensemble_model, model_description
 from whale_retrieval import GalleryIndex, KnnConfig, known_new_groups, map_at_5, map_at_5_by_group
 from whale_retrieval.answers import AnswerRule, Answers
 
@@ -160,8 +161,6 @@ def log_ensemble_run(prediction: Prediction, artifacts: list[Path], registered_m
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="outputs")
         if registered_model:  # a pyfunc over whale_reid.identify.queries: `mlflow models predict` on photo paths
-            from whale_reid.identify.model_bundle import log_ensemble_model, model_description
-
             logged = log_ensemble_model(Path("."), registered_model)
             text = model_description(members, prediction.final, rule.post.threshold, rule.scale)
             client = mlflow.MlflowClient()
