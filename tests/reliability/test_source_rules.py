@@ -21,7 +21,9 @@ WRITE_METHODS = {"write_text", "write_bytes", "to_csv", "to_parquet", "save", "s
 ALLOWED = {
     ("packages/core/src/whale_core/io.py", "atomic_path", "open"): "the atomic writer itself: fsync of its temp file",
     ("packages/core/src/whale_core/io.py", "atomic_write_csv", "to_csv"): "to_csv() without a path returns text",
-    ("pipelines/predict.py", "main", "save"): "GalleryIndex.save writes each of its two files with atomic_path",
+    ("src/whale_reid/stages/predict.py", "write_predict_outputs", "save"): (
+        "GalleryIndex.save writes each of its two files with atomic_path"
+    ),
     (
         "src/whale_reid/common/tracking.py",
         "log_table",
@@ -153,14 +155,16 @@ UNTRUSTED_NAME_SCOPES = {
 }
 #: (file, function, joined expression) → why the name it joins is not data from a file.
 JOIN_ALLOWED = {
-    ("src/whale_reid/cli.py", "locate", "repo / 'data' / 'crops' / region"): (
+    ("src/whale_reid/review/outputs.py", "locate", "repo / 'data' / 'crops' / region"): (
         "region is the checkpoint config's extract_region, a Literal['fullbody', 'backfin'] checked on load"
     ),
     ("src/whale_reid/catalogue/run_folder.py", "sibling", "out.parent / f'.{out.name}.{tag}'"): (
         "out is the user's own --out argument; tag is a run id or a fixed word"
     ),
     ("src/whale_reid/catalogue/run_folder.py", "__init__", "Path(out)"): "the user's own --out argument",
-    ("src/whale_reid/cli.py", "locate", "Path(image_id)"): "only its suffix changes; inside() checks the name below",
+    ("src/whale_reid/review/outputs.py", "locate", "Path(image_id)"): (
+        "only its suffix changes; inside() checks the name below"
+    ),
     (
         "src/whale_reid/catalogue/versions.py",
         "write_version",
@@ -188,7 +192,7 @@ JOIN_ALLOWED = {
         "qkey is identify's own photo_key of this run; region the checkpoint config's checked extract_region"
     ),
     ("src/whale_reid/review/views.py", "build_views", "crops_dir / region"): "region: as above",
-    ("src/whale_reid/review/pages.py", "relative", "Path(os.path.relpath(path, self.review_dir))"): (
+    ("src/whale_reid/review/views.py", "relative", "Path(os.path.relpath(path, self.review_dir))"): (
         "a reference the page makes to a file of its own run folder (a crop), never opened here"
     ),
 }

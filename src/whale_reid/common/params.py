@@ -180,10 +180,10 @@ def check_params(params: dict[str, Any], source: str = PARAMS_FILE) -> None:
     unknown = [name for name in params if name not in SECTIONS]
     if unknown:
         raise ConfigError(f"{source}: unknown section '{unknown[0]}' (known sections: {', '.join(SECTIONS)})")
+    check_box_knobs(params.get("crop"), source)  # first: it names the knobs DVC's graph reads
     for name in SECTIONS:
         if name in params:
             section_class(name).from_dict(params[name])
-    check_box_knobs(params.get("crop"), source)
 
 
 def load_params(path: str | os.PathLike[str] = PARAMS_FILE) -> dict[str, Any]:
