@@ -32,6 +32,7 @@ class PlainText(logging.Filter):
 def setup_logging(level: int = logging.INFO) -> None:
     """One line per record with its time; colour codes stripped when the output is not a terminal (a log file)."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # which CPU build it loaded: 5 lines in every stage
     if not sys.stdout.isatty():
         logging.getLogger("ultralytics").addFilter(PlainText())
 
