@@ -13,6 +13,9 @@ from whale_reid.answers.ensemble import ensemble_embeddings
 
 
 def test_identify_reproduces_the_predict_stage(identified: IdentifyRun) -> None:
+    """With the tiny profile's rule: verified (a calibrator) and blending the ArcFace heads (weight ≥ 0.3)."""
+    rule = json.loads((identified.repo / "outputs/postprocess.json").read_text())
+    assert rule["calibrator"] is not None and rule["blend_weight"] >= 0.3
     matches = identified.matches
     tested = matches[matches["photo"].str.startswith("data/demo/test_images/")]
     answers = tested.groupby("photo", sort=False)["individual_id"].apply(" ".join)

@@ -70,11 +70,12 @@ class TuneConfig(Config):
         k_neighbors_min, k_neighbors_max: range of neighbours per query (tuned when min < max).
         per_species: tune one threshold offset per species (needs species arrays).
         species_offset_max: offsets are searched in [-max, +max] on `threshold_step`.
-        blend_weight_max: classifier blend weight range [0, max] (tuned only when logits are given).
+        blend_weight_min, blend_weight_max: classifier blend weight range [min, max] (tuned only when logits are
+            given); a min above 0 keeps the blend on whatever OOF prefers (the tests' profile exercises it so).
     """
 
     SECTION = "tune"
-    RANGES = {"species_offset_max": ">= 0", "blend_weight_max": "[0, 1]"}
+    RANGES = {"species_offset_max": ">= 0", "blend_weight_min": "[0, 1]", "blend_weight_max": "[0, 1]"}
 
     n_trials: int = 60
     seed: int = 42
@@ -85,6 +86,7 @@ class TuneConfig(Config):
     k_neighbors_max: int = 50
     per_species: bool = False
     species_offset_max: float = 0.2
+    blend_weight_min: float = 0.0
     blend_weight_max: float = 1.0
 
     def __post_init__(self) -> None:
@@ -93,6 +95,10 @@ class TuneConfig(Config):
             raise ConfigError(f"{where}.n_trials: {self.n_trials} must be at least 1")
         if not self.threshold_step > 0:
             raise ConfigError(f"{where}.threshold_step: {self.threshold_step} must be > 0 (the threshold grid's step)")
+        if self.blend_weight_min > self.blend_weight_max:
+            raise ConfigError(
+                f"{where}: blend_weight_min {self.blend_weight_min} > blend_weight_max {self.blend_weight_max}"
+            )
         if self.threshold_min > self.threshold_max:
             raise ConfigError(f"{where}: threshold_min {self.threshold_min} > threshold_max {self.threshold_max}")
         if not 1 <= self.k_neighbors_min <= self.k_neighbors_max:

@@ -78,7 +78,7 @@ class _Objective:
             k = trial.suggest_int("k_neighbors", cfg.k_neighbors_min, cfg.k_neighbors_max)
         weight = 0.0
         if self.logits is not None and cfg.blend_weight_max > 0:
-            weight = trial.suggest_float("blend_weight", 0.0, cfg.blend_weight_max, step=0.1)
+            weight = trial.suggest_float("blend_weight", cfg.blend_weight_min, cfg.blend_weight_max, step=0.1)
         thresholds: float | np.ndarray = threshold
         if self.species is not None:
             offsets = {
@@ -97,7 +97,7 @@ def _baseline_params(objective: _Objective, threshold: float) -> dict[str, Any]:
     if cfg.k_neighbors_min < cfg.k_neighbors_max:
         params["k_neighbors"] = cfg.k_neighbors_max
     if objective.logits is not None and cfg.blend_weight_max > 0:
-        params["blend_weight"] = 0.0
+        params["blend_weight"] = cfg.blend_weight_min
     if objective.species is not None:
         params.update({f"offset_{name}": 0.0 for name in sorted(set(objective.species.tolist()))})
     return params
