@@ -25,6 +25,7 @@ import pandas as pd
 
 from whale_core import NEW_INDIVIDUAL, Config, InputError, atomic_write_csv, atomic_write_json, read_table
 from whale_detector import CropConfig
+from whale_reid.answers.ensemble import member_checkpoints
 from whale_reid.answers.verification import MatchConfig
 from whale_reid.common.params import EmbedderParams
 from whale_reid.common.tracking import TrackingConfig, configure_tracking, standard_tags
@@ -131,6 +132,7 @@ def run_round(round_number: int, params: dict, paths: RoundPaths) -> dict:
                 or {}
             ).get("cv_map5")
     selection = select_from_runs(paths.models, list(embedder.models), SelectConfig.from_dict(params.get("select")))
+    member_checkpoints(pd.DataFrame(selection["members"]))  # a changed best.pt is named before the tune's work
     atomic_write_json(paths.out / "selection.json", selection)
     tune_cfg = TuneStageConfig.from_dict(params.get("tune"))
     with mlflow.start_run(run_id=parent.info.run_id):  # the round's tune run is a child of the round
