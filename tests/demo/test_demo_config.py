@@ -43,7 +43,7 @@ def test_unknown_key_is_named():
     ],
 )
 def test_out_of_range_values_name_the_key(key, value):
-    with pytest.raises(ConfigError, match=rf"data\.demo\.{key}: .* out of range"):
+    with pytest.raises(ConfigError, match=rf"data\.demo\.{key}(\[\d\])?: .* (is out of range|must be)"):
         DemoConfig.from_dict({key: value}, section="data.demo")
 
 

@@ -74,7 +74,7 @@ def test_profiles_give_the_lateral_demo_the_fin_population_and_the_tiny_test_dem
     ("photo_types", "message"),
     [
         ({"fins": 1.0}, r"data\.demo\.photo_types: unknown photo type 'fins' \(known: lateral, fin, top\)"),
-        ({"fin": -0.1, "lateral": 1.0}, r"data\.demo\.photo_types\.fin: -0\.1 is out of range"),
+        ({"fin": -0.1, "lateral": 1.0}, r"data\.demo\.photo_types\.fin: -0\.1 must be >= 0"),
         ({"fin": float("nan")}, r"data\.demo\.photo_types\.fin: expected a finite number, got nan"),
         ({"fin": 0.0, "lateral": 0.0}, r"data\.demo\.photo_types: .* needs a positive weight"),
         ({}, r"data\.demo\.photo_types: .* needs a positive weight"),

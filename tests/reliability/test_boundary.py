@@ -40,10 +40,10 @@ def _run_cli(argv: list[str], capsys) -> tuple[int, str]:
     [
         (lambda: CropConfig.from_dict({"margin_frac": math.nan}), "crop.margin_frac: expected a finite number"),
         (lambda: CropConfig.from_dict({"conf_threshold": math.inf}), "crop.conf_threshold: expected a finite number"),
-        (lambda: TuneConfig.from_dict({"n_trials": 0}), "tune.search.n_trials: 0 must be at least 1"),
-        (lambda: PrepareConfig.from_dict({"seed": -1}), "prepare.seed: -1 is out of range for a seed"),
-        (lambda: TuneConfig.from_dict({"species_offset_max": -math.inf}), "tune.species_offset_max: expected a finite"),
-        (lambda: EmbedderConfig.from_dict({"lr": -1}), "embedder.lr: -1.0 must be > 0"),
+        (lambda: TuneConfig.from_dict({"n_trials": 0}), "tune.search.n_trials: 0 must be >= 1"),
+        (lambda: PrepareConfig.from_dict({"seed": -1}), "prepare.seed: -1 must be in [0, 4294967295]"),
+        (lambda: TuneConfig.from_dict({"species_offset_max": -math.inf}), "tune.search.species_offset_max: expected a"),
+        (lambda: EmbedderConfig.from_dict({"lr": -1}), "embedder.lr: -1.0 must be in (0, 10)"),
         (lambda: EmbedderConfig.from_dict({"augment": {"hflip_p": 1.5}}), "augment.hflip_p: 1.5 must be in [0, 1]"),
         (lambda: KnnConfig.from_dict({"ivf_nprobe": 0}), "knn.ivf_nprobe: 0 must be >= 1"),
         (lambda: CropConfig.from_dict({"iou_nms": -0.1}), "crop.iou_nms: -0.1 must be in [0, 1]"),
@@ -156,11 +156,14 @@ def test_a_gallery_swapped_or_hand_edited_is_refused(tmp_path: Path) -> None:
         GalleryIndex.load(two / BASE_GALLERY)
 
 
+CALIBRATOR = {"kind": "logistic", "features": ["similarity"], "coef": [4.0]}
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"threshold": 7.5, "k_neighbors": 3}, "threshold 7.5 is outside [-1, 1]"),
-        ({"threshold": -2.0, "k_neighbors": 3}, "threshold -2.0 is outside [-1, 1]"),
+        ({"threshold": 7.5, "k_neighbors": 3}, "threshold: 7.5 must be in [-1.1, 1.1]"),
+        ({"threshold": -0.15, "k_neighbors": 3, "calibrator": CALIBRATOR}, "threshold -0.15 is outside [0, 1]"),
         ({"threshold": 0.5, "k_neighbors": 3, "shortlist": -4}, "shortlist -4 must be a whole number >= 0"),
     ],
 )

@@ -17,7 +17,7 @@ CASES = {
     "threshold_step 0": (
         "tune",
         {"tune": {"search": {"threshold_step": 0}}},
-        "tune.search.threshold_step: 0.0 must be > 0",
+        "tune.search.threshold_step: 0.0 must be in (0, 1]",
     ),
     "folds as a string": (
         "train_embedder",
@@ -87,9 +87,9 @@ def test_a_typo_in_any_section_stops_the_first_stage(tmp_path: Path, section: st
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: CropConfig(conf_threshold=2.0), "crop.conf_threshold: 2.0 is not in [0, 1]"),
+        (lambda: CropConfig(conf_threshold=2.0), "crop.conf_threshold: 2.0 must be in [0, 1]"),
         (lambda: CropConfig.from_dict({"box_source": "boxes_csv"}), "crop.box_source: 'boxes_csv' needs boxes_csv"),
-        (lambda: DetectorConfig.from_dict({"val_fraction": 1.5}), "detector.val_fraction: 1.5 is not in (0, 1)"),
+        (lambda: DetectorConfig.from_dict({"val_fraction": 1.5}), "detector.val_fraction: 1.5 must be in (0, 1)"),
     ],
 )
 def test_detector_configs_refuse_bad_values_with_the_one_error_type(make, message) -> None:

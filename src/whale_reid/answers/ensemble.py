@@ -8,6 +8,10 @@ and the gallery the photos of the other folds, all embedded by the members train
 fold k — the selected checkpoints of fold k. So no embedding model has seen the queries it is
 tuned on (the reference tuned on a fold most of its ensemble had trained on). Photos of a known `side` are
 searched on the gallery photos of their side (or of unknown side) only: `same_side`.
+
+The members' checkpoints `<models>/<model>/fold<k>/best.pt` are read only through `verified_checkpoint`, which
+holds each to the sha256 its fold summary `fold.json` recorded: identify, predict, a pseudo-label round and the
+heads `tune` blends all refuse a swapped, edited or truncated checkpoint the same way.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from whale_core import InputError, read_json
+from whale_core import InputError, file_sha256, read_json
 from whale_retrieval import KnnConfig, concat_embeddings
 from whale_retrieval.knn import Restriction
 from whale_retrieval.postprocess import RetrievalSplit, StackedNeighbours, stack_splits
 
 EMBEDDINGS_DIR = Path("embeddings")
+#: The key of a fold summary `fold.json` that records its `best.pt`'s sha256 (`whale_reid.training.records`).
+CHECKPOINT_SHA256 = "checkpoint_sha256"
 
 
 def load_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -68,6 +74,37 @@ def read_selection(path: Path) -> dict:
         if not isinstance(member, dict) or not isinstance(member.get("model"), str) or not isinstance(fold, int):
             raise InputError(f"{path}: members[{n}] is not a {{model, fold}} record; re-run the select stage")
     return selection
+
+
+def verified_checkpoint(path: Path) -> Path:
+    """`path`, a fold's `best.pt`, once it is checked to be the file the fold summary beside it recorded.
+
+    A fold summary without a digest (written before it recorded one), or no summary, lets the file pass.
+
+    Raises:
+        InputError: the file is missing, or its sha256 differs from `fold.json`'s `checkpoint_sha256` (another
+            fold's weights copied over it, a changed byte, a truncated copy): one line naming both and the fix.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found (re-run train_embedder)")
+    record = path.parent / "fold.json"
+    summary = read_json(record) if record.is_file() else {}
+    recorded = summary.get(CHECKPOINT_SHA256) if isinstance(summary, dict) else None
+    if recorded and file_sha256(path) != recorded:
+        raise InputError(f"{path}: not the checkpoint {record} recorded (its sha256 differs): restore it, "
+                         "or re-run train_embedder")  # fmt: skip
+    return path
+
+
+def member_checkpoints(members: pd.DataFrame, repo: Path = Path(".")) -> list[Path]:
+    """The selection's checkpoints (its `checkpoint` column, relative to `repo`), in its order, each verified.
+
+    Raises:
+        InputError: a record without its checkpoint, or one that `verified_checkpoint` refuses.
+    """
+    if "checkpoint" not in members.columns or members["checkpoint"].isna().any():
+        raise InputError("the selection names a member without its checkpoint; re-run the select stage")
+    return [verified_checkpoint(repo / str(path)) for path in members["checkpoint"]]
 
 
 def member_paths(members: pd.DataFrame, split: str, root: Path = EMBEDDINGS_DIR) -> list[Path]:

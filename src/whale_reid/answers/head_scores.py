@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from whale_core import InputError
-from whale_reid.answers.ensemble import hide_individuals, oof_splits
+from whale_reid.answers.ensemble import hide_individuals, member_checkpoints, oof_splits
 from whale_retrieval import ClassifierScores
 
 
@@ -63,8 +63,9 @@ def load_head(checkpoint: Path) -> Head:
 
 
 def load_heads(members: pd.DataFrame, repo: Path = Path(".")) -> list[Head]:
-    """The heads of the selection's members (`checkpoint` column, relative to `repo`), in its order."""
-    return [load_head(repo / str(path)) for path in members["checkpoint"]]
+    """The heads of the selection's members (`checkpoint` column, relative to `repo`), in its order, each
+    checkpoint verified against its fold's record (`whale_reid.answers.ensemble.member_checkpoints`)."""
+    return [load_head(path) for path in member_checkpoints(members, repo)]
 
 
 def head_scores(ensemble_emb: np.ndarray, heads: Sequence[Head]) -> ClassifierScores:

@@ -45,16 +45,18 @@ class RegionFusionConfig(Config):
     """
 
     SECTION = "tune.region_fusion"
+    RANGES = {"weights": "[0, 1]"}
     enabled: bool = False
     region: str = "backfin"
     weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
     no_fin_species: tuple[str, ...] = ("beluga",)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.region not in REGIONS:
             raise ConfigError(f"{self.SECTION}.region: {self.region!r} — choose from {list(REGIONS)}")
-        if not self.weights or any(not 0.0 <= w <= 1.0 for w in self.weights):
-            raise ConfigError(f"{self.SECTION}.weights: {list(self.weights)} must be values in [0, 1], at least one")
+        if not self.weights:
+            raise ConfigError(f"{self.SECTION}.weights: give at least one weight in [0, 1]")
 
 
 def gallery_weights(gallery_species: Sequence[str], weight: float, no_fin_species: Sequence[str]) -> np.ndarray:

@@ -55,6 +55,7 @@ class MatchConfig(Config):
     """
 
     SECTION = "match"
+    RANGES = {"shortlist": ">= 1"}
     enabled: bool = False
     shortlist: int = 50
     regions: tuple[str, ...] = REGIONS
@@ -66,8 +67,7 @@ class MatchConfig(Config):
     features: MatcherConfig = MatcherConfig()
 
     def __post_init__(self) -> None:
-        if self.shortlist < 1:
-            raise ConfigError(f"match.shortlist: must be at least 1, got {self.shortlist}")
+        super().__post_init__()
         unknown = [r for r in self.regions if r not in REGIONS]
         if unknown or not self.regions:
             raise ConfigError(f"match.regions: {unknown or 'empty'} — choose from {list(REGIONS)}")

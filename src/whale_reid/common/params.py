@@ -81,6 +81,7 @@ class DataParams(Config):
     demo: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.layout not in LAYOUTS:
             raise ConfigError(f"data.layout: {self.layout!r} is not one of {', '.join(LAYOUTS)}")
 
@@ -95,6 +96,7 @@ class EmbedderParams(Config):
     """
 
     SECTION = "embedder"
+    RANGES = {"folds": ">= 0"}  # fold numbers (train_embedder refuses one that has no photos in the prepared table)
     models: tuple[str, ...] = ("demo",)
     folds: tuple[int, ...] = (0, 1, 2, 3, 4)
     common: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -102,7 +104,8 @@ class EmbedderParams(Config):
     extra_regions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.folds or len(set(self.folds)) != len(self.folds) or min(self.folds) < 0:
+        super().__post_init__()
+        if not self.folds or len(set(self.folds)) != len(self.folds):
             raise ConfigError(f"embedder.folds: {list(self.folds)} must be distinct fold numbers ≥ 0, at least one")
         unknown = [r for r in self.extra_regions if r not in REGIONS]
         if unknown:
@@ -110,7 +113,8 @@ class EmbedderParams(Config):
 
     def model_config(self, name: str) -> Any:
         """`whale_embedder.EmbedderConfig` of model `name`: `common` overridden by `zoo.<name>` (nested sections
-        merged key by key). An unknown key of `common` is named there (`embedder.common`), not in the zoo entry.
+        merged key by key). An unknown, mistyped or out-of-range key of `common` is named there (`embedder.common`),
+        not in the zoo entry.
 
         Raises:
             InputError: `name` is not in `zoo`, or the merged section is not a valid `EmbedderConfig`.
@@ -121,8 +125,8 @@ class EmbedderParams(Config):
             raise InputError(f"params embedder.zoo has no model '{name}' (known: {', '.join(sorted(self.zoo))})")
         try:
             EmbedderConfig.from_dict(dict(self.common), section="embedder.common")
-        except ConfigError as err:
-            if "unknown key" in str(err):
+        except ConfigError as err:  # a key of common itself (unknown, mistyped, out of range) is named there; a
+            if "embedder.common" in str(err):  # check of several keys may pass once the zoo entry is merged
                 raise
         merged = dict(self.common)
         for key, value in (self.zoo[name] or {}).items():

@@ -38,7 +38,7 @@ class TrackingConfig(Config):
     """params.yaml `tracking`: where runs go."""
 
     SECTION = "tracking"
-    RANGES = {"connect_timeout_s": "> 0"}
+    RANGES = {"connect_timeout_s": "(0, 600]"}
     experiment: str = "whale-reid"
     uri: str | None = None
     local_fallback: bool = False

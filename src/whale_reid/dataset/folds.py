@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from whale_core import Config, ConfigError
+from whale_core import Config
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,10 @@ class PrepareConfig(Config):
     """
 
     SECTION = "prepare"
+    RANGES = {"n_folds": "[2, 100]", "near_duplicate_bits": "[0, 64]"}
     n_folds: int = 5
     seed: int = 42
     near_duplicate_bits: int | None = 6
-
-    def __post_init__(self) -> None:
-        if self.n_folds < 2:
-            raise ConfigError(f"prepare.n_folds: need at least 2 folds, got {self.n_folds}")
-        if self.near_duplicate_bits is not None and not 0 <= self.near_duplicate_bits <= 64:
-            raise ConfigError(f"prepare.near_duplicate_bits: {self.near_duplicate_bits} is not in [0, 64] (or null)")
 
 
 def assign_folds(labels: Sequence[str], n_folds: int, seed: int, groups: Sequence[int] | None = None) -> np.ndarray:

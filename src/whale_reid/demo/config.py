@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from whale_core import Config, ConfigError
@@ -40,6 +39,18 @@ class DemoConfig(Config):
     """
 
     SECTION = "data.demo"
+    RANGES = {
+        "n_species": f"[1, {len(CATALOGUE)}]",
+        "n_individuals": ">= 2",  # and at least 2 per species (checked below)
+        "max_photos_per_individual": "[2, 1000]",
+        "singleton_fraction": "[0, 1]",
+        "mean_photos_per_individual": "[3, 1000]",  # and at most max_photos_per_individual
+        "image_size": f"[{MIN_WIDTH_PX}, {MAX_WIDTH_PX}]",  # each of (min, max)
+        "difficulty": "[0, 1]",
+        "test_fraction": "(0, 1)",
+        "new_individual_fraction": "[0, 1)",
+        "photo_types": ">= 0",
+    }
     seed: int = 7
     n_species: int = 4
     n_individuals: int = 80
@@ -53,34 +64,21 @@ class DemoConfig(Config):
     photo_types: dict[str, float] = field(default_factory=lambda: {"fin": 0.6, "lateral": 0.3, "top": 0.1})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         section = self.SECTION
 
         def bad(key: str, rule: str) -> ConfigError:
             return ConfigError(f"{section}.{key}: {getattr(self, key)!r} is out of range ({rule})")
 
-        if self.seed < 0:
-            raise bad("seed", "must be >= 0")
-        if not 1 <= self.n_species <= len(CATALOGUE):
-            raise bad("n_species", f"must be between 1 and {len(CATALOGUE)}")
         if self.n_individuals < 2 * self.n_species:
             raise bad("n_individuals", "must be at least 2 per species")
-        if not 2 <= self.max_photos_per_individual <= 1000:
-            raise bad("max_photos_per_individual", "must be between 2 and 1000")
-        if not 3.0 <= self.mean_photos_per_individual <= self.max_photos_per_individual:
-            raise bad("mean_photos_per_individual", "must be between 3 and max_photos_per_individual")
-        if not 0.0 <= self.singleton_fraction <= 1.0:
-            raise bad("singleton_fraction", "must be between 0 and 1")
+        if self.mean_photos_per_individual > self.max_photos_per_individual:
+            raise bad("mean_photos_per_individual", "must be at most max_photos_per_individual")
         if len(self.image_size) != 2:
             raise bad("image_size", "must be [min_width, max_width]")
         low, high = self.image_size
-        if not MIN_WIDTH_PX <= low <= high <= MAX_WIDTH_PX:
-            raise bad("image_size", f"need {MIN_WIDTH_PX} <= min <= max <= {MAX_WIDTH_PX}")
-        if not 0.0 <= self.difficulty <= 1.0:
-            raise bad("difficulty", "must be between 0 and 1")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise bad("test_fraction", "must be strictly between 0 and 1")
-        if not 0.0 <= self.new_individual_fraction < 1.0:
-            raise bad("new_individual_fraction", "must be >= 0 and < 1")
+        if low > high:
+            raise bad("image_size", "need min <= max")
         self._check_photo_types()
 
     def _check_photo_types(self) -> None:
@@ -88,9 +86,6 @@ class DemoConfig(Config):
         unknown = sorted(set(self.photo_types) - set(PHOTO_TYPES))
         if unknown:
             raise ConfigError(f"{where}: unknown photo type {unknown[0]!r} (known: {', '.join(PHOTO_TYPES)})")
-        for name, weight in self.photo_types.items():
-            if not (math.isfinite(weight) and weight >= 0):
-                raise ConfigError(f"{where}.{name}: {weight!r} is out of range (a weight must be >= 0)")
         if sum(self.photo_types.values()) <= 0:
             raise ConfigError(f"{where}: {dict(self.photo_types)!r} needs a positive weight for at least one type")
 

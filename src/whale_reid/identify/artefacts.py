@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from whale_core import InputError, file_sha256, read_json, read_table
+from whale_core import InputError, read_table
 from whale_detector import CropConfig
 from whale_reid.answers.compose import check_region_fusion
-from whale_reid.answers.ensemble import read_selection
+from whale_reid.answers.ensemble import read_selection, verified_checkpoint
 from whale_reid.answers.head_scores import load_head
 from whale_reid.answers.verification import gallery_features_path
 from whale_reid.catalogue.versions import BASE_GALLERY, current_gallery, load_version_features
@@ -35,14 +35,10 @@ def read_params(repo: Path) -> dict:
 
 def member_checkpoint(repo: Path, member: dict) -> Path:
     """A selected member's checkpoint `models/embedder/<model>/fold<k>/best.pt`, refused when missing or when
-    it is not the file its fold summary `fold.json` recorded (another fold's weights copied over it)."""
-    path = need(repo / "models" / "embedder" / str(member["model"]) / f"fold{int(member['fold'])}" / "best.pt")
-    summary = read_json(path.parent / "fold.json") if (path.parent / "fold.json").is_file() else {}
-    recorded = summary.get("checkpoint_sha256") if isinstance(summary, dict) else None
-    if recorded and file_sha256(path) != recorded:
-        raise InputError(f"{path}: not the checkpoint {path.parent / 'fold.json'} recorded (its sha256 differs): "
-                         "restore it, or re-run train_embedder")  # fmt: skip
-    return path
+    it is not the file its fold summary `fold.json` recorded (`verified_checkpoint`)."""
+    return verified_checkpoint(
+        need(repo / "models" / "embedder" / str(member["model"]) / f"fold{int(member['fold'])}" / "best.pt")
+    )
 
 
 def load_members(repo: Path, members: list[dict]) -> list[Member]:

@@ -1,9 +1,10 @@
 """The final ensemble logged to MLflow as a pyfunc model (`log_ensemble_model`, called by the predict stage).
 
 The model is a bundle of exactly the files `whale-reid identify` reads from a pipeline run (params.yaml,
-`outputs/selection.json`, `models/gallery/`, the detector or the given boxes file, the selected checkpoints),
-laid out as in the repository, and the source file `mlflow_model_code.py`, which MLflow runs to load it
-(`whale_reid.identify.mlflow_model.EnsembleModel`). Logging it needs none of identify's code.
+`outputs/selection.json`, `models/gallery/`, the detector or the given boxes file, the selected checkpoints and
+the fold summaries that record their digests), laid out as in the repository, and the source file
+`mlflow_model_code.py`, which MLflow runs to load it (`whale_reid.identify.mlflow_model.EnsembleModel`). Logging
+it needs none of identify's code.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def bundle_files(repo: Path) -> list[Path]:
     files += sorted(p.relative_to(repo) for p in (repo / "models" / "gallery").rglob("*") if p.is_file())
     files.append(Path("models/detector/best.pt") if crop.box_source == "detector" else Path(str(crop.boxes_csv)))
     for member in selection["members"]:
-        files.append(Path("models/embedder") / str(member["model"]) / f"fold{int(member['fold'])}" / "best.pt")
+        fold = Path("models/embedder") / str(member["model"]) / f"fold{int(member['fold'])}"
+        files.append(fold / "best.pt")
+        if (repo / fold / "fold.json").is_file():  # its digest: the model's identify verifies the checkpoint too
+            files.append(fold / "fold.json")
     missing = [str(f) for f in files if not (repo / f).is_file()]
     if missing:
         raise InputError(f"cannot bundle the ensemble: {', '.join(missing)} missing in {repo}")

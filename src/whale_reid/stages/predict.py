@@ -18,8 +18,8 @@ import pandas as pd
 
 from whale_core import NEW_INDIVIDUAL, Config, atomic_write_csv, read_json, read_table
 from whale_reid.answers.compose import AnswerContext, Queries, compose_answers
-from whale_reid.answers.ensemble import ensemble_embeddings, read_selection, same_side
-from whale_reid.answers.head_scores import load_heads
+from whale_reid.answers.ensemble import ensemble_embeddings, member_checkpoints, read_selection, same_side
+from whale_reid.answers.head_scores import load_head
 from whale_reid.answers.region_fusion import fuse_query_regions
 from whale_reid.answers.verification import FEATURES_SHA256, MatchConfig, load_feature_sets, save_gallery_features
 from whale_reid.common.tracking import params_digest, standard_tags
@@ -89,9 +89,14 @@ def test_scores(raw_dir: Path, submission: pd.DataFrame) -> dict[str, float]:
 
 
 def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) -> Prediction:
-    """Build the gallery of the train photos and answer every test photo with the tuned rule."""
+    """Build the gallery of the train photos and answer every test photo with the tuned rule.
+
+    Every member's checkpoint is verified first, whether or not the rule blends its head: the gallery is saved
+    for those members and the registered model bundles them (`whale_reid.answers.ensemble.verified_checkpoint`).
+    """
     selection = read_selection(paths.selection)
     members = pd.DataFrame(selection["members"])
+    checkpoints = member_checkpoints(members)
     post_json = read_json(paths.postprocess, "written by the tune stage")
     rule = AnswerRule.from_dict(post_json, str(paths.postprocess))
     train, test = read_table(paths.prepared / "train.csv"), read_table(paths.prepared / "test.csv")
@@ -109,7 +114,7 @@ def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) ->
         context = AnswerContext(
             rule, gallery, cfg.knn, match,
             load_feature_sets("train", match.regions, paths.features) if rule.calibrator else None,
-            load_heads(members) if rule.blends_head else (),
+            [load_head(path) for path in checkpoints] if rule.blends_head else (),
             rescore=(lambda sims, idx: fuse_query_regions(sims, idx, regions, members, test["image"], train,
                                                           paths.embeddings)) if regions else None,
         )  # fmt: skip

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from whale_core import NEW_INDIVIDUAL, Config, ConfigError, InputError, atomic_write_csv, atomic_write_json, read_table
+from whale_core import NEW_INDIVIDUAL, Config, InputError, atomic_write_csv, atomic_write_json, read_table
 from whale_detector import CropConfig
+from whale_reid.answers.ensemble import member_checkpoints
 from whale_reid.answers.verification import MatchConfig
 from whale_reid.common.params import EmbedderParams
 from whale_reid.common.tracking import TrackingConfig, configure_tracking, standard_tags
@@ -51,14 +52,14 @@ class PseudoConfig(Config):
     """
 
     SECTION = "pseudo"
-    RANGES = {"min_margin": ">= 0"}
+    RANGES = {
+        "round_stages": ">= 1",  # rounds are numbered from 1
+        "min_score": "[-1, 1]",  # a probability, or a cosine similarity when unverified
+        "min_margin": "[0, 2]",  # the difference of two such scores
+    }
     round_stages: tuple[int, ...] = ()
     min_score: float = 0.9
     min_margin: float = 0.1
-
-    def __post_init__(self) -> None:
-        if any(r < 1 for r in self.round_stages):
-            raise ConfigError(f"pseudo.round_stages: {list(self.round_stages)} — rounds are numbered from 1")
 
 
 def select_confident(answers: pd.DataFrame, train: pd.DataFrame, cfg: PseudoConfig, round_number: int) -> pd.DataFrame:
@@ -131,6 +132,7 @@ def run_round(round_number: int, params: dict, paths: RoundPaths) -> dict:
                 or {}
             ).get("cv_map5")
     selection = select_from_runs(paths.models, list(embedder.models), SelectConfig.from_dict(params.get("select")))
+    member_checkpoints(pd.DataFrame(selection["members"]))  # a changed best.pt is named before the tune's work
     atomic_write_json(paths.out / "selection.json", selection)
     tune_cfg = TuneStageConfig.from_dict(params.get("tune"))
     with mlflow.start_run(run_id=parent.info.run_id):  # the round's tune run is a child of the round

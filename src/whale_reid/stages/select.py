@@ -14,7 +14,7 @@ from typing import Literal
 
 import pandas as pd
 
-from whale_core import Config, ConfigError, InputError
+from whale_core import Config, InputError
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,11 @@ class SelectConfig(Config):
     """
 
     SECTION = "select"
+    RANGES = {"top_n": ">= 1", "delta": "[0, 1]"}  # delta: of MAP@5, itself in [0, 1]
     rule: Literal["top_n", "delta", "all"] = "top_n"
     top_n: int = 3
     delta: float = 0.02
     allow_metrics_fallback: bool = False
-
-    def __post_init__(self) -> None:
-        if self.top_n < 1:
-            raise ConfigError(f"select.top_n: must be at least 1, got {self.top_n}")
-        if self.delta < 0:
-            raise ConfigError(f"select.delta: must be ≥ 0, got {self.delta}")
 
 
 def select_members(folds: pd.DataFrame, cfg: SelectConfig) -> pd.DataFrame:

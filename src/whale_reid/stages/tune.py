@@ -51,6 +51,7 @@ class TuneStageConfig(Config):
     """
 
     SECTION = "tune"
+    RANGES = {"simulated_new_share": "[0, 1)"}
     study_name: str = "postprocess"
     storage: str = "sqlite:///optuna.db"
     simulated_new_share: float = 0.0
@@ -58,10 +59,6 @@ class TuneStageConfig(Config):
     head_blend: bool = False
     region_fusion: RegionFusionConfig = RegionFusionConfig()
     search: TuneConfig = TuneConfig()
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.simulated_new_share < 1.0:
-            raise ConfigError(f"tune.simulated_new_share: {self.simulated_new_share} is not in [0, 1)")
 
 
 @dataclass(frozen=True)

@@ -25,20 +25,50 @@ class ConfigError(InputError):
 
 _BOUND = re.compile(r"^(>=|>|<=|<)\s*(\S+)$")
 _INTERVAL = re.compile(r"^([\[(])\s*(\S+?)\s*,\s*(\S+?)\s*([\])])$")
+_NAMED_LIMITS = {"pi": math.pi, "pi/2": math.pi / 2}  #: limits a rule may name: a margin in radians is in [0, pi/2]
+#: The range of every `*seed` field that states none: what numpy's and torch's seeding accept.
+SEED_RANGE = "[0, 4294967295]"
 
 
-def in_range(value: float, rule: str) -> bool:
-    """Whether `value` satisfies a RANGES rule: `> 0`, `>= 1`, `<= 180`, or an interval `[0, 1]`, `(0, 1]`."""
+def _limit(text: str) -> float:
+    return _NAMED_LIMITS[text] if text in _NAMED_LIMITS else float(text)
+
+
+def _satisfies(value: float, rule: str) -> bool:
     bound = _BOUND.match(rule)
     if bound:
-        op, limit = bound.group(1), float(bound.group(2))
+        op, limit = bound.group(1), _limit(bound.group(2))
         return {">=": value >= limit, ">": value > limit, "<=": value <= limit, "<": value < limit}[op]
     interval = _INTERVAL.match(rule)
     if interval is None:
-        raise ValueError(f"not a range rule: {rule!r}")
+        try:
+            return value == _limit(rule)  # a single allowed value, as in `0 or [32, 8192]`
+        except ValueError:
+            raise ValueError(f"not a range rule: {rule!r}") from None
     opening, low, high, closing = interval.groups()
-    above = value >= float(low) if opening == "[" else value > float(low)
-    return above and (value <= float(high) if closing == "]" else value < float(high))
+    above = value >= _limit(low) if opening == "[" else value > _limit(low)
+    return above and (value <= _limit(high) if closing == "]" else value < _limit(high))
+
+
+def in_range(value: float, rule: str) -> bool:
+    """Whether `value` satisfies a RANGES rule: a bound (`> 0`, `>= 1`, `<= 180`), an interval (`[0, 1]`,
+    `(0, pi/2]`), a single value (`0`), or alternatives joined by ` or ` (`0 or [32, 8192]`). NaN satisfies none."""
+    return any(_satisfies(value, part.strip()) for part in rule.split(" or "))
+
+
+def range_words(rule: str) -> str:
+    """The rule as the end of "… must be …": `in [0, 1]`, `> 0`, `0 or in [32, 8192]`."""
+    return " or ".join(f"in {part}" if part[0] in "[(" else part for part in (p.strip() for p in rule.split(" or ")))
+
+
+def _numbers(value: Any) -> list[tuple[str, Any]]:
+    """The numbers a field holds with the suffix naming each: the value itself, a list's items (`[i]`) or a
+    mapping's values (`.key`)."""
+    if isinstance(value, Mapping):
+        return [(f".{key}", item) for key, item in value.items()]
+    if isinstance(value, (tuple, list)):
+        return [(f"[{i}]", item) for i, item in enumerate(value)]
+    return [("", value)]
 
 
 def _is_optional(tp: Any) -> tuple[bool, Any]:
@@ -72,8 +102,6 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        if where.rsplit(".", 1)[-1].endswith("seed") and not 0 <= value < 2**32:
-            raise ConfigError(f"{where}: {value} is out of range for a seed (a whole number in [0, 2**32))")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -112,14 +140,39 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 class Config:
     """Base of every config dataclass: `from_dict` rejects unknown keys and wrong types.
 
-    Subclasses are `@dataclasses.dataclass(frozen=True)` with defaults for every field and may set
-    `SECTION` (the params.yaml section name used in error messages) and `RANGES`: field → the values it may
-    take (`"> 0"`, `">= 1"`, `"[0, 1]"`, `"(0, 1]"`), checked by `from_dict` for every number given. Every
-    float field refuses NaN and inf, and every `*seed` field values outside [0, 2**32), with no rule needed.
+    Subclasses are `@dataclasses.dataclass(frozen=True)` with defaults for every field and set `SECTION` (the
+    params.yaml section name used in error messages) and `RANGES`: field → the values it may take (`"> 0"`,
+    `">= 1"`, `"[0, 1]"`, `"(0, pi/2]"`, `"0 or [32, 8192]"`; see `in_range`). Every number, list item or mapping
+    value of a field with a rule is checked, by `from_dict` (naming the key under the section it was read from)
+    and by the constructor (`__post_init__`; a subclass that has its own calls `super().__post_init__()` first,
+    and keeps there only what involves several fields). Every numeric field has a rule (a test walks the
+    classes); a `*seed` field without one has `SEED_RANGE`. Float fields refuse NaN and inf as well.
     """
 
     SECTION: ClassVar[str] = ""
     RANGES: ClassVar[dict[str, str]] = {}
+
+    def __post_init__(self) -> None:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        self.check_ranges(values, self.SECTION or type(self).__name__)
+
+    @classmethod
+    def rule_for(cls, name: str) -> str | None:
+        """The range rule of field `name`: its RANGES entry, `SEED_RANGE` for a `*seed` field, else None."""
+        return cls.RANGES.get(name) or (SEED_RANGE if name.endswith("seed") else None)
+
+    @classmethod
+    def check_ranges(cls, values: Mapping[str, Any], section: str) -> None:
+        """Refuse the first number of `values` (field → value) outside its field's rule.
+
+        Raises:
+            ConfigError: `<section>.<field>[<item>]: <value> must be <rule>`.
+        """
+        for name, value in values.items():
+            rule = cls.rule_for(name)
+            for suffix, number in _numbers(value) if rule is not None else ():
+                if number is not None and not in_range(number, rule):
+                    raise ConfigError(f"{section}.{name}{suffix}: {number} must be {range_words(rule)}")
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any] | None, section: str | None = None) -> T:
@@ -146,11 +199,7 @@ class Config:
             )
         hints = get_type_hints(cls)
         kwargs = {name: _coerce(value, hints[name], f"{section}.{name}") for name, value in data.items()}
-        for name, value in kwargs.items():
-            rule = cls.RANGES.get(name)
-            if rule is not None and value is not None and not in_range(value, rule):
-                words = f"in {rule}" if rule[0] in "[(" else rule
-                raise ConfigError(f"{section}.{name}: {value} must be {words}")
+        cls.check_ranges(kwargs, section)
         try:
             return cls(**kwargs)
         except (TypeError, ValueError) as err:

@@ -43,11 +43,17 @@ class DetectorConfig(Config):
 
     SECTION = "detector"
     RANGES = {
-        "lr0": "> 0",
+        "imgsz": "[32, 8192]",
+        "epochs": ">= 1",
+        "batch": ">= 1",
+        "val_fraction": "(0, 1)",
+        "max_train_images": ">= 1",
+        "threads": "[1, 1024]",
+        "lr0": "(0, 10)",
         "warmup_epochs": ">= 0",
         "close_mosaic": ">= 0",
-        "patience": ">= 0",
-        "workers": ">= 0",
+        "patience": ">= 0",  # 0: never stop early
+        "workers": "[0, 256]",
         "mosaic": "[0, 1]",
         "mixup": "[0, 1]",
         "fliplr": "[0, 1]",
@@ -55,9 +61,9 @@ class DetectorConfig(Config):
         "hsv_h": "[0, 1]",
         "hsv_s": "[0, 1]",
         "hsv_v": "[0, 1]",
-        "scale": ">= 0",
+        "scale": "[0, 1)",  # the gain is drawn from [1 - scale, 1 + scale]: 1 could shrink a photo to nothing
         "translate": "[0, 1]",
-        "degrees": "[-180, 180]",
+        "degrees": "[0, 180]",  # the rotation is drawn from [-degrees, +degrees]
     }
     model: str = "yolo11n.yaml"
     imgsz: int = 192
@@ -87,12 +93,6 @@ class DetectorConfig(Config):
     scale: float = 0.5
     translate: float = 0.1
     degrees: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"detector.val_fraction: {self.val_fraction} is not in (0, 1)")
-        if self.imgsz < 32 or self.epochs < 1 or self.batch < 1:
-            raise ConfigError("detector: imgsz must be >= 32, epochs and batch >= 1")
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,17 @@ class CropConfig(Config):
     """
 
     SECTION = "crop"
-    RANGES = {"iou_nms": "[0, 1]", "min_box_px": ">= 0"}
+    RANGES = {
+        "conf_threshold": "[0, 1]",
+        "iou_nms": "[0, 1]",
+        "min_box_px": ">= 0",
+        "margin_frac": "[0, 1]",
+        "imgsz": "[32, 8192]",
+        "batch": ">= 1",
+        "max_side_px": "[8, 16384]",
+        "jpeg_quality": "[1, 100]",
+        "workers": "[1, 256]",
+    }
     box_source: Literal["detector", "boxes_csv", "none"] = "detector"
     boxes_csv: str | None = None
     detector_stages: tuple[str, ...] = ("yolo",)
@@ -141,10 +151,7 @@ class CropConfig(Config):
     workers: int = 2
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.conf_threshold <= 1.0:
-            raise ConfigError(f"crop.conf_threshold: {self.conf_threshold} is not in [0, 1]")
-        if self.margin_frac < 0.0:
-            raise ConfigError(f"crop.margin_frac: {self.margin_frac} must be >= 0")
+        super().__post_init__()
         if self.box_source == "boxes_csv" and not self.boxes_csv:
             raise ConfigError("crop.box_source: 'boxes_csv' needs boxes_csv: <path>")
         box_input = {"detector": "models/detector", "boxes_csv": self.boxes_csv, "none": "data/prepared"}
@@ -157,5 +164,3 @@ class CropConfig(Config):
                 f"crop.box_source: {self.box_source} needs detector_stages: {stages} and "
                 f"box_input: {box_input[self.box_source]} (the DVC graph reads both)"
             )
-        if self.max_side_px < 8 or not 1 <= self.jpeg_quality <= 100 or self.batch < 1 or self.workers < 1:
-            raise ConfigError("crop: max_side_px >= 8, jpeg_quality in [1, 100], batch >= 1 and workers >= 1 required")

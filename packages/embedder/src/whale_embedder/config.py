@@ -28,13 +28,13 @@ class ArcFaceConfig(Config):
 
     SECTION = "embedder.arcface"
     RANGES = {
-        "s": "> 0",
-        "m": ">= 0",
+        "s": "(0, 256]",
+        "m": "[0, pi/2]",  # radians: 0 = no margin; beyond pi/2, cos(θ + m) is no longer a penalty
         "ls_eps": "[0, 1)",
-        "subcenters": ">= 1",
-        "margin_a": ">= 0",
-        "margin_lambda": ">= 0",
-        "margin_b": ">= 0",
+        "subcenters": "[1, 64]",
+        "margin_a": "[0, pi/2]",
+        "margin_lambda": "[0, 10]",
+        "margin_b": "[0, pi/2]",
     }
     s: float = 30.0
     m: float = 0.5
@@ -61,11 +61,11 @@ class AugmentConfig(Config):
         "shift_frac": "[0, 1]",
         "scale_frac": "[0, 1)",
         "rotate_deg": "[0, 180]",
-        "brightness": ">= 0",
-        "contrast": ">= 0",
-        "saturation": ">= 0",
+        "brightness": "[0, 1]",  # the factor is drawn from [1 - x, 1 + x]
+        "contrast": "[0, 1]",
+        "saturation": "[0, 1]",
         "hue": "[0, 0.5]",
-        "dropout_holes": ">= 0",
+        "dropout_holes": "[0, 100]",  # 0 acts as 1 (albumentations draws 1 to max(1, holes))
         "dropout_size_frac": "[0, 1]",
     }
     hflip_p: float = 0.0
@@ -124,18 +124,25 @@ class EmbedderConfig(Config):
 
     SECTION = "embedder"
     RANGES = {
-        "embedding_dim": ">= 1",
-        "gem_p": "> 0",
-        "species_loss_weight": ">= 0",
-        "lr": "> 0",
-        "head_lr_mult": "> 0",
-        "weight_decay": ">= 0",
+        "image_size": "[16, 4096]",
+        "embedding_dim": "[1, 65536]",
+        "gem_p": "(0, 16]",
+        "species_loss_weight": "[0, 100]",
+        "region_probs": ">= 0",  # weights: normalised over the regions drawn
+        "epochs": ">= 1",
+        "batch_size": ">= 1",
+        "grad_accum": ">= 1",
+        "lr": "(0, 10)",
+        "head_lr_mult": "(0, 1000]",
+        "weight_decay": "[0, 1]",
         "warmup_epochs": ">= 0",
         "warmup_factor": "(0, 1]",
-        "min_lr": ">= 0",
-        "num_workers": ">= 0",
+        "min_lr": "[0, 10)",
+        "num_workers": "[0, 256]",
         "eval_batch_size": ">= 1",
         "knn_k": ">= 1",
+        "thresholds": "[-1, 1]",  # cosine similarity
+        "val_every_epochs": ">= 1",
     }
     backbone: str = "mobilenetv3_small_050"
     pretrained: bool = False
@@ -175,19 +182,14 @@ class EmbedderConfig(Config):
     val_every_epochs: int = 1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         where = self.SECTION
-        if self.image_size < 16:
-            raise ConfigError(f"{where}.image_size: {self.image_size} is too small (>= 16 pixels)")
-        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1 or self.val_every_epochs < 1:
-            raise ConfigError(f"{where}: epochs, batch_size, grad_accum and val_every_epochs must be >= 1")
         if self.region == "mix":
             unknown = sorted(set(self.region_probs) - set(REGIONS))
             if unknown:
                 raise ConfigError(f"{where}.region_probs: unknown region '{unknown[0]}' (known: {', '.join(REGIONS)})")
             if not self.region_probs or sum(self.region_probs.values()) <= 0:
                 raise ConfigError(f"{where}.region_probs: probabilities must sum to a positive number")
-        if self.arcface.subcenters < 1:
-            raise ConfigError(f"{where}.arcface.subcenters: must be >= 1")
 
     def result_dict(self) -> dict:
         """The config without `RUN_ONLY_KEYS`: what decides a fold's weights, compared before resuming or skipping."""

@@ -42,6 +42,14 @@ class MatcherConfig(Config):
     """
 
     SECTION = "match.features"
+    RANGES = {
+        "max_keypoints": "[1, 100000]",
+        "resize_px": "0 or [32, 8192]",
+        "ratio": "(0, 1]",
+        "reproj_px": "(0, 1000]",
+        "min_matches": ">= 2",  # the fewest points that determine a similarity (a full affine: 3, checked below)
+        "workers": "[1, 256]",
+    }
 
     extractor: Literal["rootsift", "sift", "orb", "akaze"] = "rootsift"
     max_keypoints: int = 400
@@ -57,19 +65,10 @@ class MatcherConfig(Config):
     outline: bool = False
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         where = self.SECTION
-        if not 1 <= self.max_keypoints <= 100_000:
-            raise ConfigError(f"{where}.max_keypoints: {self.max_keypoints} is out of range [1, 100000]")
-        if not (self.resize_px == 0 or 32 <= self.resize_px <= 8192):
-            raise ConfigError(f"{where}.resize_px: {self.resize_px} must be 0 (as stored) or in [32, 8192]")
-        if not 0.0 < self.ratio <= 1.0:
-            raise ConfigError(f"{where}.ratio: {self.ratio} is out of range (0, 1]")
-        if not self.reproj_px > 0.0:
-            raise ConfigError(f"{where}.reproj_px: {self.reproj_px} must be > 0 pixels")
         fewest = 2 if self.geometry == "ransac" else 3  # points that determine a similarity / a full affine
         if self.min_matches < fewest:
             raise ConfigError(
                 f"{where}.min_matches: {self.min_matches} is below {fewest}, the fewest points the fit needs"
             )
-        if not 1 <= self.workers <= 256:
-            raise ConfigError(f"{where}.workers: {self.workers} is out of range [1, 256]")

@@ -38,7 +38,7 @@ class KnnConfig(Config):
 
     SECTION = "knn"
     RANGES = {
-        "memory_budget_mb": "> 0",
+        "memory_budget_mb": ">= 1",
         "ivf_nlist": ">= 1",
         "ivf_nprobe": ">= 1",
         "hnsw_m": ">= 2",
@@ -74,8 +74,18 @@ class TuneConfig(Config):
             given); a min above 0 keeps the blend on whatever OOF prefers (the tests' profile exercises it so).
     """
 
-    SECTION = "tune"
-    RANGES = {"species_offset_max": ">= 0", "blend_weight_min": "[0, 1]", "blend_weight_max": "[0, 1]"}
+    SECTION = "tune.search"  # where params.yaml holds it (the tune stage's `search`)
+    RANGES = {
+        "n_trials": ">= 1",
+        "threshold_min": "[-1, 1]",  # cosine similarity, or P(same individual) in [0, 1] when verified
+        "threshold_max": "[-1, 1]",
+        "threshold_step": "(0, 1]",
+        "k_neighbors_min": ">= 1",
+        "k_neighbors_max": ">= 1",
+        "species_offset_max": "[0, 1]",
+        "blend_weight_min": "[0, 1]",
+        "blend_weight_max": "[0, 1]",
+    }
 
     n_trials: int = 60
     seed: int = 42
@@ -90,19 +100,15 @@ class TuneConfig(Config):
     blend_weight_max: float = 1.0
 
     def __post_init__(self) -> None:
-        where = self.SECTION + ".search"  # where params.yaml holds it (the tune stage's `search`)
-        if self.n_trials < 1:
-            raise ConfigError(f"{where}.n_trials: {self.n_trials} must be at least 1")
-        if not self.threshold_step > 0:
-            raise ConfigError(f"{where}.threshold_step: {self.threshold_step} must be > 0 (the threshold grid's step)")
+        super().__post_init__()
+        where = self.SECTION
         if self.blend_weight_min > self.blend_weight_max:
             raise ConfigError(
                 f"{where}: blend_weight_min {self.blend_weight_min} > blend_weight_max {self.blend_weight_max}"
             )
         if self.threshold_min > self.threshold_max:
             raise ConfigError(f"{where}: threshold_min {self.threshold_min} > threshold_max {self.threshold_max}")
-        if not 1 <= self.k_neighbors_min <= self.k_neighbors_max:
+        if self.k_neighbors_min > self.k_neighbors_max:
             raise ConfigError(
-                f"{where}: need 1 <= k_neighbors_min ({self.k_neighbors_min}) <= k_neighbors_max "
-                f"({self.k_neighbors_max})"
+                f"{where}: need k_neighbors_min ({self.k_neighbors_min}) <= k_neighbors_max ({self.k_neighbors_max})"
             )

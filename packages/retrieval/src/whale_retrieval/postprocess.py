@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from whale_core import Config, ConfigError, InputError
+from whale_core import Config, InputError
 from whale_retrieval.config import KnnConfig
 from whale_retrieval.knn import Restriction, knn_search, knn_search_allowed
 from whale_retrieval.metrics import NEW_INDIVIDUAL
@@ -136,22 +136,19 @@ class PostProcessing(Config):
     """
 
     SECTION = "postprocess"
+    RANGES = {
+        "threshold": "[-1.1, 1.1]",  # cosine similarity's [-1, 1] widened by `answers.THRESHOLD_SLACK`
+        "k_neighbors": ">= 1",
+        "species_offsets": "[-1, 1]",
+        "new_share": "[0, 1]",
+        "blend_weight": "[0, 1]",
+    }
     SHARE_MIN_QUERIES: ClassVar[int] = 20
     threshold: float = 0.5
     k_neighbors: int = 50
     species_offsets: dict[str, float] = dataclasses.field(default_factory=dict)
     new_share: float | None = None
     blend_weight: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.k_neighbors < 1:
-            raise ConfigError(f"{self.SECTION}.k_neighbors: must be at least 1, got {self.k_neighbors}")
-        if not np.isfinite(self.threshold):
-            raise ConfigError(f"{self.SECTION}.threshold: must be a finite number, got {self.threshold}")
-        if self.new_share is not None and not 0.0 <= self.new_share <= 1.0:
-            raise ConfigError(f"{self.SECTION}.new_share: must be in [0, 1] or null, got {self.new_share}")
-        if not 0.0 <= self.blend_weight <= 1.0:
-            raise ConfigError(f"{self.SECTION}.blend_weight: must be in [0, 1], got {self.blend_weight}")
 
     @classmethod
     def from_best_params(cls, best_params: Mapping[str, Any], default_k: int) -> PostProcessing:
