@@ -39,6 +39,10 @@ class MatcherConfig(Config):
             descriptors and `mutual` always use fp32.
         outline: also trace each crop's fin outline (`whale_matcher.outline`; ~40 ms a crop): the evidence of
             fins, whose identity lives in the nicks of the trailing edge.
+        descriptor_bits: how SIFT / RootSIFT descriptors are kept in memory and in the features files
+            (`whale_matcher.coding`). 8 = OpenCV's SIFT histogram bytes, exact: the answers of float32 at a
+            quarter of its bytes. 4–7 = √-histogram codes of that many bits, lossy (6: 96 bytes a descriptor;
+            benchmarks/features.py measures the inliers it moves). Binary descriptors are kept as they are.
     """
 
     SECTION = "match.features"
@@ -55,6 +59,7 @@ class MatcherConfig(Config):
     workers: int = 1
     matmul: Literal["auto", "fp32", "bf16"] = "auto"
     outline: bool = False
+    descriptor_bits: int = 8
 
     def __post_init__(self) -> None:
         where = self.SECTION
@@ -73,3 +78,5 @@ class MatcherConfig(Config):
             )
         if not 1 <= self.workers <= 256:
             raise ConfigError(f"{where}.workers: {self.workers} is out of range [1, 256]")
+        if not 4 <= self.descriptor_bits <= 8:
+            raise ConfigError(f"{where}.descriptor_bits: {self.descriptor_bits} is out of range [4, 8] (8 = exact)")
