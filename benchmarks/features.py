@@ -1,20 +1,29 @@
-"""Local-feature storage at Kaggle size: disk and RAM of float32 and compact (float16) files, and their answers.
+"""Local-feature storage at Kaggle size: disk per descriptor coding, the inliers each moves, and the memory of reading.
 
-Measured on synthetic crops (`whale_matcher.synthetic`: textures at 3× their default size, each with a warped
-copy, RootSIFT with the kaggle profile's `max_keypoints` and mirrored features): keypoints per photo, bytes per
-photo of both file kinds, and the evidence of every pair verified from the float32 and the compact file (the
-same inliers, and how many ratio-test matches moved). Projected to the competition: 51,033 train and 27,956 test
-photos, fullbody and backfin; RAM is what holding all of them loaded takes (float32 in memory whichever file kind
-was read).
+1. Answers and disk. Synthetic crops (`whale_matcher.synthetic`: textures at 3× their default size, each with a
+   warped copy), RootSIFT with the kaggle profile's `max_keypoints` and mirrored features, saved as format 1
+   wrote them (float32 vectors, the baseline; float16 with its old compact option) and in every coding of
+   `match.features.descriptor_bits` (8 = the SIFT histogram bytes, the default; 4–7 = codes of √h), plus
+   fewer keypoints at 8 bits. Per variant: bytes a photo of its file and, over every ordered pair of crops,
+   the verified inliers against the baseline's (fp32 matmul, so only storage differs). Projected to the
+   competition: 51,033 train and 27,956 test photos, fullbody and backfin, one file each.
+2. Memory. A gallery of `--gallery-photos` photos (the synthetic ones repeated under new ids) in format 1 and in
+   the default coding; in a fresh process each, what identify and predict do per query: read the gallery and
+   verify one query against a shortlist of `--shortlist` candidates. Peak RSS above the RSS after imports: the
+   format-1 reader as it was (every array read into memory), and `load_features` (arrays memory-mapped).
 
-    python benchmarks/features.py [--photos 24] [--max-keypoints 600]
+    python benchmarks/features.py [--photos 24] [--max-keypoints 600] [--gallery-photos 1000] [--shortlist 100]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -23,61 +32,198 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 KAGGLE_PHOTOS = {"train": 51_033, "test": 27_956}
 REGIONS = 2
+TARGET_GB = 20.0
+FEWER_KEYPOINTS = (500, 450)
+
+
+def synthetic_crops(folder: Path, photos: int) -> tuple[list[str], list[Path]]:
+    """Each texture (3× the default size) and its warped copy as PNG files: t<i>, w<i>."""
+    from whale_matcher.synthetic import HEIGHT, WIDTH, similarity, texture, warp
+
+    names, paths = [], []
+    for i in range(photos):
+        gray = texture(i, 3 * WIDTH, 3 * HEIGHT)
+        for name, image in ((f"t{i}", gray), (f"w{i}", warp(gray, similarity(size=(3 * WIDTH, 3 * HEIGHT))))):
+            path = folder / f"{name}.png"
+            cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+            names.append(name)
+            paths.append(path)
+    return names, paths
+
+
+def save_format_1(path: Path, feats, dtype=np.float32) -> None:
+    """The file format 1 wrote: the compared vectors as float32 (float16: its compact option), no coding."""
+    arrays = {"format_version": np.array(1), "image": feats.image}
+    for prefix, part in (("", feats), ("mirrored_", feats.mirrored)):
+        vectors = part.descriptors(slice(None)).astype(dtype)
+        arrays.update({f"{prefix}offsets": part.offsets, f"{prefix}xy": np.asarray(part.xy), f"{prefix}desc": vectors,
+                       f"{prefix}size": part.size})  # fmt: skip
+    np.savez(path, **arrays)
+
+
+def read_format_1_as_before(path: Path):
+    """What `load_features` did before files were memory-mapped: every array read into memory."""
+    from whale_matcher import Features
+
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    mirrored = Features(arrays["image"], *(arrays[f"mirrored_{n}"] for n in ("offsets", "xy", "desc", "size")))
+    return Features(arrays["image"], *(arrays[n] for n in ("offsets", "xy", "desc", "size")), mirrored=mirrored)
+
+
+def recoded(feats, bits: int):
+    """The features as extraction with `descriptor_bits` = `bits` gives them (the same rows, recoded)."""
+    from whale_matcher import Coding
+
+    coding = Coding(feats.coding.kind, bits)
+
+    def one(part, mirrored=None):
+        return dataclasses.replace(part, desc=coding.encode(np.asarray(part.desc)), coding=coding, mirrored=mirrored)
+
+    return one(feats, one(feats.mirrored))
+
+
+def answers_and_disk(args: argparse.Namespace, tmp: Path) -> tuple[list[dict], object, dict]:
+    """One row per storage variant: bytes a photo, inliers against format 1, verification time."""
+    from whale_matcher import MatcherConfig, extract_features, load_features, save_features, verify_pairs
+
+    cfg = MatcherConfig(max_keypoints=args.max_keypoints, matmul="fp32")
+    names, paths = synthetic_crops(tmp, args.photos)
+    feats = extract_features(names, paths, cfg, progress=False)
+    pairs = np.array([(i, j) for i in range(len(feats)) for j in range(len(feats)) if i != j])
+    true = np.array([names[i][1:] == names[j][1:] for i, j in pairs])
+    variants = [("format 1: float32 vectors (before)", "f32", cfg), ("format 1 compact: float16 vectors", "f16", cfg)]
+    variants += [(f"{b} bits{' (default, exact)' if b == 8 else ''}", b, cfg) for b in (8, 7, 6, 5, 4)]
+    variants += [(f"8 bits, max_keypoints {k}", 8, cfg.replace(max_keypoints=k)) for k in FEWER_KEYPOINTS]
+    rows, baseline = [], None
+    for label, coding, variant_cfg in variants:
+        source = feats if variant_cfg == cfg else extract_features(names, paths, variant_cfg, progress=False)
+        path = tmp / f"{len(rows)}.npz"
+        if coding in ("f32", "f16"):
+            save_format_1(path, source, np.float32 if coding == "f32" else np.float16)
+        else:
+            save_features(path, recoded(source, coding))
+        back = load_features(path)
+        start = time.perf_counter()
+        got = verify_pairs(back, back, pairs, variant_cfg, progress=False)
+        seconds = time.perf_counter() - start
+        baseline = got if baseline is None else baseline
+        moved = got.inliers != baseline.inliers
+        rows.append({
+            "label": label, "bytes": path.stat().st_size / len(back), "seconds": seconds, "differ": int(moved.sum()),
+            "shift": int(np.abs(got.inliers - baseline.inliers).max()),
+            "largest": int(baseline.inliers[moved].max(initial=0)), "true_mean": float(got.inliers[true].mean()),
+            "keypoints": float(back.counts().mean() + back.mirrored.counts().mean()),
+        })  # fmt: skip
+    return rows, feats, {"pairs": len(pairs), "true": int(true.sum())}
+
+
+def _status_mb(*fields: str) -> list[float]:
+    """Fields of /proc/self/status (VmRSS: resident now, VmHWM: the peak of this process image) in MB."""
+    with open("/proc/self/status", encoding="utf-8") as status:
+        values = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status if line.startswith("Vm")}
+    return [values[f] for f in fields]
+
+
+def _mapped_mb(path: Path) -> float:
+    """MB of `path`'s pages resident in this process's mappings of it (/proc/self/smaps)."""
+    total_kb, inside = 0, False
+    with open("/proc/self/smaps", encoding="utf-8") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's header line: its path comes last
+                inside = fields[-1] == str(path)
+            elif inside and fields[0] == "Rss:":
+                total_kb += int(fields[1])
+    return total_kb / 1024
+
+
+def child(mode: str, path: Path, shortlist: int) -> None:
+    """In a fresh process: read the gallery, verify photo 0 against `shortlist` others; print the peak RSS above
+    the RSS after imports (VmHWM: `ru_maxrss` would count the parent's memory at the fork) and the MB of the
+    file's pages it mapped in."""
+    from whale_matcher import MatcherConfig, load_features, verify_pairs
+
+    (imported,) = _status_mb("VmRSS")
+    feats = read_format_1_as_before(path) if mode == "before" else load_features(path)
+    candidates = np.random.default_rng(0).choice(np.arange(1, len(feats)), shortlist, replace=False)
+    pairs = np.stack([np.zeros(shortlist, np.int64), candidates], axis=1)
+    verify_pairs(feats, feats, pairs, MatcherConfig(matmul="fp32"), progress=False)
+    (peak,) = _status_mb("VmHWM")
+    print(json.dumps({"peak_mb": peak - imported, "mapped_mb": _mapped_mb(path.resolve())}))
+
+
+def measured_child(mode: str, path: Path, shortlist: int) -> dict:
+    """The child's peak RSS above its RSS after imports, and the file's MB it mapped in."""
+    cmd = [sys.executable, __file__, "--child", mode, str(path), str(shortlist)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"memory child {mode} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def memory(args: argparse.Namespace, feats, tmp: Path) -> list[tuple[str, float, dict]]:
+    """(reading, file MB, the child's measures) of a gallery of `args.gallery_photos` photos."""
+    from whale_matcher import save_features
+
+    rows = np.resize(np.arange(len(feats)), args.gallery_photos)
+    gallery = feats.take(rows).renamed([f"g{i}" for i in range(args.gallery_photos)])
+    old, new = tmp / "gallery_format_1.npz", tmp / "gallery.npz"
+    save_format_1(old, gallery)
+    save_features(new, gallery)
+    cases = [("format 1, every array read (before)", "before", old), ("format 1, memory-mapped", "mapped", old),
+             ("8 bits (default), memory-mapped", "mapped", new)]  # fmt: skip
+    return [(label, path.stat().st_size / 1e6, measured_child(mode, path, args.shortlist))
+            for label, mode, path in cases]  # fmt: skip
+
+
+def report(args, rows, counts, memory_rows) -> None:
+    photos = sum(KAGGLE_PHOTOS.values()) * REGIONS
+    print(
+        f"{counts['pairs']:,} ordered pairs of {2 * args.photos} synthetic crops ({counts['true']} of one texture), "
+        f"RootSIFT, max_keypoints {args.max_keypoints}, mirrored: {rows[0]['keypoints']:.0f} keypoints a photo "
+        f"(both orientations). Kaggle: {photos:,} crops "
+        f"({', '.join(f'{n:,} {s}' for s, n in KAGGLE_PHOTOS.items())} × {REGIONS} regions)."
+    )
+    print("| storage | kB / photo | Kaggle disk | pairs whose inliers differ | by at most | (largest count) "
+          "| true pairs' mean inliers | verify s |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['label']} | {r['bytes'] / 1e3:.0f} | {r['bytes'] * photos / 1e9:.1f} GB | {r['differ']} of "
+            f"{counts['pairs']:,} | {r['shift']} | {r['largest']} | {r['true_mean']:.1f} | {r['seconds']:.1f} |"
+        )
+    exact = next(r for r in rows if "exact" in r["label"])
+    need = TARGET_GB * 1e9 / photos
+    verdict = "meets it" if exact["bytes"] <= need else f"is {exact['bytes'] * photos / 1e9 - TARGET_GB:.1f} GB over"
+    print(f"Target ≤ {TARGET_GB:.0f} GB ({need / 1e3:.0f} kB a photo): the exact default {verdict}; the most "
+          f"exact storage within it: {next((r['label'] for r in rows if r['bytes'] <= need), 'none')}")  # fmt: skip
+    print(f"\nMemory: a gallery of {args.gallery_photos:,} photos, one query verified against {args.shortlist} of them")
+    print("| gallery file, read | file MB | peak RSS above imports, MB | of the file mapped in, MB |")
+    print("|---|---:|---:|---:|")
+    for label, size_mb, measured in memory_rows:
+        print(f"| {label} | {size_mb:.0f} | {measured['peak_mb']:.0f} | {measured['mapped_mb']:.1f} |")
+    train, touched = KAGGLE_PHOTOS["train"] * REGIONS, args.shortlist * REGIONS * exact["bytes"] / 2
+    print(f"Kaggle: read as before, the train features of both regions take {rows[0]['bytes'] * train / 1e9:.1f} GB "
+          f"before the first query; memory-mapped, a query reads its {args.shortlist} candidates' rows per region "
+          f"({touched / 1e6:.0f} MB at 8 bits, plain orientation only).")  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=24, help="synthetic textures (each also warped)")
     parser.add_argument("--max-keypoints", type=int, default=600, help="the kaggle profile's match setting")
+    parser.add_argument("--gallery-photos", type=int, default=1000, help="photos of the memory test's gallery")
+    parser.add_argument("--shortlist", type=int, default=100, help="candidates verified for the query (match)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    from whale_matcher import MatcherConfig, extract_features, load_features, save_features, verify_pairs
-    from whale_matcher.synthetic import HEIGHT, WIDTH, similarity, texture, warp
-
-    cfg = MatcherConfig(max_keypoints=args.max_keypoints)
+    if args.child:
+        child(args.child[0], Path(args.child[1]), int(args.child[2]))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
-        names, paths = [], []
-        for i in range(args.photos):
-            gray = texture(i, 3 * WIDTH, 3 * HEIGHT)
-            for name, image in ((f"t{i}", gray), (f"w{i}", warp(gray, similarity(size=(3 * WIDTH, 3 * HEIGHT))))):
-                path = Path(tmp) / f"{name}.png"
-                cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
-                names.append(name)
-                paths.append(path)
-        feats = extract_features(names, paths, cfg, progress=False)
-        sizes = {}
-        for compact in (False, True):
-            path = Path(tmp) / f"features_{compact}.npz"
-            save_features(path, feats, compact=compact)
-            sizes[compact] = path.stat().st_size / len(feats)
-        back = load_features(Path(tmp) / "features_True.npz")
-    ram = (feats.xy.nbytes + feats.desc.nbytes + feats.mirrored.xy.nbytes + feats.mirrored.desc.nbytes) / len(feats)
-    pairs = np.array([(i, j) for i in range(len(feats)) for j in range(len(feats)) if i != j])
-    want = verify_pairs(feats, feats, pairs, cfg, progress=False)
-    got = verify_pairs(back, back, pairs, cfg, progress=False)
-    differ = np.flatnonzero(got.inliers != want.inliers)
-    shift = int(np.abs(got.inliers - want.inliers).max()) if len(differ) else 0
-    largest = int(want.inliers[differ].max()) if len(differ) else 0
-    moved = int((got.matches != want.matches).sum())
-
-    photos = sum(KAGGLE_PHOTOS.values()) * REGIONS
-    keypoints = feats.counts().mean() + feats.mirrored.counts().mean()
-    print(
-        f"{len(feats)} synthetic crops ({3 * WIDTH}×{3 * HEIGHT}), RootSIFT, max_keypoints {args.max_keypoints}, "
-        f"mirrored: {keypoints:.0f} keypoints a photo (both orientations)"
-    )
-    print(
-        f"{len(pairs):,} pairs verified from both files: inliers differ in {len(differ)} pairs (by at most {shift}; "
-        f"their largest float32 count {largest}), ratio-test matches moved in {moved} pairs"
-    )
-    print(f"Kaggle: {photos:,} crops ({', '.join(f'{n:,} {s}' for s, n in KAGGLE_PHOTOS.items())} × {REGIONS} regions)")
-    print("| storage | bytes / photo | disk, all crops | RAM, all crops loaded (float32) |")
-    print("|---|---:|---:|---:|")
-    for compact, label in ((False, "float32 (default)"), (True, "compact: float16 descriptors")):
-        print(
-            f"| {label} | {sizes[compact] / 1e3:.0f} kB | {sizes[compact] * photos / 1e9:.1f} GB | "
-            f"{ram * photos / 1e9:.1f} GB |"
-        )
+        rows, feats, counts = answers_and_disk(args, Path(tmp))
+        memory_rows = memory(args, feats, Path(tmp))
+    report(args, rows, counts, memory_rows)
     return 0
 
 

@@ -1,7 +1,8 @@
 """Stage `local_features`: keypoints + descriptors of every train and test crop, per region (params `match`).
 
 Reads the prepared tables and the crops; writes `<out>/<region>/<split>.npz` (`whale_matcher.save_features`:
-arrays only, no pickle) and the metrics file. With `match.enabled: false` it writes the metrics file alone, so
+arrays only, no pickle, SIFT as its histogram bytes or `match.features.descriptor_bits` codes; read back
+memory-mapped) and the metrics file. With `match.enabled: false` it writes the metrics file alone, so
 the stage costs nothing when verification is off (`whale_reid.stages.local_features`).
 """
 

@@ -17,7 +17,8 @@ def test_unknown_key_is_named_with_its_section():
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("ratio", 1.5), ("ratio", 0.0), ("max_keypoints", 0), ("reproj_px", -1.0), ("min_matches", 1), ("workers", 0)],
+    [("ratio", 1.5), ("ratio", 0.0), ("max_keypoints", 0), ("reproj_px", -1.0), ("min_matches", 1), ("workers", 0)]
+    + [("descriptor_bits", 3), ("descriptor_bits", 9)],
 )
 def test_bad_range_names_the_key(key, value):
     with pytest.raises(ConfigError, match=rf"match\.features\.{key}"):

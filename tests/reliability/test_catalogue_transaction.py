@@ -14,7 +14,13 @@ import pytest
 from tests.reliability.catalogue import make_repo, unit_rows, write_crop, write_decisions, write_query_file
 from whale_core import InputError, file_sha256
 from whale_matcher import Features, save_features
-from whale_reid.answers.verification import FEATURES_SHA256, gallery_features_path, query_features_path
+from whale_reid.answers.verification import (
+    FEATURES_SHA256,
+    features_path,
+    gallery_features_path,
+    query_features_path,
+    save_gallery_features,
+)
 from whale_reid.catalogue.audit import read_log
 from whale_reid.catalogue.commands import export, merge, printable_log
 from whale_reid.catalogue.decisions import read_decisions
@@ -203,3 +209,18 @@ def test_swapped_feature_files_are_named(tmp_path: Path) -> None:
     trained = GalleryIndex.load(repo / BASE_GALLERY)
     with pytest.raises(InputError, match="features_fullbody.npz: not the file recorded in"):
         load_version_features(trained, repo / BASE_GALLERY, repo / BASE_GALLERY, ["fullbody"])
+
+
+def test_gallery_features_are_linked_and_keep_their_digest_through_a_rerun(tmp_path: Path) -> None:
+    """predict links the train features beside the gallery (no second copy); a later local_features run
+    replaces its file by renaming, so the gallery keeps the bytes its recorded digest names."""
+    features, gallery_dir, ids = tmp_path / "features", tmp_path / "models" / "gallery", [f"g{i}.jpg" for i in range(6)]
+    save_features(features_path("fullbody", "train", features), _features(ids, 0))
+    digests = save_gallery_features(gallery_dir, ["fullbody"], features)
+    source, placed = features_path("fullbody", "train", features), gallery_features_path(gallery_dir, "fullbody")
+    assert placed.stat().st_ino == source.stat().st_ino and digests == {"fullbody": file_sha256(source)}
+    gallery = GalleryIndex.build(unit_rows(6, 0), ids, [f"id{i % 3}" for i in range(6)], ["beluga"] * 6,
+                                 {**CALIBRATED, FEATURES_SHA256: digests})  # fmt: skip
+    save_features(source, _features(["t0.jpg"], 1))  # the stage re-run: a new file under the old name
+    loaded = load_version_features(gallery, gallery_dir, gallery_dir, ["fullbody"])["fullbody"]
+    assert loaded.image.tolist() == ids and file_sha256(placed) == digests["fullbody"]

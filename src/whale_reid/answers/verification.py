@@ -13,7 +13,6 @@ Composed once here (the wildlife-tools way: extractor → similarity → calibra
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from whale_core import REGIONS, Config, ConfigError, InputError, atomic_write_bytes
+from whale_core import REGIONS, Config, ConfigError, InputError, atomic_link, file_sha256
 from whale_matcher import Features, MatcherConfig, load_features, outline_distance, verify_pairs
 from whale_retrieval.calibration import SIMILARITY, CalibrationError, PairCalibrator
 from whale_retrieval.fusion import fit_fusion
@@ -110,16 +109,17 @@ FEATURES_SHA256 = "features_sha256"
 def save_gallery_features(
     gallery_dir: Path, regions: Sequence[str], features_dir: Path = FEATURES_DIR
 ) -> dict[str, str]:
-    """Copy the train photos' features beside a gallery (what `whale-reid identify` verifies against).
+    """Put the train photos' features beside a gallery (what `whale-reid identify` verifies against).
+
+    Hard-linked where the filesystem allows (a Kaggle-size file is not written twice), else copied.
 
     Returns:
-        region → sha256 of the file written: record it in the gallery's settings (FEATURES_SHA256), saved after.
+        region → sha256 of the file placed: record it in the gallery's settings (FEATURES_SHA256), saved after.
     """
     digests = {}
     for region in regions:
-        data = features_path(region, "train", features_dir).read_bytes()
-        atomic_write_bytes(gallery_features_path(gallery_dir, region), data)
-        digests[region] = hashlib.sha256(data).hexdigest()
+        placed = atomic_link(features_path(region, "train", features_dir), gallery_features_path(gallery_dir, region))
+        digests[region] = file_sha256(placed)
     return digests
 
 

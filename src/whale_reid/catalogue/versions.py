@@ -29,7 +29,7 @@ import pandas as pd
 
 from whale_core import (
     InputError,
-    atomic_write_bytes,
+    atomic_link,
     atomic_write_csv,
     atomic_write_text,
     file_sha256,
@@ -196,10 +196,7 @@ def write_version(
         for region, part in features.items():
             target = enrolled_features_path(tmp, region)
             if isinstance(part, Path):
-                try:
-                    os.link(part, target)
-                except OSError:  # another filesystem, or one without hard links
-                    atomic_write_bytes(target, part.read_bytes())
+                atomic_link(part, target)
             else:
                 save_features(target, part)
             digests[region] = file_sha256(target)

@@ -19,7 +19,8 @@ def extract_crop_features(cfg: MatchConfig, prepared: Path, crops: Path, out: Pa
     """Write `<out>/<region>/<split>.npz` for every configured region (nothing when verification is off).
 
     Returns:
-        The summary the stage writes: per region and split the mean keypoint count and the crops without any.
+        The summary the stage writes: per region and split the mean keypoint count, the crops without any and
+        the file's size (descriptors kept as `match.features.descriptor_bits` says: `whale_matcher.coding`).
     """
     out.mkdir(parents=True, exist_ok=True)  # the stage's output folder exists even when verification is off
     summary: dict = {"enabled": cfg.enabled, "extractor": cfg.features.extractor}
@@ -41,6 +42,9 @@ def extract_crop_features(cfg: MatchConfig, prepared: Path, crops: Path, out: Pa
                 traced = feats.outline_lengths.min(axis=1) > 0
                 summary[f"{region}_{split}_outline_traced"] = round(float(traced.mean()) if len(traced) else 0.0, 4)
                 log.info("%s %s: fin outline traced on %.0f%% of the crops", region, split, 100 * traced.mean())
-            save_features(features_path(region, split, out), feats)
-            log.info("%s %s: %d crops, %.0f keypoints each", region, split, len(feats), counts.mean())
+            path = features_path(region, split, out)
+            save_features(path, feats)
+            summary[f"{region}_{split}_file_mb"] = round(path.stat().st_size / 1e6, 1)
+            log.info("%s %s: %d crops, %.0f keypoints each, %s descriptors", region, split, len(feats), counts.mean(),
+                     feats.coding)  # fmt: skip
     return summary

@@ -9,6 +9,7 @@ from whale_core.env import OFFLINE_ENV, configure_offline_env
 from whale_core.errors import InputError, os_error_line
 from whale_core.images import ImageLoadError, image_size, load_rgb, resolve_image_path, verify_image
 from whale_core.io import (
+    atomic_link,
     atomic_path,
     atomic_write_bytes,
     atomic_write_csv,
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "ImageLoadError",
     "InputError",
+    "atomic_link",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_csv",

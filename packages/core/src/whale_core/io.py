@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,31 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def atomic_link(source: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Make `path` the same file as `source`, replacing it atomically, and return it.
+
+    A hard link (no bytes copied, no space taken) where both lie on one filesystem that has them; else a copy.
+    Either way `path` then holds `source`'s bytes, so a digest of one is the digest of the other. Writers here
+    replace files by renaming (`atomic_path`), never in place, so a later rewrite of `source` leaves `path`.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _create_temp(target)
+    tmp.unlink()
+    try:
+        os.link(source, tmp)
+    except OSError:  # another filesystem, or one without hard links: copy
+        with atomic_path(target) as copy:
+            shutil.copyfile(source, copy)
+        return target
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

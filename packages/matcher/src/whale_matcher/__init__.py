@@ -1,7 +1,8 @@
 """Local-feature verification of whale/dolphin crop pairs: keypoints, ratio test, geometric inliers.
 
 RootSIFT (default), SIFT, ORB or AKAZE keypoints are extracted per crop (and per mirrored crop) into a
-CSR `Features` cache; `verify_pairs` re-scores (query, gallery) candidate pairs by ratio-test matches and
+CSR `Features` cache (SIFT kept as its histogram bytes, `whale_matcher.coding`; files memory-mapped on
+read, `whale_matcher.storage`); `verify_pairs` re-scores (query, gallery) candidate pairs by ratio-test matches and
 RANSAC inliers, batched per query. OpenCV + numpy; torch, when installed with bf16 kernels, only speeds
 up the descriptor matmul (`MatcherConfig.matmul`, same answers). `synthetic` and `reference` hold the
 textured test crops and the plain per-pair OpenCV loop that tests and benchmarks compare against. With
@@ -9,14 +10,17 @@ textured test crops and the plain per-pair OpenCV loop that tests and benchmarks
 integral curvature from the tip) and `outline_distance` compares two by dynamic time warping.
 """
 
+from whale_matcher.coding import Coding
 from whale_matcher.config import MatcherConfig
 from whale_matcher.extractors import EXTRACTORS, Extractor, akaze_available, make_extractor, register
-from whale_matcher.features import Features, extract_features, load_features, save_features
+from whale_matcher.features import Features, extract_features
 from whale_matcher.outline import Outline, outline_distance, trace_outline
+from whale_matcher.storage import load_features, save_features
 from whale_matcher.verify import PairEvidence, draw_matches, match_pair, match_photos, verify_pairs
 
 __all__ = [
     "EXTRACTORS",
+    "Coding",
     "Extractor",
     "Features",
     "akaze_available",

@@ -36,7 +36,7 @@ def _candidate_block(gallery: Features, rows: np.ndarray) -> tuple[np.ndarray, n
     slot = np.arange(width)
     valid = slot[None, :] < counts[:, None]
     keypoint = np.where(valid, starts[:, None] + slot[None, :], -1)
-    vec, norm = vectors(gallery.desc[keypoint[valid]])
+    vec, norm = vectors(gallery.descriptors(keypoint[valid]))
     block = np.zeros((len(rows) * width, vec.shape[1] + 1), np.float32)
     flat = valid.reshape(-1)
     block[flat, :-1] = vec

@@ -39,6 +39,10 @@ class MatcherConfig(Config):
             descriptors and `mutual` always use fp32.
         outline: also trace each crop's fin outline (`whale_matcher.outline`; ~40 ms a crop): the evidence of
             fins, whose identity lives in the nicks of the trailing edge.
+        descriptor_bits: how SIFT / RootSIFT descriptors are kept in memory and in the features files
+            (`whale_matcher.coding`). 8 = OpenCV's SIFT histogram bytes, exact: the answers of float32 at a
+            quarter of its bytes. 4–7 = √-histogram codes of that many bits, lossy (6: 96 bytes a descriptor;
+            benchmarks/features.py measures the inliers it moves). Binary descriptors are kept as they are.
     """
 
     SECTION = "match.features"
@@ -49,6 +53,7 @@ class MatcherConfig(Config):
         "reproj_px": "(0, 1000]",
         "min_matches": ">= 2",  # the fewest points that determine a similarity (a full affine: 3, checked below)
         "workers": "[1, 256]",
+        "descriptor_bits": "[4, 8]",  # 8 = exact
     }
 
     extractor: Literal["rootsift", "sift", "orb", "akaze"] = "rootsift"
@@ -63,6 +68,7 @@ class MatcherConfig(Config):
     workers: int = 1
     matmul: Literal["auto", "fp32", "bf16"] = "auto"
     outline: bool = False
+    descriptor_bits: int = 8
 
     def __post_init__(self) -> None:
         super().__post_init__()

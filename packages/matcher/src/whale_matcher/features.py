@@ -1,14 +1,15 @@
-"""Keypoints + descriptors of many crops in one CSR layout: extraction, subsetting, `.npz` storage.
+"""Keypoints + descriptors of many crops in one CSR layout: extraction and subsetting.
 
 `extract_features` reads every crop through `whale_core.load_rgb`, converts it to grayscale and runs a
 registered extractor (`whale_matcher.extractors`); with `cfg.mirror` it also describes the horizontally
-flipped crop. `save_features` / `load_features` store it all in one pickle-free `.npz`.
+flipped crop. Descriptors stay in their coding (`whale_matcher.coding`: SIFT as its histogram bytes) and
+become compared vectors in `Features.descriptors`, only for the rows asked; `whale_matcher.storage` saves
+them and reads them back memory-mapped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,16 +17,15 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from whale_core import InputError, atomic_path, load_rgb
+from whale_core import InputError, load_rgb
 from whale_matcher import _parallel
+from whale_matcher._rows import RowChain
+from whale_matcher.coding import Coding
 from whale_matcher.config import MatcherConfig
 from whale_matcher.extractors import make_extractor
 from whale_matcher.outline import RADII, SIDE_POINTS, trace_outline
 
-FORMAT_VERSION = 1
 _CHUNK_PHOTOS = 16
-_ARRAYS = ("offsets", "xy", "desc", "size")
-_OUTLINE_ARRAYS = ("outline_sides", "outline_lengths")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,14 +36,19 @@ class Features:
         image: str [n] photo ids.
         offsets: int64 [n+1]; photo i's keypoints are rows `offsets[i]:offsets[i+1]`.
         xy: float32 [N, 2] keypoint coordinates (x, y) in the crop's pixels.
-        desc: float32 [N, D] (RootSIFT: L1-normalised then square-rooted, so unit L2) or uint8 [N, bytes] for
-            the binary ORB / AKAZE descriptors.
+        desc: [N, stored width] descriptors in `coding` (uint8 SIFT histograms, packed bits, or float32
+            vectors); `descriptors` gives the vectors compared.
         size: int32 [n, 2] crop width, height.
         mirrored: the same photos' features computed on the horizontally flipped crop (xy in the flipped
             frame: x_flipped = width − 1 − x), when extracted with `mirror`; else None.
         outline_sides, outline_lengths: the fin outlines, when extracted with `outline`
             (`whale_matcher.outline.Outline`: float32 [n, 2, SIDE_POINTS, len(RADII)] and int32 [n, 2], lengths
             0 where no fin was traced); else None.
+        coding: how `desc` is held (`whale_matcher.coding.Coding`); None = plain vectors, taken from the dtype
+            (float32 compared as they are, uint8 as packed bits).
+
+    xy, desc and the outline arrays may be memory-mapped (`whale_matcher.storage.load_features`) or joined
+    parts (`whale_matcher._rows.RowChain`, from `concat`): the methods read only the rows they need.
 
     Raises:
         ValueError: on construction, when the arrays do not fit together.
@@ -57,22 +62,26 @@ class Features:
     mirrored: Features | None = None
     outline_sides: np.ndarray | None = None
     outline_lengths: np.ndarray | None = None
+    coding: Coding | None = None
 
     def __post_init__(self) -> None:
+        if self.coding is None:
+            object.__setattr__(self, "coding", Coding.of_array(self.desc))
         n, offsets = len(self.image), self.offsets
         if self.image.ndim != 1 or offsets.shape != (n + 1,) or self.size.shape != (n, 2):
             raise ValueError(f"inconsistent shapes: {n} images, offsets {offsets.shape}, size {self.size.shape}")
         total = len(self.xy)
-        if self.xy.shape != (total, 2) or self.desc.ndim != 2 or len(self.desc) != total:
+        self.coding.check(self.desc)
+        if self.xy.shape != (total, 2) or len(self.desc) != total:
             raise ValueError(f"inconsistent keypoint arrays: xy {self.xy.shape}, desc {self.desc.shape}")
         if offsets[0] != 0 or offsets[-1] != total or (np.diff(offsets) < 0).any():
             raise ValueError(f"offsets must rise from 0 to {total} keypoints")
-        if self.desc.dtype not in (np.float32, np.uint8):
-            raise ValueError(f"descriptors must be float32 or uint8, not {self.desc.dtype}")
         if self.mirrored is not None and (
-            len(self.mirrored) != n or self.mirrored.desc.shape[1:] != self.desc.shape[1:]
+            len(self.mirrored) != n
+            or self.mirrored.coding != self.coding
+            or self.mirrored.desc.shape[1:] != self.desc.shape[1:]
         ):
-            raise ValueError("mirrored features must describe the same photos with the same descriptor")
+            raise ValueError("mirrored features must describe the same photos with the same descriptor coding")
         if (self.outline_sides is None) != (self.outline_lengths is None):
             raise ValueError("outline sides and lengths come together")
         if self.outline_sides is not None and (
@@ -86,7 +95,12 @@ class Features:
     @property
     def binary(self) -> bool:
         """Whether the descriptors are packed bits (compared by Hamming distance)."""
-        return self.desc.dtype == np.uint8
+        return self.coding.binary
+
+    @property
+    def dim(self) -> int:
+        """Length of the compared descriptor vectors (floats, or bytes of packed bits)."""
+        return self.coding.dim(self.desc.shape[1])
 
     @property
     def has_outlines(self) -> bool:
@@ -97,10 +111,14 @@ class Features:
         """int64 [n] keypoints per photo."""
         return np.diff(self.offsets)
 
+    def descriptors(self, rows: slice | np.ndarray) -> np.ndarray:
+        """The compared vectors of keypoint rows `rows`: float32 [m, dim], or packed bits (uint8) when binary."""
+        return self.coding.decode(self.desc[rows])
+
     def keypoints(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """(xy [m, 2], desc [m, D]) of photo `i`."""
-        start, stop = self.offsets[i], self.offsets[i + 1]
-        return self.xy[start:stop], self.desc[start:stop]
+        """(xy [m, 2], compared descriptor vectors [m, dim]) of photo `i`."""
+        rows = slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+        return np.asarray(self.xy[rows]), self.descriptors(rows)
 
     def take(self, rows: Sequence[int] | np.ndarray) -> Features:
         """The features of photos `rows` (indices, or a boolean mask), in that order (mirrored too)."""
@@ -114,7 +132,7 @@ class Features:
         mirrored = self.mirrored.take(rows) if self.mirrored is not None else None
         outlines = (self.outline_sides[rows], self.outline_lengths[rows]) if self.has_outlines else (None, None)
         return Features(self.image[rows], offsets, self.xy[index], self.desc[index], self.size[rows], mirrored,
-                        *outlines)  # fmt: skip
+                        *outlines, coding=self.coding)  # fmt: skip
 
     def renamed(self, image: Sequence[str]) -> Features:
         """The same features under other photo ids (one per photo, mirrored part too)."""
@@ -122,15 +140,34 @@ class Features:
         mirrored = self.mirrored.renamed(ids) if self.mirrored is not None else None
         return dataclasses.replace(self, image=ids, mirrored=mirrored)
 
+    def as_vectors(self) -> Features:
+        """These features with the compared vectors as descriptors (coding `float`, or `binary` as they are).
+
+        Reads every descriptor (mirrored ones too) unless they already are float32 vectors or packed bits.
+        """
+        if self.binary or (self.coding.kind == "float" and self.desc.dtype == np.float32):
+            return self
+        mirrored = self.mirrored.as_vectors() if self.mirrored is not None else None
+        vectors = self.descriptors(slice(None))
+        return dataclasses.replace(self, desc=vectors, coding=Coding("float"), mirrored=mirrored)
+
     @classmethod
     def concat(cls, parts: Sequence[Features]) -> Features:
-        """The photos of every part, in order (all with the same descriptor kind, all mirrored or none).
+        """The photos of every part, in order (all mirrored or none, all with fin outlines or none).
+
+        The keypoint arrays are not copied: xy, desc and the outlines become `RowChain`s over the parts' own
+        (memory-mapped ones stay unread). Parts whose descriptors are held differently (a format-1 file beside
+        a newer one, other `bits`) are joined as float32 vectors (`as_vectors`: those parts are read whole).
 
         Raises:
-            ValueError: no parts, or parts that cannot be joined.
+            ValueError: no parts, binary and float descriptors together, or parts that cannot be joined.
         """
         if not parts:
             raise ValueError("Features.concat: no parts")
+        if len({p.binary for p in parts}) > 1:
+            raise ValueError("Features.concat: binary and float descriptors cannot be joined")
+        if len({(p.coding, p.desc.dtype) for p in parts}) > 1:
+            parts = [p.as_vectors() for p in parts]
         counts = np.concatenate([p.counts() for p in parts])
         offsets = np.zeros(len(counts) + 1, np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -143,17 +180,18 @@ class Features:
         if any(p.has_outlines for p in parts):
             if not all(p.has_outlines for p in parts):
                 raise ValueError("Features.concat: some parts have fin outlines, some not")
-            sides = np.concatenate([p.outline_sides for p in parts])
-            lengths = np.concatenate([p.outline_lengths for p in parts])
+            sides = RowChain([p.outline_sides for p in parts])
+            lengths = RowChain([p.outline_lengths for p in parts])
         return cls(
             image=np.concatenate([p.image for p in parts]),
             offsets=offsets,
-            xy=np.concatenate([p.xy for p in parts]),
-            desc=np.concatenate([p.desc for p in parts]),
+            xy=RowChain([p.xy for p in parts]),
+            desc=RowChain([p.desc for p in parts]),
             size=np.concatenate([p.size for p in parts]),
             mirrored=mirrored,
             outline_sides=sides,
             outline_lengths=lengths,
+            coding=parts[0].coding,
         )
 
     @classmethod
@@ -165,12 +203,14 @@ class Features:
         sizes: np.ndarray,
         *,
         empty_desc: np.ndarray,
+        coding: Coding | None = None,
     ) -> Features:
         """Assemble per-photo arrays (no mirrored part) into one CSR `Features`.
 
         Args:
-            images, xys, descs, sizes: per photo: id, [m, 2] points, [m, D] descriptors, (width, height).
-            empty_desc: a [0, D] array of the descriptor dtype (what an empty set of photos holds).
+            images, xys, descs, sizes: per photo: id, [m, 2] points, [m, D] stored descriptors, (width, height).
+            empty_desc: a [0, D] array of the stored descriptors' dtype (what an empty set of photos holds).
+            coding: how the descriptors are held (None: plain vectors, `Coding.of_array`).
         """
         offsets = np.zeros(len(images) + 1, np.int64)
         np.cumsum([len(x) for x in xys], out=offsets[1:])
@@ -180,6 +220,7 @@ class Features:
             xy=np.concatenate([np.zeros((0, 2), np.float32), *xys]).astype(np.float32, copy=False),
             desc=np.concatenate([empty_desc, *descs]),
             size=np.asarray(sizes, np.int32).reshape(len(images), 2),
+            coding=coding,
         )
 
 
@@ -196,6 +237,7 @@ def _extract_chunk(task: list[tuple[str, str]]) -> list[tuple]:
     """Worker: per photo (w, h, xy, desc, mirrored xy, mirrored desc, outline) of a chunk of (image, path)."""
     cfg: MatcherConfig = _parallel.shared()
     extractor = make_extractor(cfg.extractor, cfg.max_keypoints)
+    coding = extractor.coding(cfg.descriptor_bits)
     out = []
     for _image, path in task:
         rgb = np.asarray(load_rgb(path))
@@ -203,7 +245,8 @@ def _extract_chunk(task: list[tuple[str, str]]) -> list[tuple]:
         xy, desc = extractor.detect_and_describe(gray)
         mxy, mdesc = extractor.detect_and_describe(cv2.flip(gray, 1)) if cfg.mirror else (None, None)
         outline = trace_outline(rgb) if cfg.outline else None
-        out.append((gray.shape[1], gray.shape[0], xy, desc, mxy, mdesc, outline))
+        stored = coding.encode(desc), None if mdesc is None else coding.encode(mdesc)
+        out.append((gray.shape[1], gray.shape[0], xy, stored[0], mxy, stored[1], outline))
     return out
 
 
@@ -215,7 +258,8 @@ def extract_features(
     Args:
         images: photo ids, one per path.
         paths: crop files (any format `whale_core.load_rgb` reads).
-        cfg: extractor, `max_keypoints`, `mirror` (also describe the flipped crop) and `workers`.
+        cfg: extractor, `max_keypoints`, `mirror` (also describe the flipped crop), `descriptor_bits` (how
+            the descriptors are kept: `whale_matcher.coding`) and `workers`.
         progress: show a tqdm bar.
 
     Returns:
@@ -236,8 +280,9 @@ def extract_features(
             photos.extend(chunk)
             bar.update(len(chunk))
     sizes = np.array([(p[0], p[1]) for p in photos], np.int32).reshape(-1, 2)
-    empty_desc = extractor.empty()[1]
-    plain = Features.from_photos(images, [p[2] for p in photos], [p[3] for p in photos], sizes, empty_desc=empty_desc)
+    coding = extractor.coding(cfg.descriptor_bits)
+    stored = {"empty_desc": coding.encode(extractor.empty()[1]), "coding": coding}
+    plain = Features.from_photos(images, [p[2] for p in photos], [p[3] for p in photos], sizes, **stored)
     if cfg.outline:
         sides = np.stack([p[6].sides for p in photos]) if photos else np.zeros((0, 2, SIDE_POINTS, len(RADII)))
         lengths = np.stack([p[6].lengths for p in photos]) if photos else np.zeros((0, 2))
@@ -246,59 +291,5 @@ def extract_features(
         )
     if not cfg.mirror:
         return plain
-    mirrored = Features.from_photos(
-        images, [p[4] for p in photos], [p[5] for p in photos], sizes, empty_desc=empty_desc
-    )
+    mirrored = Features.from_photos(images, [p[4] for p in photos], [p[5] for p in photos], sizes, **stored)
     return dataclasses.replace(plain, mirrored=mirrored)
-
-
-def save_features(path: Path, feats: Features, *, compact: bool = False) -> None:
-    """Write `feats` (and its mirrored part) to one uncompressed `.npz`, atomically; loadable without pickle.
-
-    Args:
-        compact: float descriptors stored as float16 (half the bytes of the largest array; read back as float32).
-            RootSIFT components lie in [0, 1], where float16 keeps 11 significant bits: the matching scores move
-            by ~1e-3 at most (benchmarks/features.py measures the answers against float32). Binary
-            descriptors are stored as they are.
-    """
-
-    def stored(desc: np.ndarray) -> np.ndarray:
-        return desc.astype(np.float16) if compact and desc.dtype == np.float32 else desc
-
-    arrays = {"format_version": np.array(FORMAT_VERSION), "image": feats.image.astype(str)}
-    arrays.update({name: getattr(feats, name) for name in _ARRAYS} | {"desc": stored(feats.desc)})
-    if feats.mirrored is not None:
-        arrays.update({f"mirrored_{name}": getattr(feats.mirrored, name) for name in _ARRAYS})
-        arrays["mirrored_desc"] = stored(feats.mirrored.desc)
-    if feats.has_outlines:
-        arrays.update({name: getattr(feats, name) for name in _OUTLINE_ARRAYS})
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-
-
-def load_features(path: Path) -> Features:
-    """Read what `save_features` wrote.
-
-    Raises:
-        InputError: naming the file when it is missing, not a features file, corrupt or inconsistent.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: features file not found")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-        version = int(arrays.pop("format_version"))
-        if version != FORMAT_VERSION:
-            raise ValueError(f"format version {version}, this code reads {FORMAT_VERSION}")
-        image = arrays.pop("image")
-        for name in ("desc", "mirrored_desc"):  # compact files keep float descriptors as float16
-            if name in arrays and arrays[name].dtype == np.float16:
-                arrays[name] = arrays[name].astype(np.float32)
-        mirrored = None
-        if "mirrored_offsets" in arrays:
-            mirrored = Features(image, **{name: arrays.pop(f"mirrored_{name}") for name in _ARRAYS})
-        outlines = {name: arrays.pop(name) for name in _OUTLINE_ARRAYS if name in arrays}
-        return Features(image, **{name: arrays.pop(name) for name in _ARRAYS}, mirrored=mirrored, **outlines)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise InputError(f"{path}: not a readable features file ({err})") from None

@@ -50,10 +50,10 @@ def _check(query: Features, gallery: Features, pairs: np.ndarray, cfg: MatcherCo
     pairs = pairs.astype(np.int64, copy=False)
     if len(pairs) and ((pairs.min(axis=0) < 0).any() or (pairs.max(axis=0) >= [len(query), len(gallery)]).any()):
         raise ValueError(f"pairs index beyond {len(query)} query / {len(gallery)} gallery photos")
-    if query.desc.dtype != gallery.desc.dtype or query.desc.shape[1] != gallery.desc.shape[1]:
+    if not query.coding.compatible(gallery.coding) or query.dim != gallery.dim:
         raise InputError(
-            f"query descriptors {query.desc.dtype}×{query.desc.shape[1]} do not match the gallery's "
-            f"{gallery.desc.dtype}×{gallery.desc.shape[1]} (features of different extractors?)"
+            f"query descriptors ({query.coding}, {query.dim}) do not match the gallery's ({gallery.coding}, "
+            f"{gallery.dim}) (features of different extractors?)"
         )
     if cfg.mirror and query.mirrored is None:
         raise InputError("match.features.mirror is on but the query features were extracted without mirror")
