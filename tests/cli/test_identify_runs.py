@@ -41,7 +41,7 @@ def test_a_second_identify_into_the_same_folder_fails_clearly_and_enroll_reads_t
     decisions.write_text(f"photo,decision,individual_id\n{photo},new,seen-once\n")
     enrolled = run_in(repo, "whale-reid", "enroll", str(decisions), "--identify-dir", str(out))
     assert enrolled.returncode == 0, enrolled.stderr[-2000:]
-    assert verify_run(out) == run_id and not list(tmp_path.glob(".run.*.staging"))
+    assert verify_run(out) == run_id and not list(tmp_path.glob(".run.*"))  # no staging folder, no lock file
 
 
 def test_a_bomb_header_and_a_250_byte_name_in_a_folder_do_not_abort_the_survey(

@@ -95,15 +95,15 @@ def test_stage_writes_outputs_and_one_parent_with_a_child_per_fold(tmp_path, cro
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == metrics["parent_run_id"]]
     assert len(parents) == 1 and parents[0].info.run_name == "embedder/demo" and len(children) == 2
     parent = parents[0]
-    assert parent.data.metrics["cv_map5"] == metrics["cv_map5"]  # one row compares models:
-    assert parent.data.metrics["cv_map5_std"] == np.std(folds_cv)  # the fold summary and the key params
-    assert [parent.data.metrics[f"cv_map5_fold{k}"] for k in (0, 1)] == folds_cv
+    # one row compares models: the fold summary, as the metrics file has it (a std under 0.001 keeps 4 significant
+    # digits in MLflow, so the two agree to the 4th decimal), and the key params
+    assert {key: parent.data.metrics[key] for key in want} == pytest.approx(dvc_metrics, abs=5e-5)
     assert parent.data.params["backbone"] == tiny_params["backbone"] and parent.data.params["folds"] == "0,1"
     assert {"curves/folds.csv", "curves/folds.png"} <= artifact_files(client, parent.info.run_id)
     for child in children:
         fold = child.data.tags["fold"]
         assert child.info.run_id == metrics["folds"][fold]["run_id"] and child.info.run_name == f"fold{fold}"
-        assert child.data.metrics["cv_map5"] == metrics["folds"][fold]["cv_map5"]
+        assert child.data.metrics["cv_map5"] == round(metrics["folds"][fold]["cv_map5"], 4)
         assert {"val_map5", "train_loss", "lr", "git_sha"} <= set(child.data.metrics) | set(child.data.tags)
         # only measured epochs carry validation numbers
         assert [m.step for m in client.get_metric_history(child.info.run_id, "val_map5")] == [0, 2]

@@ -1,5 +1,6 @@
 """An identify `--out` folder is one run: a second writer fails clearly, a killed run leaves the last
-complete one, a set mixed from two runs is refused by `enroll`, and concurrent enrolls take turns."""
+complete one, a set mixed from two runs is refused by `enroll`, and concurrent enrolls take turns; the locks
+that make them take turns exclude each other across processes and leave no file behind."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from tests.reliability.catalogue import make_repo, write_decisions, write_run
 from whale_core import InputError
 from whale_reid.catalogue.enroll import enroll
-from whale_reid.catalogue.run_folder import RunFolder, verify_run
+from whale_reid.catalogue.run_folder import RunFolder, file_lock, reading_run, verify_run
 from whale_reid.catalogue.versions import CATALOGUE
 from whale_retrieval import GalleryIndex
 
@@ -117,6 +118,64 @@ def test_concurrent_enrolls_take_turns(repo: Path, tmp_path: Path) -> None:
     assert (repo / CATALOGUE / "CURRENT").read_text().strip() == f"v{n:04d}"
     last = GalleryIndex.load(repo / CATALOGUE / "versions" / f"v{n:04d}")
     assert sorted(last.labels[-n:]) == [f"animal{i}" for i in range(n)]  # each saw the version before it
+
+
+def test_identify_and_enroll_leave_no_lock_file(repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "identify"
+    write_run(out, repo, ["abc-p0.jpg"], [CROP])
+    assert enroll(repo, write_decisions(tmp_path / "d.csv", 1), out).version == "v0001"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "identify", "repo"]  # no `.identify.lock`
+    assert not list((repo / CATALOGUE).glob(".*"))  # nor the catalogue's `.lock`
+
+
+def test_a_writer_and_a_reader_of_one_folder_exclude_each_other(repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "identify"
+    run_id = write_run(out, repo, ["abc-p0.jpg"], [CROP])
+    with reading_run(out) as read, reading_run(out) as read_again:  # readers share
+        assert read == read_again == run_id
+        with pytest.raises(InputError, match="another identify run is writing this folder now"):
+            RunFolder(out).__enter__()
+    with RunFolder(out), pytest.raises(InputError, match="an identify run is writing this folder now"):
+        reading_run(out).__enter__()
+    assert not list(tmp_path.glob(".identify*"))
+
+
+def _count_under_lock(lock: Path, counter: Path, times: int, barrier) -> None:
+    """Add 1 to the number in `counter` `times` times, each a read and a write under the exclusive lock."""
+    barrier.wait()
+    for _ in range(times):
+        with file_lock(lock, exclusive=True, wait=True, busy="busy"):
+            value = int(counter.read_text())
+            counter.write_text("being written")
+            counter.write_text(str(value + 1))
+
+
+def _read_under_lock(lock: Path, counter: Path, times: int, barrier, seen) -> None:
+    """Read `counter` `times` times under the shared lock; report any read that caught a writer mid-way."""
+    barrier.wait()
+    for _ in range(times):
+        with file_lock(lock, exclusive=False, wait=True, busy="busy"):
+            if not counter.read_text().isdigit():
+                seen.put("a reader saw a half-done write")
+
+
+def test_processes_exclude_each_other_while_the_lock_file_comes_and_goes(tmp_path: Path) -> None:
+    """Each release removes the file when no one holds it, so waiters wake on a removed file and must take the
+    new one: with 4 writers and 2 readers racing, no increment is lost and no reader sees a write mid-way."""
+    ctx = multiprocessing.get_context("fork")
+    lock, counter, times = tmp_path / ".folder.lock", tmp_path / "counter", 150
+    counter.write_text("0")
+    barrier, seen = ctx.Barrier(6), ctx.Queue()
+    jobs = [ctx.Process(target=_count_under_lock, args=(lock, counter, times, barrier)) for _ in range(4)]
+    jobs += [ctx.Process(target=_read_under_lock, args=(lock, counter, times, barrier, seen)) for _ in range(2)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(120)
+    assert [job.exitcode for job in jobs] == [0] * 6
+    assert seen.empty()
+    assert counter.read_text() == str(4 * times)  # a lost increment = two writers inside at once
+    assert not lock.exists()
 
 
 def test_a_crash_exits_3_and_bad_input_2(repo: Path, tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ and the crops belong together: `enroll` copies the crops, embeddings and metadat
 decided on from the page. So a run writes them into a fresh hidden folder beside `--out`
 (`.<name>.<run id>.staging`), adds `run.json` (its run id and the sha256 of every file) and only then
 switches the folder into place; the npz and the pages carry the same run id. A second writer of the same
-`--out` fails at once with one line (the lock `.<name>.lock` beside it is held), and `enroll` checks
-`run.json` before it reads anything, so a set mixed by hand or by a crash is refused.
+`--out` fails at once with one line (the lock `.<name>.lock` beside it is held; see `file_lock` for why it
+is there and why it does not stay), and `enroll` checks `run.json` before it reads anything, so a set mixed
+by hand or by a crash is refused.
 
 A killed run leaves its staging folder (removed by the next run) and the previous complete folder; a run
 killed between the two renames of the switch leaves `.<name>.<run id>.old`, which the next run (or
@@ -38,9 +39,21 @@ RUN_FILES = {
 }  # fmt: skip
 
 
+# Where the lock lives, and why it does not stay: the lock file must outlive the folder it guards (the
+# folder is renamed aside and replaced by the staging folder, so a file inside it would be a different file
+# after each switch, and before the first run there is no folder at all), and locking the parent folder
+# would make runs into unrelated folders of one parent wait for each other. So the lock is the hidden
+# `.<name>.lock` beside `--out`, and the last process to hold it removes it: a person finds no zero-byte
+# file beside their results. Removing a lock file is safe only by one rule, kept by `file_lock`: whoever
+# takes the lock checks afterwards that the path still names the file it locked (else the file was removed
+# meanwhile: it takes the new one), and a file is removed only by a process holding it exclusively. So any
+# two holders at one time hold the same file, and flock excludes them. A killed holder leaves the file
+# (unlocked) until the next run removes it. The catalogue's `models/catalogue/.lock` follows the same rule.
+
+
 @contextlib.contextmanager
 def file_lock(path: Path, *, exclusive: bool, wait: bool, busy: str) -> Iterator[None]:
-    """Hold `flock` on `path` (created if missing) for the block.
+    """Hold `flock` on `path` (created if missing) for the block; remove the file after if no one holds it.
 
     Args:
         exclusive: a writer's lock; otherwise shared (readers exclude writers only).
@@ -48,18 +61,58 @@ def file_lock(path: Path, *, exclusive: bool, wait: bool, busy: str) -> Iterator
         busy: the message of the InputError raised when `wait` is false and the lock is held.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB)
+    fd = _take(path, mode, busy)
     try:
-        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB)
-        try:
-            fcntl.flock(fd, mode)
-        except OSError as err:
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise InputError(busy) from None
-            raise
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+        _remove_if_unused(path)
+
+
+def _take(path: Path, mode: int, busy: str) -> int:
+    """The descriptor of `path` locked in `mode`, once `path` is seen to still name the locked file."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, mode)
+            except OSError as err:
+                if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise InputError(busy) from None
+                raise
+            if _names(path, fd):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # removed by its last holder between our open and flock: take the file there now
+
+
+def _remove_if_unused(path: Path) -> None:
+    """Remove the lock file unless another process holds it (that one removes it when done)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # removed already, or a folder we may not read
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if _names(path, fd):
+            path.unlink()
+    except OSError:
+        pass  # held by another process, or a read-only folder (the file stays, unlocked)
+    finally:
+        os.close(fd)
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd` (not removed or replaced since it was opened)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
 
 
 def sibling(out: Path, tag: str) -> Path:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import socket
 import subprocess
 import time
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_de
 #: own saved views), opened by `?viewStateShareKey=<key>` in the UI's address.
 SCORES_VIEW_KEY, SHARED_VIEW_TAG = "scores", "mlflow.sharedViewState."
 SCORE_COLUMNS = ("cv_map5", "cv_map5_std", "oof_map5", "test_map5", "map50")  # folds' cv_map5_fold<k> after cv_map5
+METRIC_DECIMALS = 4  #: the decimals of a metric in MLflow, as in the DVC metrics files
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,28 @@ def git_sha() -> str:
 def standard_tags(stage: str, digest: str, **extra: Any) -> dict[str, str]:
     """Tags every run carries: stage, git sha, params digest (what `select` filters on) and extras."""
     return {"stage": stage, "git_sha": git_sha(), "params_digest": digest, **{k: str(v) for k, v in extra.items()}}
+
+
+def metric_value(value: float) -> float:
+    """A metric value as MLflow keeps it: 4 decimals, as the metrics files hold it (0.34351234 → 0.3435).
+
+    A value so small that 4 decimals would leave it fewer than 4 significant digits (a learning rate:
+    0.000123456 → 0.0001235) keeps 4, so its curve is not flattened to 0; NaN and infinities stay as they are.
+    """
+    value = float(value)
+    if not math.isfinite(value) or value == 0:
+        return value
+    return round(value, max(METRIC_DECIMALS, METRIC_DECIMALS - 1 - math.floor(math.log10(abs(value)))))
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    """Log metrics to the active MLflow run, rounded by `metric_value`: every metric the project logs goes here.
+
+    MLflow is for reading; a decision (which folds join the ensemble) uses the exact value its run record keeps.
+    """
+    import mlflow
+
+    mlflow.log_metrics({key: metric_value(value) for key, value in metrics.items()}, step=step)
 
 
 def log_table(frame: Any, artifact_file: str) -> None:

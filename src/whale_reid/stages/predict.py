@@ -22,7 +22,7 @@ from whale_reid.answers.ensemble import ensemble_embeddings, member_checkpoints,
 from whale_reid.answers.head_scores import load_head
 from whale_reid.answers.region_fusion import fuse_query_regions
 from whale_reid.answers.verification import FEATURES_SHA256, MatchConfig, load_feature_sets, save_gallery_features
-from whale_reid.common.tracking import params_digest, standard_tags
+from whale_reid.common.tracking import log_metrics, params_digest, standard_tags
 from whale_reid.dataset.submission import make_submission
 from whale_reid.identify.model_bundle import log_ensemble_model, model_description
 from whale_retrieval import GalleryIndex, KnnConfig, known_new_groups, map_at_5, map_at_5_by_group
@@ -161,7 +161,7 @@ def log_ensemble_run(prediction: Prediction, artifacts: list[Path], registered_m
                            "blend_weight": rule.post.blend_weight,
                            "ensemble_members": len(members),
                            "embedding_dim": int(prediction.gallery.embeddings.shape[1])})  # fmt: skip
-        mlflow.log_metrics({k: float(v) for k, v in prediction.final.items()})
+        log_metrics(prediction.final)
         mlflow.log_dict(prediction.selection, "selection.json")
         for path in artifacts:
             mlflow.log_artifact(str(path), artifact_path="outputs")

@@ -28,7 +28,7 @@ from whale_detector import CropConfig
 from whale_reid.answers.ensemble import member_checkpoints
 from whale_reid.answers.verification import MatchConfig
 from whale_reid.common.params import EmbedderParams
-from whale_reid.common.tracking import TrackingConfig, configure_tracking, standard_tags
+from whale_reid.common.tracking import TrackingConfig, configure_tracking, log_metrics, standard_tags
 from whale_reid.stages.predict import (
     PredictConfig,
     PredictOutputs,
@@ -149,5 +149,5 @@ def run_round(round_number: int, params: dict, paths: RoundPaths) -> dict:
     scores = {"n_pseudo": len(picks), **{f"cv_map5_{m}": v for m, v in cv.items() if v is not None},
               **prediction.final}  # fmt: skip
     with mlflow.start_run(run_id=parent.info.run_id), mlflow.start_run(run_name=f"round{round_number}", nested=True):
-        mlflow.log_metrics({k: float(v) for k, v in scores.items()})
+        log_metrics(scores)
     return scores

@@ -1,13 +1,14 @@
 """Which (model, fold) checkpoints join the ensemble: the `select` stage's rule and the fold runs it reads.
 
 The run records (`<runs>/<model>/runs.json`, written by train_embedder) name the current runs; MLflow is
-asked for exactly those runs (and their params digest), so runs of stale params never leak in.
+asked for exactly those runs (their params digest and score), so runs of stale params never leak in.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,7 @@ from typing import Literal
 import pandas as pd
 
 from whale_core import Config, InputError
+from whale_reid.common.tracking import METRIC_DECIMALS
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +80,14 @@ def folds_from_records(runs_dir: Path, models: list[str]) -> pd.DataFrame:
 
 
 def folds_from_mlflow(expected: pd.DataFrame, allow_fallback: bool) -> tuple[pd.DataFrame, str]:
-    """The same folds with `cv_map5` as MLflow has it, and the source's name; falls back to the records if allowed.
+    """The same folds once MLflow confirms them, and the source's name; falls back to the records if allowed.
+
+    MLflow keeps `cv_map5` rounded (`tracking.metric_value`), so the rule ranks the folds by the records' exact
+    score, which MLflow must agree with to its 4 decimals (two folds 0.61231 and 0.61234 are not a tie).
 
     Raises:
-        InputError: MLflow does not know a run (without the fallback), or knows it with another params digest.
+        InputError: MLflow does not know a run (without the fallback), or knows it with another params digest
+            or another score.
     """
     import mlflow
 
@@ -99,7 +105,10 @@ def folds_from_mlflow(expected: pd.DataFrame, allow_fallback: bool) -> tuple[pd.
         log.warning("%s; selecting from the run records instead", message)
         return expected, "metrics_files"
     table = expected.copy()
-    table["cv_map5"] = [float(known.loc[rid, "metrics.cv_map5"]) for rid in table["run_id"]]
+    for rid, exact in zip(table["run_id"], table["cv_map5"]):
+        logged = float(known.loc[rid, "metrics.cv_map5"])
+        if not math.isclose(logged, exact, rel_tol=0, abs_tol=0.5 * 10**-METRIC_DECIMALS + 1e-12):
+            raise InputError(f"MLflow run {rid} has cv_map5 {logged}, the run records (runs.json) {exact}")
     digests = [known.loc[rid].get("tags.params_digest") for rid in table["run_id"]]
     stale = [rid for rid, d, want in zip(table["run_id"], digests, table["params_digest"]) if want and d != want]
     if stale:

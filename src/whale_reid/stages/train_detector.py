@@ -9,7 +9,7 @@ from pathlib import Path
 
 from whale_core import InputError, atomic_path, read_table
 from whale_detector import DetectorConfig, DetectorResult, train_detector
-from whale_reid.common.tracking import params_digest, standard_tags
+from whale_reid.common.tracking import log_metrics, params_digest, standard_tags
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,13 @@ def train_logged_detector(cfg: DetectorConfig, boxes_csv: Path, images_dir: Path
         started = time.monotonic()
 
         def on_epoch_end(metrics: dict[str, float], step: int) -> None:
-            mlflow.log_metrics(metrics, step=step)
+            log_metrics(metrics, step=step)
             log.info(epoch_line(metrics, step, cfg.epochs, time.monotonic() - started))
 
         result = train_detector(cfg, boxes, images_dir, work_dir, on_epoch_end=on_epoch_end)
         metrics = {key: value for key, value in result.metrics().items() if value is not None}
         metrics["train_seconds"] = round(time.monotonic() - started, 1)
-        mlflow.log_metrics(metrics)
+        log_metrics(metrics)
         mlflow.log_artifact(str(result.args_yaml))
         results_csv = result.args_yaml.with_name("results.csv")  # ultralytics' per-epoch table
         if results_csv.is_file():

@@ -20,7 +20,7 @@ from whale_reid.answers.ensemble import read_selection, stack_oof
 from whale_reid.answers.head_scores import oof_head
 from whale_reid.answers.region_fusion import RegionFusionConfig, fuse_oof_regions
 from whale_reid.answers.verification import MatchConfig, fuse_oof
-from whale_reid.common.tracking import log_curves, params_digest, standard_tags
+from whale_reid.common.tracking import log_curves, log_metrics, params_digest, standard_tags
 from whale_retrieval import (
     TuneConfig,
     known_new_groups,
@@ -136,7 +136,7 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
         mlflow.log_params({f"search.{k}": v for k, v in cfg.search.to_dict().items()})
 
         def on_trial(number: int, trial_params: dict, value: float) -> None:  # step = the trial's number
-            mlflow.log_metrics({"trial_map5": value, "trial_threshold": trial_params["threshold"]}, step=number)
+            log_metrics({"trial_map5": value, "trial_threshold": trial_params["threshold"]}, step=number)
 
         study_attrs = {"members": [f"{m}/fold{f}" for m, f in zip(members["model"], members["fold"])],
                        "selection_digest": params_digest(records), "mlflow_run_id": run.info.run_id}  # fmt: skip
@@ -168,7 +168,7 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
             "n_queries": len(per_image),
             "region_fusion": regions,
         }
-        mlflow.log_metrics({k: v for k, v in summary.items() if k.startswith(("oof_", "grid_"))})
+        log_metrics({k: v for k, v in summary.items() if k.startswith(("oof_", "grid_"))})
         mlflow.log_params({"best.threshold": post.threshold, "best.k_neighbors": post.k_neighbors,
                            "best.blend_weight": post.blend_weight})  # fmt: skip
         log_curves(result.grid, "threshold", ["map5"], "threshold_curve", "OOF MAP@5 against the threshold")

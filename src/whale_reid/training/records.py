@@ -14,7 +14,7 @@ import pandas as pd
 
 from whale_core import atomic_write_csv, atomic_write_json, file_sha256
 from whale_embedder import EmbedderConfig, save_embeddings
-from whale_reid.common.tracking import log_curves
+from whale_reid.common.tracking import log_curves, log_metrics
 
 if TYPE_CHECKING:
     from whale_reid.training.fold_job import FoldJob
@@ -51,20 +51,18 @@ def log_epoch(metrics: dict, epoch: int) -> None:
     validation photos include unseen animals (`val_map5_new` finite): without them every threshold up to the
     lowest similarity scores the same, and the grid's first value (0) would read like a broken metric.
     """
-    import mlflow
-
     finite = {key: v for key, v in metrics.items() if not math.isnan(v)}
     if "val_map5_new" not in finite:
         finite.pop("val_threshold", None)
-    mlflow.log_metrics({key.replace("val_threshold", "val_similarity_threshold"): v for key, v in finite.items()},
-                       step=epoch)  # fmt: skip
+    log_metrics({key.replace("val_threshold", "val_similarity_threshold"): v for key, v in finite.items()},
+                step=epoch)  # fmt: skip
 
 
 def log_fold_result(job: FoldJob, result, run_id: str) -> dict:
     """The fold run's score, curves and checkpoint digest in MLflow; the fold summary `fold.json` keeps."""
     import mlflow
 
-    mlflow.log_metric("cv_map5", result.metrics["val_map5"])
+    log_metrics({"cv_map5": result.metrics["val_map5"]})
     curves = validated_curves(result.history)
     log_curves(curves, "epoch", list(CURVE_KEYS[1:]), f"curves/fold{job.fold}",
                f"{job.name} fold {job.fold}: validated epochs")  # fmt: skip
@@ -109,7 +107,7 @@ def log_parent_summary(cfg: EmbedderConfig, results: dict[int, dict], new_run: b
     scores = np.array([r["cv_map5"] for r in results.values()], dtype=float)
     summary = {"cv_map5": float(scores.mean()), "cv_map5_std": float(scores.std())}
     summary |= {f"cv_map5_fold{k}": float(r["cv_map5"]) for k, r in results.items()}
-    mlflow.log_metrics(summary)
+    log_metrics(summary)
     curves = pd.DataFrame([{"fold": k, **c} for k, r in results.items() for c in measured(r)])
     log_curves(curves, "epoch", list(CURVE_KEYS[1:]), "curves/folds", "validated epochs, one line per fold", "fold")
     return summary
