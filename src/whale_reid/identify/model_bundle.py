@@ -34,7 +34,10 @@ def bundle_files(repo: Path) -> list[Path]:
     selection = read_selection(repo / "outputs" / "selection.json")
     files = [Path("params.yaml"), Path("outputs/selection.json")]
     files += sorted(p.relative_to(repo) for p in (repo / "models" / "gallery").rglob("*") if p.is_file())
-    files.append(Path("models/detector/best.pt") if crop.box_source == "detector" else Path(str(crop.boxes_csv)))
+    if crop.box_source == "detector":
+        files.append(Path("models/detector/best.pt"))
+    elif crop.box_source == "boxes_csv":
+        files.append(Path(str(crop.boxes_csv)))  # with `none` every crop is the whole photo: no box file to carry
     for member in selection["members"]:
         fold = Path("models/embedder") / str(member["model"]) / f"fold{int(member['fold'])}"
         files.append(fold / "best.pt")
