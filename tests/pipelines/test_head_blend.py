@@ -74,7 +74,7 @@ def test_blend_weight_zero_gives_the_knn_answers(checkpoint):
 
 def test_blend_weight_one_gives_the_heads_argmax_order(checkpoint):
     sims, idx, labels, head = _problem(checkpoint)
-    rule = AnswerRule(PostProcessing(threshold=-2.0, k_neighbors=8, blend_weight=1.0))  # never new_individual
+    rule = AnswerRule(PostProcessing(threshold=-1.1, k_neighbors=8, blend_weight=1.0))  # never new_individual
     answers = rule.apply(sims, idx, labels, head=head)
     head_order = np.asarray(head.labels)[np.argsort(-head.logits, axis=1, kind="stable")[:, :5]]
     assert answers.ids == head_order.tolist()

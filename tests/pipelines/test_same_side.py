@@ -57,6 +57,9 @@ def _workdir(root: Path, sides: list[str] | None) -> PredictPaths:
     for fold in (0, 1):
         save_embeddings(embeddings / "m" / f"fold{fold}" / "train.npz", train["image"], train_emb)
         save_embeddings(embeddings / "m" / f"fold{fold}" / "test.npz", ["t"], train_emb[[2]])
+    for member in members:  # a checkpoint file per member: predict verifies them (no fold.json: no digest)
+        member["checkpoint"] = str(root / f"best{member['fold']}.pt")
+        Path(member["checkpoint"]).write_bytes(b"weights")
     (root / "selection.json").write_text(json.dumps({"members": members}))
     rule = AnswerRule(PostProcessing(threshold=0.5, k_neighbors=8)).to_dict() | {"oof_map5": 1.0}
     (root / "postprocess.json").write_text(json.dumps(rule))

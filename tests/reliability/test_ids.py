@@ -58,6 +58,9 @@ def test_na_like_ids_reach_tune_and_predict_as_the_individuals_they_name(tmp_pat
     stacked, _ = stack_oof(pd.DataFrame(members), train.astype({"fold": int}), 4, root=embeddings)
     assert sorted(set(stacked.truth)) == sorted(NA_LIKE) == sorted(set(stacked.gallery_labels))
 
+    for member in members:  # a checkpoint file per member: predict verifies them (no fold.json: no digest)
+        member["checkpoint"] = str(tmp_path / f"best{member['fold']}.pt")
+        Path(member["checkpoint"]).write_bytes(b"weights")
     (tmp_path / "selection.json").write_text(json.dumps({"members": members}))
     rule = AnswerRule(PostProcessing(threshold=0.5, k_neighbors=4)).to_dict() | {"oof_map5": 1.0}
     (tmp_path / "postprocess.json").write_text(json.dumps(rule))
