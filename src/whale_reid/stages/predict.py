@@ -78,14 +78,16 @@ class Prediction:
 
 
 def test_scores(raw_dir: Path, submission: pd.DataFrame) -> dict[str, float]:
-    """Test MAP@5 against `<raw_dir>/test_labels.csv` when the data has the truth (the demo does)."""
+    """Test MAP@5 against `<raw_dir>/test_labels.csv` when the data has the truth (the demo does), and the share
+    of test photos whose truth is `new_individual` (`test_unseen_share`, beside the answered `test_new_share`)."""
     labels_path = raw_dir / "test_labels.csv"
     if not labels_path.is_file() or submission.empty:
         return {}
     truth = read_table(labels_path).set_index("image")["individual_id"].loc[submission["image"]].tolist()
     answers = submission["predictions"].str.split().tolist()
     groups = map_at_5_by_group(answers, truth, known_new_groups(truth))
-    return {"test_map5": map_at_5(answers, truth), **{f"test_map5_{g}": v for g, v in groups.items()}}
+    return {"test_map5": map_at_5(answers, truth), **{f"test_map5_{g}": v for g, v in groups.items()},
+            "test_unseen_share": float(np.mean([t == NEW_INDIVIDUAL for t in truth]))}  # fmt: skip
 
 
 def predict_test(cfg: PredictConfig, match: MatchConfig, paths: PredictPaths) -> Prediction:

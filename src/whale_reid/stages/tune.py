@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from whale_core import Config, ConfigError, atomic_write_csv, atomic_write_json, read_table
@@ -27,13 +28,16 @@ from whale_retrieval import (
     map_at_5_by_group,
     map_at_5_per_image,
     new_share_at,
+    threshold_for_truth_share,
 )
 from whale_retrieval.answers import AnswerRule
-from whale_retrieval.postprocess import PostProcessing
+from whale_retrieval.postprocess import PostProcessing, StackedNeighbours
+from whale_retrieval.ranking import RankedIndividuals
 from whale_retrieval.tuning import threshold_grid, tune_on_neighbours
 
 #: the scores and the chosen threshold: the DVC metrics (the whole rule is in postprocess.json)
-TUNE_METRICS = ("oof_map5", "oof_map5_known", "oof_map5_new", "threshold", "grid_best_map5")
+TUNE_METRICS = ("oof_map5", "oof_map5_known", "oof_map5_new", "threshold", "grid_best_map5", "oof_new_share",
+                "oof_unseen_share")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -42,11 +46,16 @@ class TuneStageConfig(Config):
 
     `simulated_new_share`: hide whole individuals from each OOF gallery until this share of the queries
     are unseen animals (see `whale_reid.answers.ensemble.hide_individuals`); set it to the share expected at
-    prediction time. `threshold_mode: target_share` saves the OOF share of `new_individual` first at the tuned
-    threshold as `new_share`, and each predicted batch gets the threshold giving it that share
-    (`PostProcessing.new_share`); `fixed` applies the tuned threshold as it is. `head_blend` tunes the weight
-    of the kNN + ArcFace-head blend (`PostProcessing.blend_weight`, in [0, `search.blend_weight_max`]) on OOF
-    head scores restricted to each fold's gallery (`whale_reid.answers.head_scores.oof_head`); off = neighbours alone.
+    prediction time. `threshold_choice`: `unseen_share` sets the threshold at which the OOF share of
+    `new_individual` first equals the share of OOF queries unseen in their fold's gallery
+    (`whale_retrieval.threshold_for_truth_share`; the study still searches the other knobs by MAP@5); `map5`
+    keeps the study's threshold of the best OOF MAP@5, which calls far more photos new than are (MAP@5 charges
+    little for a known animal pushed from rank 1 to 2). `threshold_mode: target_share` saves the OOF share of
+    `new_individual` first at the chosen threshold as `new_share`, and each predicted batch gets the threshold
+    giving it that share (`PostProcessing.new_share`); `fixed` applies the chosen threshold as it is.
+    `head_blend` tunes the weight of the kNN + ArcFace-head blend (`PostProcessing.blend_weight`, in
+    [0, `search.blend_weight_max`]) on OOF head scores restricted to each fold's gallery
+    (`whale_reid.answers.head_scores.oof_head`); off = neighbours alone.
     `region_fusion` re-scores every neighbour with a second region's similarity (`whale_reid.answers.region_fusion`).
     """
 
@@ -55,6 +64,7 @@ class TuneStageConfig(Config):
     study_name: str = "postprocess"
     storage: str = "sqlite:///optuna.db"
     simulated_new_share: float = 0.0
+    threshold_choice: Literal["unseen_share", "map5"] = "unseen_share"
     threshold_mode: Literal["fixed", "target_share"] = "fixed"
     head_blend: bool = False
     region_fusion: RegionFusionConfig = RegionFusionConfig()
@@ -146,11 +156,13 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
                                     classifier_logits=None if head is None else head.logits,
                                     classifier_labels=None if head is None else head.labels)  # fmt: skip
         post = PostProcessing.from_best_params(result.best_params, k_max)
+        k = post.k_neighbors  # the OOF neighbours are already fused: rank them as AnswerRule.decide does
+        ranked = AnswerRule(post).rank(stacked.sims[:, :k], stacked.idx[:, :k], stacked.gallery_labels, head)
+        if cfg.threshold_choice == "unseen_share":
+            post = post.replace(threshold=unseen_share_threshold(ranked, stacked, post, cfg.search))
+        oof_share = new_share_at(ranked, post.thresholds(stacked.idx, stacked.gallery_species))
         if cfg.threshold_mode == "target_share":
-            k = post.k_neighbors  # the OOF neighbours are already fused: rank them as AnswerRule.decide does
-            ranked = AnswerRule(post).rank(stacked.sims[:, :k], stacked.idx[:, :k], stacked.gallery_labels, head)
-            share = new_share_at(ranked, post.thresholds(stacked.idx, stacked.gallery_species))
-            post = post.replace(new_share=round(share, 4))
+            post = post.replace(new_share=round(oof_share, 4))
         rule = AnswerRule(post, calibrator, match.shortlist if calibrator else 0)
         # The OOF neighbours are already fused (by the cross-fitted calibrators), so they are ranked as they are.
         oof_answers = AnswerRule(post).apply(stacked.sims, stacked.idx, stacked.gallery_labels, stacked.gallery_species,
@@ -162,6 +174,8 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
             "oof_map5": float(per_image.mean()),
             "oof_map5_known": by_group.get("known", 0.0),
             "oof_map5_new": by_group.get("new", 0.0),
+            "oof_new_share": oof_share,
+            "oof_unseen_share": float(np.mean([label == "new" for label in known_new_groups(stacked.truth)])),
             "grid_best_threshold": result.grid_best_threshold,
             "grid_best_map5": result.grid_best_map5,
             "n_trials": len(result.trials),
@@ -179,6 +193,16 @@ def tune_answer_rule(cfg: TuneStageConfig, match: MatchConfig, paths: TunePaths)
                             for rows in oof_answers.best_rows(stacked.gallery_labels)],
     })  # fmt: skip
     return TuneOutcome(summary, oof, result.grid, run.info.run_id)
+
+
+def unseen_share_threshold(
+    ranked: RankedIndividuals, stacked: StackedNeighbours, post: PostProcessing, search: TuneConfig
+) -> float:
+    """The threshold giving as many OOF queries `new_individual` first as are unseen in their fold's gallery, on
+    the thresholds with `post`'s species offsets added; clipped to the searched [threshold_min, threshold_max]."""
+    offsets = np.asarray(post.thresholds(stacked.idx, stacked.gallery_species, 0.0), dtype=np.float64)
+    threshold = threshold_for_truth_share(ranked, stacked.truth, offsets)
+    return round(float(np.clip(threshold, search.threshold_min, search.threshold_max)), 6)
 
 
 def write_tune_outputs(tuned: TuneOutcome, postprocess: Path, curve: Path, oof: Path) -> None:

@@ -29,6 +29,7 @@ from whale_retrieval.thresholds import (
     species_thresholds,
     sweep_thresholds,
     threshold_for_new_share,
+    threshold_for_truth_share,
 )
 from whale_retrieval.tuning import TuneResult, threshold_grid, tune_on_neighbours
 
@@ -70,6 +71,7 @@ __all__ = [
     "sweep_thresholds",
     "new_share_at",
     "threshold_for_new_share",
+    "threshold_for_truth_share",
     "threshold_grid",
     "tune_on_neighbours",
 ]
