@@ -31,7 +31,7 @@ def crop_paths(crops, tmp_path_factory) -> dict[str, object]:
 
 @pytest.fixture(scope="session")
 def feats(crop_paths):
-    """RootSIFT features (with mirrored) of every crop, in `crop_paths` order."""
+    """RootSIFT features (the flipped crops' derived) of every crop, in `crop_paths` order."""
     return extract_features(list(crop_paths), list(crop_paths.values()), MatcherConfig(), progress=False)
 
 

@@ -22,7 +22,7 @@ def test_rootsift_features_layout(feats, crop_paths):
     assert list(feats.image) == list(crop_paths)
     counts = feats.counts()
     assert counts[row(feats, "t0")] == 400 and counts.max() <= 400
-    assert feats.coding == Coding("rootsift") and feats.mirrored.coding == feats.coding
+    assert feats.coding == Coding("rootsift") and feats.mirrored is None and feats.can_flip
     assert feats.desc.dtype == np.uint8 and feats.desc.shape[1] == 128 and feats.offsets.dtype == np.int64
     vectors = feats.descriptors(slice(None))
     assert vectors.dtype == np.float32 and feats.dim == 128
@@ -30,9 +30,23 @@ def test_rootsift_features_layout(feats, crop_paths):
     assert (vectors >= 0).all()
     assert (feats.size == [WIDTH, HEIGHT]).all() and feats.size.dtype == np.int32
     assert (feats.xy >= -0.5).all() and (feats.xy[:, 0] < WIDTH).all() and (feats.xy[:, 1] < HEIGHT).all()
-    assert feats.mirrored is not None and len(feats.mirrored) == len(feats)
-    # the mirrored crop's features of t0 are the plain features of its mirror image m0
-    np.testing.assert_array_equal(feats.mirrored.keypoints(row(feats, "t0"))[0], feats.keypoints(row(feats, "m0"))[0])
+
+
+def test_the_flipped_crops_sift_is_the_crops_own_permuted(feats):
+    """Oracle: SIFT run on the flipped crop (m0 is t0 flipped). Every derived keypoint of t0 lies where one of m0
+    lies (OpenCV places the flipped crop's points half a pixel off x = w − 1 − x), and at those points the
+    permuted vectors are near m0's, the unpermuted ones far: the order is the flip, not any order."""
+    flip_xy, flip_vec = feats.flipped_keypoints(row(feats, "t0"))
+    xy, vec = feats.keypoints(row(feats, "t0"))
+    want_xy, want_vec = feats.keypoints(row(feats, "m0"))
+    np.testing.assert_array_equal(flip_xy[:, 0], WIDTH - 1 - xy[:, 0])
+    gap = np.linalg.norm(flip_xy[:, None] - want_xy[None], axis=2)
+    nearest = gap.argmin(axis=1)
+    paired = gap.min(axis=1) < 1.0
+    assert paired.mean() >= 0.9
+    permuted = np.linalg.norm(flip_vec[paired] - want_vec[nearest[paired]], axis=1)
+    unpermuted = np.linalg.norm(vec[paired] - want_vec[nearest[paired]], axis=1)
+    assert np.median(permuted) < 0.15 < 0.5 < np.median(unpermuted)
 
 
 def test_histogram_bytes_give_the_rootsift_of_opencvs_float_descriptors(feats, crops):
@@ -49,7 +63,7 @@ def test_histogram_bytes_give_the_rootsift_of_opencvs_float_descriptors(feats, c
 def test_flat_crop_has_no_keypoints(feats):
     xy, desc = feats.keypoints(row(feats, "flat"))
     assert xy.shape == (0, 2) and desc.shape == (0, 128)
-    assert feats.mirrored.keypoints(row(feats, "flat"))[0].shape == (0, 2)
+    assert feats.flipped_keypoints(row(feats, "flat"))[0].shape == (0, 2)
 
 
 def test_unreadable_crop_is_named(tmp_path):
@@ -64,7 +78,7 @@ def test_unreadable_crop_is_named(tmp_path):
 def test_take_and_workers(feats, crop_paths):
     names = ["t3", "flat", "t1"]
     part = feats.take([row(feats, n) for n in names])
-    assert list(part.image) == names and part.mirrored is not None
+    assert list(part.image) == names and part.can_flip
     for i, name in enumerate(names):
         for got, want in zip(part.keypoints(i), feats.keypoints(row(feats, name))):
             np.testing.assert_array_equal(got, want)
@@ -74,33 +88,32 @@ def test_take_and_workers(feats, crop_paths):
     cfg = MatcherConfig(workers=2)
     parallel = extract_features(some, [crop_paths[n] for n in some], cfg, progress=False)
     serial = feats.take([row(feats, n) for n in some])
-    for a, b in ((parallel, serial), (parallel.mirrored, serial.mirrored)):
-        for name in ("offsets", "xy", "desc", "size"):
-            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    for name in ("offsets", "xy", "desc", "size"):
+        np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name))
 
 
 def test_save_load_round_trip(feats, tmp_path):
     path = tmp_path / "fullbody" / "train.npz"
     save_features(path, feats)
     back = load_features(path)
-    assert back.coding == feats.coding and back.mirrored.coding == feats.coding
-    for a, b in ((feats, back), (feats.mirrored, back.mirrored)):
-        for name in ("image", "offsets", "xy", "desc", "size"):
-            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-            assert getattr(a, name).dtype == getattr(b, name).dtype
-        assert isinstance(b.xy, np.memmap) and isinstance(b.desc, np.memmap)  # read where used, not loaded
+    assert back.coding == feats.coding and back.mirrored is None
+    for name in ("image", "offsets", "xy", "desc", "size"):
+        np.testing.assert_array_equal(getattr(feats, name), getattr(back, name))
+        assert getattr(feats, name).dtype == getattr(back, name).dtype
+    assert isinstance(back.xy, np.memmap) and isinstance(back.desc, np.memmap)  # read where used, not loaded
     with np.load(path, allow_pickle=False) as raw:
-        assert {"image", "offsets", "xy", "desc", "size", "mirrored_desc", "coding_kind"} <= set(raw.files)
-    plain = Features(feats.image, feats.offsets, feats.xy, feats.desc, feats.size, coding=feats.coding)
-    save_features(tmp_path / "plain.npz", plain)
-    assert load_features(tmp_path / "plain.npz").mirrored is None
+        assert {"image", "offsets", "xy", "desc", "size", "coding_kind"} <= set(raw.files)
+        assert "mirrored_desc" not in raw.files  # SIFT's flipped crop is derived, not stored
+    for got, want in zip(back.flipped_keypoints(1), feats.flipped_keypoints(1)):
+        np.testing.assert_array_equal(got, want)
     assert [p.name for p in path.parent.iterdir()] == ["train.npz"]  # no temporary left behind
 
 
 def _format_1(path, feats, dtype=np.float32):
-    """A features file as format 1 wrote it: float32 vectors (float16 with its compact option), no coding."""
+    """A features file as format 1 wrote it: float32 vectors (float16 with its compact option), the flipped
+    crops' features stored beside them, no coding."""
     arrays = {"format_version": np.array(1), "image": feats.image}
-    for prefix, part in (("", feats), ("mirrored_", feats.mirrored)):
+    for prefix, part in (("", feats), ("mirrored_", feats.flipped())):
         vectors = part.descriptors(slice(None)).astype(dtype)
         arrays.update({f"{prefix}offsets": part.offsets, f"{prefix}xy": part.xy, f"{prefix}desc": vectors,
                        f"{prefix}size": part.size})  # fmt: skip
@@ -112,9 +125,13 @@ def test_format_1_files_are_read_as_their_vectors(feats, tmp_path, dtype):
     _format_1(tmp_path / "old.npz", feats, dtype)
     old = load_features(tmp_path / "old.npz")
     assert old.coding == Coding("float") and old.dim == 128 and old.desc.dtype == dtype
-    for a, b in ((old, feats), (old.mirrored, feats.mirrored)):
-        np.testing.assert_array_equal(a.descriptors(slice(None)), b.descriptors(slice(None)).astype(dtype))
-        assert a.descriptors(slice(0, 3)).dtype == np.float32
+    np.testing.assert_array_equal(old.descriptors(slice(None)), feats.descriptors(slice(None)).astype(dtype))
+    assert old.descriptors(slice(0, 3)).dtype == np.float32
+    assert old.mirrored is not None  # the stored flipped part is what `flipped_keypoints` reads
+    for i in range(len(feats)):
+        got, want = old.flipped_keypoints(i), feats.flipped_keypoints(i)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1].astype(dtype))
 
 
 def test_format_1_queries_against_a_new_gallery_give_the_same_evidence(feats, tmp_path):
@@ -160,6 +177,7 @@ def test_binary_extractors(name, nbytes, crop_paths):
     out = extract_features(some, [crop_paths[n] for n in some], MatcherConfig(extractor=name), progress=False)
     assert out.desc.dtype == np.uint8 and out.desc.shape[1] == nbytes and out.binary
     assert 50 <= out.counts()[0] <= 400 and out.counts()[1] == 0
+    assert out.mirrored is not None and out.mirrored.counts()[0] >= 50  # no order to permute: the flip described
 
 
 def test_concat_and_renamed_keep_every_photos_keypoints(tmp_path):

@@ -110,10 +110,12 @@ def test_orb_matches_with_hamming(crop_paths):
 def test_bad_inputs_are_refused(feats, crop_paths):
     with pytest.raises(ValueError, match="pairs"):
         verify_pairs(feats, feats, np.array([[0, len(feats)]]), CFG, progress=False)
-    plain = extract_features(["t0"], [crop_paths["t0"]], CFG.replace(mirror=False), progress=False)
-    with pytest.raises(InputError, match="mirror"):
-        verify_pairs(plain, feats, np.array([[0, 0]]), CFG, progress=False)
     orb = extract_features(["t0"], [crop_paths["t0"]], MatcherConfig(extractor="orb"), progress=False)
+    orb_plain = extract_features(
+        ["t0"], [crop_paths["t0"]], MatcherConfig(extractor="orb", mirror=False), progress=False
+    )
+    with pytest.raises(InputError, match="mirror"):  # binary descriptors: the flip must have been described
+        verify_pairs(orb_plain, orb, np.array([[0, 0]]), CFG, progress=False)
     with pytest.raises(InputError, match="extractor"):
         verify_pairs(orb, feats, np.array([[0, 0]]), CFG, progress=False)
 

@@ -116,7 +116,7 @@ def test_the_shortlist_is_verified_and_the_threshold_is_a_probability(tiny_pipel
     test = pd.read_csv(tiny_pipeline / "data/prepared/test.csv", dtype=str)
     for region in ("fullbody", "backfin"):
         feats = load_features(tiny_pipeline / f"features/{region}/test.npz")
-        assert sorted(feats.image.tolist()) == sorted(test["image"]) and feats.mirrored is not None
+        assert sorted(feats.image.tolist()) == sorted(test["image"]) and feats.can_flip
         assert (tiny_pipeline / f"models/gallery/features_{region}.npz").is_file()
     post = json.loads((tiny_pipeline / "outputs/postprocess.json").read_text())
     assert post["scale"] == "probability" and 0.0 <= post["threshold"] <= 1.0

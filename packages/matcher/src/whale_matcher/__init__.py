@@ -1,6 +1,6 @@
 """Local-feature verification of whale/dolphin crop pairs: keypoints, ratio test, geometric inliers.
 
-RootSIFT (default), SIFT, ORB or AKAZE keypoints are extracted per crop (and per mirrored crop) into a
+RootSIFT (default), SIFT, ORB or AKAZE keypoints are extracted per crop (binary ones per mirrored crop too) into a
 CSR `Features` cache (SIFT kept as its histogram bytes, `whale_matcher.coding`; files memory-mapped on
 read, `whale_matcher.storage`); `verify_pairs` re-scores (query, gallery) candidate pairs by ratio-test matches and
 RANSAC inliers, batched per query. OpenCV + numpy; torch, when installed with bf16 kernels, only speeds

@@ -180,14 +180,13 @@ def query_evidence(
     A fit runs only where it can change the answer: at least `min_matches` matches, and for the second
     orientation only when its match count (an upper bound of its inliers) could beat the first's inliers.
     """
-    orientations = [query] + ([query.mirrored] if cfg.mirror else [])
-    keypoints = [f.keypoints(q) for f in orientations]
+    keypoints = [query.keypoints(q)] + ([query.flipped_keypoints(q)] if cfg.mirror else [])
     found = ratio_matches([desc for _, desc in keypoints], gallery, rows, cfg)
     counts = np.stack([ok.sum(axis=0) for ok, _ in found])  # [orientations, K]
     matches, inliers = counts[0].copy(), np.zeros(len(rows), np.int64)
     mirrored = np.zeros(len(rows), bool)
     for k in np.flatnonzero(counts.max(axis=0) >= cfg.min_matches):
-        if len(orientations) == 1:
+        if len(keypoints) == 1:
             inliers[k] = inlier_count(keypoints[0][0], gallery, found[0][0][:, k], found[0][1][:, k], cfg)
             continue
         first = int(counts[1, k] > counts[0, k])  # the orientation with more matches first

@@ -29,8 +29,9 @@ class MatcherConfig(Config):
             `cv2.estimateAffine2D(method=cv2.USAC_MAGSAC / cv2.USAC_ACCURATE)` instead.
         reproj_px: inlier threshold of the fit, in pixels of the (resized) crop.
         min_matches: the fit runs only where the ratio test leaves at least this many matches (0 inliers else).
-        mirror: also match the horizontally mirrored query (features extracted from the flipped crop) and
-            keep the orientation with more inliers (ties: the plain one).
+        mirror: also match the horizontally mirrored query and keep the orientation with more inliers (ties:
+            the plain one). SIFT's flipped descriptors are the crop's own, permuted (`Features.flipped_keypoints`);
+            binary ones are extracted from the flipped crop.
         workers: processes for extraction and verification (1 = in this process).
         matmul: how float descriptors are compared. "fp32" = one fp32 BLAS matmul per candidate block;
             "bf16" = a bf16 matmul (torch) whose ratio-test decisions are kept only where an error bound

@@ -1,10 +1,13 @@
 """Keypoints + descriptors of many crops in one CSR layout: extraction and subsetting.
 
 `extract_features` reads every crop through `whale_core.load_rgb`, converts it to grayscale and runs a
-registered extractor (`whale_matcher.extractors`); with `cfg.mirror` it also describes the horizontally
-flipped crop. Descriptors stay in their coding (`whale_matcher.coding`: SIFT as its histogram bytes) and
-become compared vectors in `Features.descriptors`, only for the rows asked; `whale_matcher.storage` saves
-them and reads them back memory-mapped.
+registered extractor (`whale_matcher.extractors`). With `cfg.mirror` the horizontally flipped crop is matched
+too: SIFT's is derived from the crop's own histograms where it is compared (`Features.flipped_keypoints`,
+`whale_matcher.coding.SIFT_MIRROR`), so it costs neither a second extraction nor bytes on disk; binary
+descriptors have no such order, and their flipped crop is described and stored (`mirrored`). Descriptors
+stay in their coding (`whale_matcher.coding`: SIFT as its histogram bytes) and become compared vectors in
+`Features.descriptors`, only for the rows asked; `whale_matcher.storage` saves them and reads them back
+memory-mapped.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from tqdm.auto import tqdm
 from whale_core import InputError, load_rgb
 from whale_matcher import _parallel
 from whale_matcher._rows import RowChain
-from whale_matcher.coding import Coding
+from whale_matcher.coding import SIFT_MIRROR, Coding
 from whale_matcher.config import MatcherConfig
 from whale_matcher.extractors import make_extractor
 from whale_matcher.outline import RADII, SIDE_POINTS, trace_outline
@@ -40,7 +43,8 @@ class Features:
             vectors); `descriptors` gives the vectors compared.
         size: int32 [n, 2] crop width, height.
         mirrored: the same photos' features computed on the horizontally flipped crop (xy in the flipped
-            frame: x_flipped = width − 1 − x), when extracted with `mirror`; else None.
+            frame: x_flipped = width − 1 − x), for binary descriptors extracted with `mirror` (and in files
+            written before SIFT's were derived); else None. Read them through `flipped_keypoints`.
         outline_sides, outline_lengths: the fin outlines, when extracted with `outline`
             (`whale_matcher.outline.Outline`: float32 [n, 2, SIDE_POINTS, len(RADII)] and int32 [n, 2], lengths
             0 where no fin was traced); else None.
@@ -120,6 +124,37 @@ class Features:
         rows = slice(int(self.offsets[i]), int(self.offsets[i + 1]))
         return np.asarray(self.xy[rows]), self.descriptors(rows)
 
+    @property
+    def can_flip(self) -> bool:
+        """Whether `flipped_keypoints` has an answer: a stored mirrored part, or SIFT histograms to permute."""
+        return self.mirrored is not None or self.coding.mirrorable
+
+    def flipped_keypoints(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(xy [m, 2] in the flipped frame, compared vectors [m, dim]) of photo `i`'s horizontally flipped crop.
+
+        The stored mirrored part when there is one, else derived from the crop's own keypoints: x_flipped =
+        width − 1 − x and the SIFT histogram's columns in `SIFT_MIRROR` order (the vectors are made per
+        column, so permuting them permutes the histogram).
+
+        Raises:
+            ValueError: descriptors without a stored mirrored part that cannot be permuted (binary ones).
+        """
+        if self.mirrored is not None:
+            return self.mirrored.keypoints(i)
+        if not self.coding.mirrorable:
+            raise ValueError(f"{self.coding} descriptors: the flipped crop was not described (extract with mirror)")
+        xy, vectors = self.keypoints(i)
+        flipped_xy = np.column_stack([self.size[i, 0] - 1 - xy[:, 0], xy[:, 1]]).astype(np.float32)
+        return flipped_xy, np.ascontiguousarray(vectors[:, SIFT_MIRROR])
+
+    def flipped(self) -> Features:
+        """Every photo's `flipped_keypoints` as one `Features` (reads every descriptor when derived)."""
+        if self.mirrored is not None:
+            return self.mirrored
+        flips = [self.flipped_keypoints(i) for i in range(len(self))]
+        return Features.from_photos(self.image, [xy for xy, _ in flips], [vec for _, vec in flips], self.size,
+                                    empty_desc=np.zeros((0, self.dim), np.float32), coding=Coding("float"))  # fmt: skip
+
     def take(self, rows: Sequence[int] | np.ndarray) -> Features:
         """The features of photos `rows` (indices, or a boolean mask), in that order (mirrored too)."""
         rows = np.asarray(rows)
@@ -143,11 +178,12 @@ class Features:
     def as_vectors(self) -> Features:
         """These features with the compared vectors as descriptors (coding `float`, or `binary` as they are).
 
-        Reads every descriptor (mirrored ones too) unless they already are float32 vectors or packed bits.
+        Reads every descriptor (the flipped crops' too, stored from then on) unless they already are float32
+        vectors or packed bits.
         """
         if self.binary or (self.coding.kind == "float" and self.desc.dtype == np.float32):
             return self
-        mirrored = self.mirrored.as_vectors() if self.mirrored is not None else None
+        mirrored = self.flipped().as_vectors() if self.can_flip else None  # derived SIFT flips need the histograms
         vectors = self.descriptors(slice(None))
         return dataclasses.replace(self, desc=vectors, coding=Coding("float"), mirrored=mirrored)
 
@@ -157,7 +193,8 @@ class Features:
 
         The keypoint arrays are not copied: xy, desc and the outlines become `RowChain`s over the parts' own
         (memory-mapped ones stay unread). Parts whose descriptors are held differently (a format-1 file beside
-        a newer one, other `bits`) are joined as float32 vectors (`as_vectors`: those parts are read whole).
+        a newer one, other `bits`) are joined as float32 vectors (`as_vectors`: those parts are read whole), and
+        so are the flipped crops' where some parts store theirs and others derive them (`flipped`).
 
         Raises:
             ValueError: no parts, binary and float descriptors together, or parts that cannot be joined.
@@ -173,9 +210,9 @@ class Features:
         np.cumsum(counts, out=offsets[1:])
         mirrored = None
         if any(p.mirrored is not None for p in parts):
-            if not all(p.mirrored is not None for p in parts):
-                raise ValueError("Features.concat: some parts have mirrored features, some not")
-            mirrored = cls.concat([p.mirrored for p in parts])
+            if not all(p.can_flip for p in parts):
+                raise ValueError("Features.concat: some parts have mirrored features, some cannot have them")
+            mirrored = cls.concat([p.flipped() for p in parts])
         sides = lengths = None
         if any(p.has_outlines for p in parts):
             if not all(p.has_outlines for p in parts):
@@ -243,7 +280,8 @@ def _extract_chunk(task: list[tuple[str, str]]) -> list[tuple]:
         rgb = np.asarray(load_rgb(path))
         gray = working_size(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cfg.resize_px)
         xy, desc = extractor.detect_and_describe(gray)
-        mxy, mdesc = extractor.detect_and_describe(cv2.flip(gray, 1)) if cfg.mirror else (None, None)
+        describe_flip = cfg.mirror and not coding.mirrorable  # SIFT's flipped crop is derived when compared
+        mxy, mdesc = extractor.detect_and_describe(cv2.flip(gray, 1)) if describe_flip else (None, None)
         outline = trace_outline(rgb) if cfg.outline else None
         stored = coding.encode(desc), None if mdesc is None else coding.encode(mdesc)
         out.append((gray.shape[1], gray.shape[0], xy, stored[0], mxy, stored[1], outline))
@@ -258,12 +296,13 @@ def extract_features(
     Args:
         images: photo ids, one per path.
         paths: crop files (any format `whale_core.load_rgb` reads).
-        cfg: extractor, `max_keypoints`, `mirror` (also describe the flipped crop), `descriptor_bits` (how
-            the descriptors are kept: `whale_matcher.coding`) and `workers`.
+        cfg: extractor, `max_keypoints`, `mirror` (binary descriptors: also describe the flipped crop),
+            `descriptor_bits` (how the descriptors are kept: `whale_matcher.coding`) and `workers`.
         progress: show a tqdm bar.
 
     Returns:
-        The photos' `Features` in input order (`mirrored` filled when `cfg.mirror`); a crop without
+        The photos' `Features` in input order (`mirrored` filled when `cfg.mirror` and the descriptors are
+        binary; SIFT's flipped crop is derived by `Features.flipped_keypoints`); a crop without
         keypoints has 0 rows.
 
     Raises:
@@ -289,7 +328,7 @@ def extract_features(
         plain = dataclasses.replace(
             plain, outline_sides=sides.astype(np.float32), outline_lengths=lengths.astype(np.int32)
         )
-    if not cfg.mirror:
+    if not cfg.mirror or coding.mirrorable:
         return plain
     mirrored = Features.from_photos(images, [p[4] for p in photos], [p[5] for p in photos], sizes, **stored)
     return dataclasses.replace(plain, mirrored=mirrored)

@@ -42,7 +42,7 @@ def reference_pairs(
         plain = reference_orientation(*query.keypoints(q), *gallery.keypoints(g), cfg)
         flipped = (0, 0)
         if cfg.mirror:
-            flipped = reference_orientation(*query.mirrored.keypoints(q), *gallery.keypoints(g), cfg)
+            flipped = reference_orientation(*query.flipped_keypoints(q), *gallery.keypoints(g), cfg)
         out.append((*flipped, True) if flipped[1] > plain[1] else (*plain, False))
     if not out:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)

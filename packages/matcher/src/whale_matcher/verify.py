@@ -55,8 +55,10 @@ def _check(query: Features, gallery: Features, pairs: np.ndarray, cfg: MatcherCo
             f"query descriptors ({query.coding}, {query.dim}) do not match the gallery's ({gallery.coding}, "
             f"{gallery.dim}) (features of different extractors?)"
         )
-    if cfg.mirror and query.mirrored is None:
-        raise InputError("match.features.mirror is on but the query features were extracted without mirror")
+    if cfg.mirror and not query.can_flip:
+        raise InputError(
+            f"match.features.mirror is on but the query's {query.coding} features were extracted without mirror"
+        )
     return pairs
 
 
@@ -77,7 +79,7 @@ def verify_pairs(
     """Ratio-test matches and geometric inliers of every (query row, gallery row) pair.
 
     Args:
-        query: query photos' features (with `mirrored` when `cfg.mirror`).
+        query: query photos' features (`can_flip` when `cfg.mirror`).
         gallery: gallery photos' features.
         pairs: int [P, 2] (query row, gallery row); any order, repeats allowed. P can be millions.
         cfg: ratio, mutual, geometry, reproj_px, min_matches, mirror, workers.
@@ -152,9 +154,9 @@ def match_photos(
         (a mirrored win is mapped back with x' = w − 1 − x); the transform maps the flipped crop when mirrored.
     """
     plain = match_pair(*query.keypoints(q), *gallery.keypoints(g), cfg)
-    if not cfg.mirror or query.mirrored is None:
+    if not cfg.mirror or not query.can_flip:
         return (*plain, False)
-    flipped = match_pair(*query.mirrored.keypoints(q), *gallery.keypoints(g), cfg)
+    flipped = match_pair(*query.flipped_keypoints(q), *gallery.keypoints(g), cfg)
     if len(flipped[0]) <= len(plain[0]):
         return (*plain, False)
     qpts = flipped[0].copy()
