@@ -18,7 +18,7 @@ import pandas as pd
 from whale_core import REGIONS, InputError, atomic_write_json
 from whale_detector.config import DetectorConfig
 from whale_detector.dataset import write_yolo_dataset
-from whale_detector.yolo_env import prepare_ultralytics
+from whale_detector.yolo_env import plain_console, prepare_ultralytics
 
 log = logging.getLogger(__name__)
 
@@ -187,26 +187,28 @@ def train_detector(
         model.add_callback(event, callback)
     if resume:  # an interrupted run of the same config and data: ultralytics continues from last.pt
         log.info("resuming the interrupted detector run from %s", last)
-        model.train(resume=True, plots=False, verbose=False)
+        with plain_console():
+            model.train(resume=True, plots=False, verbose=False)
     else:
         shutil.rmtree(run_dir, ignore_errors=True)
         atomic_write_json(state_file, {"digest": digest, "finished": False})
         options = {key: getattr(cfg, key) for key in _AUGMENT_KEYS + _SCHEDULE_KEYS}
         log.info("training %s on %d photos (%d val)", cfg.model, len(dataset.train_images), len(dataset.val_images))
-        model.train(
-            data=str(dataset.data_yaml),
-            project=str(run_dir.parent),
-            name=run_dir.name,
-            exist_ok=True,
-            cache="disk" if cfg.cache else False,  # .npy beside the dataset links: deterministic, unlike "ram"
-            val=cfg.val_each_epoch,
-            close_mosaic=min(cfg.close_mosaic, cfg.epochs),
-            patience=cfg.patience,
-            seed=cfg.seed,
-            plots=False,
-            verbose=False,
-            **options,
-        )
+        with plain_console():
+            model.train(
+                data=str(dataset.data_yaml),
+                project=str(run_dir.parent),
+                name=run_dir.name,
+                exist_ok=True,
+                cache="disk" if cfg.cache else False,  # .npy beside the dataset links: deterministic, unlike "ram"
+                val=cfg.val_each_epoch,
+                close_mosaic=min(cfg.close_mosaic, cfg.epochs),
+                patience=cfg.patience,
+                seed=cfg.seed,
+                plots=False,
+                verbose=False,
+                **options,
+            )
     atomic_write_json(state_file, {"digest": digest, "finished": True})
     trainer = model.trainer
     map50, map50_95, per_class = _final_metrics(trainer)

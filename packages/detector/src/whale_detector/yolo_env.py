@@ -5,13 +5,20 @@ installed (its MLflow callback creates `mlflow.db`/`mlruns/` in the working dir 
 sends usage events, downloads `Arial.ttf` when it builds a dataset, downloads a model for its AMP self-check,
 pins torch to cpu_count-1 threads and logs every argument and layer at INFO.
 `prepare_ultralytics()` undoes all that; every module of this package calls it before using YOLO.
+Its progress bars write colour codes and carriage-return frames to stdout whatever stdout is (its cache bar
+ignores the log level); `plain_console()` keeps them out of log files.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import re
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from whale_core import atomic_path, configure_offline_env
@@ -76,3 +83,36 @@ def prepare_ultralytics(threads: int | None = None) -> None:
     # select_device() calls torch.set_num_threads(NUM_THREADS) with its own module-level copy of the constant.
     ul_torch.NUM_THREADS = n_threads
     torch.set_num_threads(n_threads)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class _FinalFrames(io.TextIOBase):
+    """A text stream that passes on each line's last carriage-return frame, without ANSI codes."""
+
+    def __init__(self, target) -> None:
+        self.target, self.line = target, ""
+
+    def write(self, text: str) -> int:
+        *done, self.line = (self.line + _ANSI.sub("", text)).split("\n")
+        for line in done:
+            self.target.write(line.rsplit("\r", 1)[-1] + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def plain_console() -> Iterator[None]:
+    """While ultralytics runs: on a terminal nothing changes; otherwise (a log file, a pipe) its bars reach
+    stdout as one plain line each, their final frame (a frame never ended by a newline is dropped)."""
+    if sys.stdout.isatty():
+        yield
+        return
+    with contextlib.redirect_stdout(_FinalFrames(sys.stdout)):
+        yield
