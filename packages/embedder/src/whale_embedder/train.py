@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -168,6 +169,26 @@ def _train_epoch(tr: _Trainer, cfg: EmbedderConfig, epoch: int, device: torch.de
     return {"train_loss": train_loss, "lr": tr.optimizer.param_groups[0]["lr"], "images_per_s": speed}
 
 
+def epoch_summary(metrics: dict[str, float]) -> str:
+    """An epoch's log line in words: loss and learning rate, then val MAP@5 with what its threshold did.
+
+    The validation's `new_individual` threshold is the one of the best MAP@5; at the grid's lowest (0) no photo
+    is called new, which the line says instead of printing "val_map5_new 0, val_threshold 0".
+    """
+    parts = [f"{key} {metrics[key]:.4g}" for key in ("train_loss", "lr") if key in metrics]
+    if "val_map5" in metrics:
+        new, threshold = metrics.get("val_map5_new", math.nan), metrics.get("val_threshold", math.nan)
+        if math.isnan(new):
+            detail = "every val animal in the gallery"
+        elif threshold <= 0:
+            detail = "best with no photo called new"
+        else:
+            detail = f"new {new:.4g} with new_individual below similarity {threshold:.2g}"
+        known = metrics.get("val_map5_known", math.nan)
+        parts.append(f"val_map5 {metrics['val_map5']:.4g} (known {known:.4g}, {detail})")
+    return ", ".join(parts)
+
+
 def _validate(tr: _Trainer, cfg: EmbedderConfig, train_df, val_df, device: torch.device) -> dict[str, float]:
     dist_utils.broadcast_buffers(tr.model)  # every rank holds rank 0's model: the one checkpointed and validated
     if val_df is None or len(val_df) == 0:
@@ -274,10 +295,9 @@ def train_fold(
         if dist_utils.is_main_process():
             save_checkpoint(last_path, _state(tr, cfg, epoch, history, best))
         dist_utils.barrier()
-        shown = {k: v for k, v in metrics.items() if k != "images_per_s" and not (isinstance(v, float) and v != v)}
         # a line per validated epoch (the others at DEBUG): the log says what was measured, not a row of blanks
         log.log(logging.INFO if validated else logging.DEBUG, "epoch %d/%d: %s", epoch + 1, cfg.epochs,
-                ", ".join(f"{k} {v:.4g}" for k, v in shown.items()))  # fmt: skip
+                epoch_summary(metrics))  # fmt: skip
         if on_epoch_end is not None:
             on_epoch_end(metrics, epoch)
     best_metrics = next(h for h in history if h["epoch"] == best["epoch"])
