@@ -30,6 +30,9 @@ LOOK_FURTHER = (
     ("dvc plots show", "the validation curve of every fold and the threshold curve, offline"),
 )
 
+#: DVC ends every `dvc repro` that ran a stage with "Use `dvc push` …", remote or not.
+NO_REMOTE = "  (DVC's \"Use `dvc push`\" line above needs a remote; the demo keeps its data in .dvc/cache)"
+
 
 def _read(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -57,6 +60,7 @@ def summary_lines(root: Path, params: dict) -> list[str]:
     lines += [f"    {cmd:<62} {what}" for cmd, what in TRY_IT]
     lines.append("  look further:")
     lines += [f"    {cmd:<15} {what}" for cmd, what in LOOK_FURTHER]
+    lines.append(NO_REMOTE)
     return lines
 
 
