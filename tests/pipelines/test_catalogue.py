@@ -187,7 +187,9 @@ def test_box_source_alone_is_refused_at_once_naming_the_keys():
 
 def test_a_catalogue_prepares_and_crops_whole_photos_with_no_boxes(tmp_path):
     photos = _folders(tmp_path / "raw")
-    write_params(tmp_path, {"data": {"raw_dir": "raw"}, "prepare": {"n_folds": 3}, "crop": WHOLE_PHOTOS})
+    matching = {"enabled": True, "regions": ["fullbody"], "outline_regions": []}
+    write_params(tmp_path, {"data": {"raw_dir": "raw"}, "prepare": {"n_folds": 3}, "crop": WHOLE_PHOTOS,
+                            "match": matching})  # fmt: skip
     prepared = run_stage("prepare", tmp_path)
     assert prepared.returncode == 0, prepared.stderr
     assert (tmp_path / "data/prepared/test.csv").read_text() == "image,photo\n"
@@ -200,6 +202,9 @@ def test_a_catalogue_prepares_and_crops_whole_photos_with_no_boxes(tmp_path):
     assert first.size == Image.open(tmp_path / "raw/ind0/p0.jpg").size  # the whole photo
     metrics = json.loads((tmp_path / "metrics/crop.json").read_text())
     assert metrics["fallback_share_train_fullbody"] == 1.0 and metrics["box_source"] == "none"
+    features = run_stage("local_features", tmp_path)  # a catalogue has no test photos: said, not a NaN
+    assert features.returncode == 0, features.stderr
+    assert "fullbody test: no photos" in features.stderr and "Warning" not in features.stderr
 
 
 def test_given_boxes_match_the_relative_path_and_a_high_fallback_share_warns(tmp_path):

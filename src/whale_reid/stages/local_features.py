@@ -41,10 +41,14 @@ def extract_crop_features(cfg: MatchConfig, prepared: Path, crops: Path, out: Pa
             if feats.has_outlines:
                 traced = feats.outline_lengths.min(axis=1) > 0
                 summary[f"{region}_{split}_outline_traced"] = round(float(traced.mean()) if len(traced) else 0.0, 4)
-                log.info("%s %s: fin outline traced on %.0f%% of the crops", region, split, 100 * traced.mean())
+                if len(traced):
+                    log.info("%s %s: fin outline traced on %.0f%% of the crops", region, split, 100 * traced.mean())
             path = features_path(region, split, out)
             save_features(path, feats)
             summary[f"{region}_{split}_file_mb"] = round(path.stat().st_size / 1e6, 1)
-            log.info("%s %s: %d crops, %.0f keypoints each, %s descriptors", region, split, len(feats), counts.mean(),
-                     feats.coding)  # fmt: skip
+            if len(feats):
+                log.info("%s %s: %d crops, %.0f keypoints each, %s descriptors", region, split, len(feats),
+                         counts.mean(), feats.coding)  # fmt: skip
+            else:  # a catalogue without test photos
+                log.info("%s %s: no photos", region, split)
     return summary
