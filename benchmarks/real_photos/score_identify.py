@@ -3,7 +3,8 @@
     python benchmarks/real_photos/score_identify.py --matches identify/matches.csv --truth survey_truth.csv
 
 `--truth` is a CSV `photo,individual_id` (`new_individual` for animals absent from the catalogue), photo named as
-identify names it (the file name, or its path when the survey has sub-folders). Prints one JSON object: MAP@5 (all,
+identify names it (the path it was given) or by its path inside the survey folder, e.g. the file name: a truth
+photo is found by the answers' paths that end with it. Prints one JSON object: MAP@5 (all,
 known, new; the Kaggle metric of `whale_retrieval.map_at_5`), the known photos' top-1 accuracy, and the share of
 photos answered `new_individual` first against the true share. A photo identify could not read, or one missing
 from the matches, scores 0 and is counted.
@@ -32,10 +33,24 @@ def ranked_answers(matches: pd.DataFrame) -> dict[str, list[str]]:
     return answers | {str(p): [] for p in matches["photo"] if str(p) not in answers}
 
 
+def answers_of(answers: dict[str, list[str]], photo: str) -> list[str]:
+    """The answers of the truth's `photo`: identify's own name for it, or the one path ending with `/photo`.
+
+    Raises:
+        InputError: several answered paths end with `photo` (name the photos by their path in the survey).
+    """
+    if photo in answers:
+        return answers[photo]
+    found = [name for name in answers if name.endswith("/" + photo.lstrip("/"))]
+    if len(found) > 1:
+        raise InputError(f"truth photo {photo!r} ends {len(found)} answered paths, e.g. {found[0]}: give its path")
+    return answers[found[0]] if found else []
+
+
 def score(matches: pd.DataFrame, truth: pd.DataFrame) -> dict:
     answers = ranked_answers(matches)
     photos, labels = truth["photo"].astype(str).tolist(), truth["individual_id"].astype(str).tolist()
-    predicted = [answers.get(p, []) for p in photos]
+    predicted = [answers_of(answers, p) for p in photos]
     groups = map_at_5_by_group(predicted, labels, known_new_groups(labels))
     known = [(a, t) for a, t in zip(predicted, labels) if t != NEW_INDIVIDUAL]
     return {

@@ -9,7 +9,7 @@ to the test set until about `--test-share` of their photos are there, at least o
 Writes, into `--out` (which must not exist; built aside and renamed whole):
     catalogue/catalogue.csv   photo,individual_id,species,encounter,date (data.layout csv) + catalogue/<ID>/<photo>
     survey/q0001.jpg ...      the test photos under names that do not tell the individual
-    survey_metadata.csv       photo,encounter,date for `whale-reid identify --metadata`
+    survey_metadata.csv       photo,encounter,date for `whale-reid identify --metadata` (sightings s0001, ...)
     survey_truth.csv          photo,individual_id (new_individual for held-out animals),source,encounter,date
     summary.json              the counts
 The photos are copied into `--out`, never into this repository.
@@ -129,7 +129,9 @@ def write_run(sample: pd.DataFrame, images: Path, out: Path, species: str, root:
     wanted |= {s: out / "survey" / n for s, n in zip(test["source"], names)}
     extract(images, wanted, root)
     atomic_write_csv(out / "catalogue" / "catalogue.csv", catalogue)
-    atomic_write_csv(out / "survey_metadata.csv", truth[["photo", "encounter", "date"]])
+    sightings = {e: f"s{i + 1:04d}" for i, e in enumerate(dict.fromkeys(truth["encounter"]))}  # ids tell no animal
+    metadata = truth[["photo", "encounter", "date"]].assign(encounter=truth["encounter"].map(sightings))
+    atomic_write_csv(out / "survey_metadata.csv", metadata)
     atomic_write_csv(out / "survey_truth.csv", truth)
     is_new = truth["individual_id"] == NEW_INDIVIDUAL
     return {

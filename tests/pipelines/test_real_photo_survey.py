@@ -55,6 +55,10 @@ def test_a_sighting_never_sits_on_both_sides(holstein, tmp_path):
     assert all((tmp_path / "run/catalogue" / p).is_file() for p in catalogue["photo"])
     assert sorted(p.name for p in (tmp_path / "run/survey").iterdir()) == sorted(truth["photo"])
     assert catalogue.groupby("individual_id").size().max() <= 9
+    metadata = pd.read_csv(tmp_path / "run/survey_metadata.csv", dtype=str)
+    assert metadata["encounter"].str.fullmatch(r"s\d{4}").all()  # the sighting ids tell no animal
+    assert metadata.groupby("encounter")["photo"].apply(lambda p: truth.set_index("photo").loc[p, "encounter"]
+                                                          .nunique()).eq(1).all()  # fmt: skip
 
 
 def test_an_existing_out_folder_is_refused_untouched(holstein, tmp_path):
@@ -70,3 +74,18 @@ def test_a_folder_without_the_set_is_named(tmp_path):
     done = _prepare(tmp_path, tmp_path / "run")
     assert done.returncode != 0 and "no photos under datasets_v2" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_answers_are_found_by_the_path_identify_gave(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("score_identify", SCRIPTS / "score_identify.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    matches = pd.DataFrame({
+        "photo": ["/runs/survey/q0001.jpg"] * 2 + ["/runs/survey/q0002.jpg"],
+        "rank": [1, 2, 1], "individual_id": ["a", "b", "new_individual"],
+    })  # fmt: skip
+    truth = pd.DataFrame({"photo": ["q0001.jpg", "q0002.jpg"], "individual_id": ["b", "new_individual"]})
+    got = module.score(matches, truth)
+    assert got["unanswered"] == 0 and got["map5"] == pytest.approx((0.5 + 1.0) / 2) and got["top1_known"] == 0.0
