@@ -31,7 +31,7 @@ LOOK_FURTHER = (
 )
 
 #: DVC ends every `dvc repro` that ran a stage with "Use `dvc push` …", remote or not.
-NO_REMOTE = "  (DVC's \"Use `dvc push`\" line above needs a remote; the demo keeps its data in .dvc/cache)"
+NO_REMOTE = '  (DVC\'s "Use `dvc push`" line above needs a remote; the demo keeps its data in .dvc/cache)'
 
 
 def _read(path: Path) -> dict:

@@ -49,7 +49,7 @@ def test_demo_summary_names_the_scores_the_report_and_where_to_look(tmp_path):
     identify, enroll = "identify data/demo/test_images --out survey-demo", "enroll decisions.csv --identify-dir"
     assert f"whale-reid {identify}" in text and "survey-demo/review.html" in text and f"whale-reid {enroll}" in text
     assert "CV: each fold's model scored on the photos it did not train on" in text and "OOF: " in text
-    assert "`dvc push`\" line above needs a remote" in text  # DVC's unconditional line, answered
+    assert '`dvc push`" line above needs a remote' in text  # DVC's unconditional line, answered
     assert len(text.splitlines()) <= 21
 
 
